@@ -1,0 +1,66 @@
+# mlops-operator — run `make` or `make help` for the targets.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} \
+		/^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } \
+		/^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv with the operator, the sandbox and the dev tools.
+
+.PHONY: lint
+lint: $(STAMP) ## ruff, mypy --strict and the import-layer contracts.
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format and autofix.
+	$(BIN)/ruff format operator tests
+	$(BIN)/ruff check --fix operator tests
+
+.PHONY: crds
+crds: $(STAMP) ## Regenerate crds/ from the API types.
+	$(BIN)/mlops-operator crds --output-dir crds
+
+.PHONY: check
+check: crds ## Regenerate and fail if anything generated is stale.
+	git diff --exit-code -- crds
+
+.PHONY: test
+test: $(STAMP) ## Run the whole test suite (unit, integration, e2e).
+	$(BIN)/pytest
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Run the fast unit tests only.
+	$(BIN)/pytest tests/unit
+
+##@ Run
+
+.PHONY: sandbox
+sandbox: $(STAMP) ## Start the local cluster (API emulator + S3 + workload runner).
+	$(BIN)/mlops-operator sandbox --state-dir .sandbox
+
+.PHONY: run
+run: $(STAMP) ## Run the operator against the sandbox started by `make sandbox`.
+	@test -f .sandbox/sandbox.env || { echo "start the sandbox first: make sandbox"; exit 1; }
+	. .sandbox/sandbox.env && $(BIN)/mlops-operator run --standalone

@@ -1,0 +1,148 @@
+"""Base model and shared types for every resource: camelCase on the wire, docs from docstrings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "mlops.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A Kubernetes DNS-1123 label: lower-case alphanumerics and '-'."""
+
+
+class ApiModel(BaseModel):
+    """Every spec type: camelCase aliases, field docstrings become CRD descriptions."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        extra="forbid",
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-able dict as it goes to the API server (camelCase, unset fields left out)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class StatusModel(ApiModel):
+    """Status types tolerate fields written by newer operator versions."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class SecretKeyRef(ApiModel):
+    """A reference to a Secret in the resource's own namespace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the Secret."""
+
+
+class ResourceRequirements(ApiModel):
+    """CPU and memory for the pod's container, as in a Kubernetes container spec."""
+
+    requests: dict[str, int | str] | None = None
+    """Minimum resources, e.g. ``{cpu: 500m, memory: 1Gi}``."""
+
+    limits: dict[str, int | str] | None = None
+    """Maximum resources, e.g. ``{cpu: "2", memory: 2Gi}``."""
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(StatusModel):
+    """One aspect of the resource's state, with the same fields as ``metav1.Condition``."""
+
+    type: str
+    """Kind of condition, e.g. ``Ready``."""
+
+    status: ConditionStatus
+    """``True``, ``False`` or ``Unknown``."""
+
+    reason: str
+    """Machine-readable CamelCase reason for the last transition."""
+
+    message: str = ""
+    """A sentence a person can act on."""
+
+    last_transition_time: dt.datetime
+    """When ``status`` last changed."""
+
+    observed_generation: int | None = None
+    """The ``metadata.generation`` the condition was computed from."""
+
+
+def set_condition(
+    conditions: list[Condition],
+    type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    *,
+    now: dt.datetime,
+    generation: int | None = None,
+) -> list[Condition]:
+    """Return ``conditions`` with one condition set; ``lastTransitionTime`` moves only when
+    ``status`` changes, like ``meta.SetStatusCondition``."""
+    result: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type != type:
+            result.append(cond)
+            continue
+        found = True
+        changed = cond.status != status
+        result.append(
+            Condition(
+                type=type,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now if changed else cond.last_transition_time,
+                observed_generation=generation,
+            )
+        )
+    if not found:
+        result.append(
+            Condition(
+                type=type,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            )
+        )
+    return result
+
+
+def get_condition(conditions: list[Condition], type: str) -> Condition | None:
+    """The condition of the given type, if present."""
+    return next((c for c in conditions if c.type == type), None)
+
+
+def is_true(conditions: list[Condition], type: str) -> bool:
+    """Whether the condition of the given type is present and ``True``."""
+    cond = get_condition(conditions, type)
+    return cond is not None and cond.status == "True"
+
+
+class ObjectMeta(BaseModel):
+    """The subset of ``metadata`` the operator reads."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)

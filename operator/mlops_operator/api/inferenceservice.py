@@ -1,0 +1,250 @@
+"""InferenceService: serves a ModelVersion, watches its metrics, rolls back or retrains."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from mlops_operator.api.base import DNS_LABEL, ApiModel, Condition, ResourceRequirements, StatusModel
+from mlops_operator.api.trainingjob import DatasetSpec, TrainingJobSpec
+
+KIND = "InferenceService"
+PLURAL = "inferenceservices"
+
+BuiltinMetric = Literal["accuracy", "drift", "errorRate", "latencyP99"]
+Action = Literal["Rollback", "Retrain", "RollbackAndRetrain", "Alert"]
+
+
+class ServerSpec(ApiModel):
+    """Tuning of the model server."""
+
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Worker processes per replica."""
+
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    """Most rows collected into one ``predict`` call."""
+
+    max_batch_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
+    """Longest a request waits for others to join its batch."""
+
+
+class PrometheusSource(ApiModel):
+    """A PromQL query whose result is the metric's value."""
+
+    query: Annotated[str, Field(min_length=1)]
+    """PromQL expression returning one sample, e.g.
+    ``sum(rate(mlops_requests_total{code=~"5.."}[5m]))``."""
+
+    address: str | None = None
+    """Prometheus base URL; unset means the operator's setting."""
+
+
+class MetricPolicy(ApiModel):
+    """One monitored metric with its threshold."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.builtin) != has(self.prometheus)",
+                    "message": "set exactly one of builtin or prometheus",
+                },
+                {"rule": "has(self.min) || has(self.max)", "message": "set min or max"},
+            ]
+        }
+    )
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
+    """Name of the policy, shown in ``status.lastEvaluation``."""
+
+    builtin: BuiltinMetric | None = None
+    """A metric the operator reads from the model server pods: ``accuracy`` (online, from
+    feedback), ``drift`` (largest per-feature PSI), ``errorRate``, ``latencyP99`` (seconds)."""
+
+    prometheus: PrometheusSource | None = None
+    """A PromQL query instead of a builtin metric."""
+
+    min: float | None = None
+    """Breach when the value falls below this."""
+
+    max: float | None = None
+    """Breach when the value rises above this."""
+
+    min_samples: Annotated[int, Field(ge=0)] = 100
+    """Below this many samples the verdict is Inconclusive, never a breach."""
+
+    failure_limit: Annotated[int, Field(ge=1)] = 3
+    """Consecutive breaching evaluations before acting."""
+
+    @model_validator(mode="after")
+    def _one_source_and_threshold(self) -> MetricPolicy:
+        if (self.builtin is None) == (self.prometheus is None):
+            raise ValueError(f"metric {self.name!r} needs exactly one of builtin or prometheus")
+        if self.min is None and self.max is None:
+            raise ValueError(f"metric {self.name!r} needs min or max")
+        return self
+
+
+class MonitoringSpec(ApiModel):
+    """How often and on what the service is judged."""
+
+    interval_seconds: Annotated[int, Field(ge=5, le=86400)] = 30
+    """Seconds between evaluations."""
+
+    metrics: list[MetricPolicy] = Field(default_factory=list)
+    """The policies evaluated every interval."""
+
+
+class RetrainSpec(ApiModel):
+    """How a replacement model is trained."""
+
+    template: TrainingJobSpec | None = None
+    """TrainingJob spec to run; unset means the spec of the TrainingJob that produced the
+    serving version."""
+
+    dataset: DatasetSpec | None = None
+    """Dataset override, e.g. a newer data prefix."""
+
+    cooldown_seconds: Annotated[int, Field(ge=0)] = 3600
+    """Least time between two retrainings of this service."""
+
+    max_per_day: Annotated[int, Field(ge=0, le=100)] = 3
+    """Most retrainings started in 24 hours."""
+
+    schedule: str | None = None
+    """Cron expression for scheduled retraining, e.g. ``0 3 * * 0``."""
+
+
+class PromotionSpec(ApiModel):
+    """When a retrained version replaces the serving one."""
+
+    must_beat: str | None = None
+    """Held-out metric the new version must improve on over the version it replaces."""
+
+
+class InferenceServiceSpec(ApiModel):
+    """Desired state of an InferenceService."""
+
+    model: Annotated[str, Field(pattern=DNS_LABEL, max_length=50)]
+    """Registry name of the model to serve."""
+
+    version: Annotated[
+        int | Literal["latest"],
+        Field(
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "type(self) == int ? self >= 1 : self == 'latest'",
+                        "message": "version must be a number >= 1 or 'latest'",
+                    }
+                ]
+            }
+        ),
+    ] = "latest"
+    """A version number, or ``latest``: the newest Ready version that passed its gates and is
+    not Degraded."""
+
+    replicas: Annotated[int, Field(ge=0, le=100)] = 1
+    """Model server pods."""
+
+    resources: ResourceRequirements | None = None
+    """CPU and memory per pod."""
+
+    server: ServerSpec = Field(default_factory=ServerSpec)
+    """Model server tuning."""
+
+    monitoring: MonitoringSpec | None = None
+    """Metric policies; unset means not monitored."""
+
+    on_degradation: Action = "Rollback"
+    """What to do when a policy breaches ``failureLimit`` times in a row."""
+
+    retrain: RetrainSpec | None = None
+    """Retraining settings for ``Retrain``, ``RollbackAndRetrain`` and schedules."""
+
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    """Rules for promoting a retrained version."""
+
+    image: str | None = None
+    """Runtime image override; unset means the operator's runtime image."""
+
+
+class HistoryEntry(StatusModel):
+    """One change of the served version."""
+
+    version: int
+    """Version served from this point."""
+
+    time: dt.datetime
+    """When the change was made."""
+
+    reason: str
+    """Why: ``Initial``, ``NewLatest``, ``Pinned``, ``RolledBack``, ``Promoted``."""
+
+    message: str = ""
+    """Details, e.g. the metric values behind a rollback."""
+
+
+class MetricResult(StatusModel):
+    """The last verdict on one policy."""
+
+    name: str
+    """Policy name."""
+
+    value: float | None = None
+    """Measured value; unset when nothing could be measured."""
+
+    samples: int | None = None
+    """Samples behind the value."""
+
+    verdict: Literal["Healthy", "Breached", "Inconclusive", "Error"]
+    """Outcome of the comparison with the threshold."""
+
+    consecutive_breaches: int = 0
+    """Breaches in a row so far."""
+
+    message: str = ""
+    """Explanation, e.g. why the verdict is Inconclusive."""
+
+
+class Evaluation(StatusModel):
+    """The latest evaluation of every policy."""
+
+    time: dt.datetime
+    """When it ran."""
+
+    metrics: list[MetricResult] = Field(default_factory=list)
+    """One result per policy."""
+
+
+Phase = Literal["Pending", "Ready", "Degraded", "Failed"]
+
+
+class InferenceServiceStatus(StatusModel):
+    """Observed state of an InferenceService."""
+
+    phase: Phase | None = None
+    """``Pending``, ``Ready``, ``Degraded`` or ``Failed``."""
+
+    conditions: list[Condition] = Field(default_factory=list)
+    """``Ready``, ``Progressing``, ``Degraded``, ``RolledBack``, ``Retraining``."""
+
+    observed_generation: int | None = None
+    """The ``metadata.generation`` this status describes."""
+
+    url: str | None = None
+    """In-cluster URL of the service."""
+
+    current_version: int | None = None
+    """Version being served."""
+
+    ready_replicas: int = 0
+    """Pods ready to answer."""
+
+    history: Annotated[list[HistoryEntry], Field(max_length=50)] = Field(default_factory=list)
+    """The most recent version changes, newest last."""
+
+    last_evaluation: Evaluation | None = None
+    """The latest evaluation of the metric policies."""

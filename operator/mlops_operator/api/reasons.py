@@ -1,0 +1,46 @@
+"""Condition types and reasons: CamelCase constants, one place for all resources."""
+
+from typing import Final
+
+# Condition types
+READY: Final = "Ready"
+STORAGE_REACHABLE: Final = "StorageReachable"
+ARTIFACT_VERIFIED: Final = "ArtifactVerified"
+GATES_PASSED: Final = "GatesPassed"
+DEGRADED: Final = "Degraded"
+PROGRESSING: Final = "Progressing"
+ROLLED_BACK: Final = "RolledBack"
+RETRAINING: Final = "Retraining"
+REGISTERED: Final = "Registered"
+
+# Reasons shared by every resource
+INVALID_SPEC: Final = "InvalidSpec"
+
+# TrainingJob
+STORAGE_OK: Final = "StorageOK"
+STORAGE_UNREACHABLE: Final = "StorageUnreachable"
+DATASET_NOT_FOUND: Final = "DatasetNotFound"
+BUCKET_NOT_FOUND: Final = "BucketNotFound"
+ACCESS_DENIED: Final = "AccessDenied"
+CREDENTIALS_MISSING: Final = "CredentialsMissing"
+JOB_CREATED: Final = "JobCreated"
+JOB_PENDING: Final = "JobPending"
+JOB_RUNNING: Final = "JobRunning"
+TRAINING_FAILED: Final = "TrainingFailed"
+BACKOFF_LIMIT_EXCEEDED: Final = "BackoffLimitExceeded"
+DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+JOB_DELETED: Final = "JobDeleted"
+REGISTERING: Final = "Registering"
+MODEL_REGISTERED: Final = "ModelRegistered"
+REGISTRATION_FAILED: Final = "RegistrationFailed"
+
+# ModelVersion
+VERIFYING: Final = "Verifying"
+DIGEST_MATCH: Final = "DigestMatch"
+DIGEST_MISMATCH: Final = "DigestMismatch"
+ARTIFACT_NOT_FOUND: Final = "ArtifactNotFound"
+ALL_GATES_PASSED: Final = "AllGatesPassed"
+NO_GATES: Final = "NoGates"
+GATE_FAILED: Final = "GateFailed"
+GATES_NOT_EVALUATED: Final = "GatesNotEvaluated"
+VERSION_READY: Final = "VersionReady"

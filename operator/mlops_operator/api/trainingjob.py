@@ -1,0 +1,198 @@
+"""TrainingJob: one training run of a scikit-learn estimator on a dataset in S3."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from mlops_operator.api.base import (
+    DNS_LABEL,
+    ApiModel,
+    Condition,
+    ResourceRequirements,
+    SecretKeyRef,
+    StatusModel,
+)
+
+KIND = "TrainingJob"
+PLURAL = "trainingjobs"
+
+DATASET_URI = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+|file:///.+)$"
+CLASS_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+
+Task = Literal["classification", "regression"]
+DatasetFormat = Literal["csv", "parquet"]
+
+
+class DatasetSpec(ApiModel):
+    """Where the training data is and which columns to learn from."""
+
+    uri: Annotated[str, Field(pattern=DATASET_URI, max_length=2048)]
+    """Location of one CSV or Parquet file: ``s3://bucket/key`` or ``file:///path``."""
+
+    format: DatasetFormat | None = None
+    """File format; unset means inferred from the extension (``.csv``, ``.parquet``)."""
+
+    target: Annotated[str, Field(min_length=1)]
+    """Column holding the label (classification) or value (regression) to predict."""
+
+    features: Annotated[list[str], Field(min_length=1)] | None = None
+    """Columns used as model inputs; unset means every column except the target."""
+
+
+class EstimatorSpec(ApiModel):
+    """The scikit-learn estimator to fit."""
+
+    class_name: Annotated[str, Field(pattern=CLASS_NAME, max_length=256)]
+    """Fully qualified class, e.g. ``sklearn.ensemble.RandomForestClassifier``. Only classes
+    under the operator's allowed module prefixes (default ``sklearn.``) can be used."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Constructor keyword arguments, e.g. ``{n_estimators: 100, max_depth: 8}``."""
+
+
+class ValidationSpec(ApiModel):
+    """How the held-out evaluation is done."""
+
+    test_size: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    """Fraction of rows held out for evaluation."""
+
+    random_state: int = 42
+    """Seed of the train/test split and of estimators that accept one."""
+
+    stratify: bool = True
+    """Keep class proportions in the split (classification only)."""
+
+    metrics: list[str] | None = None
+    """Metrics to report; unset means all for the task (classification: accuracy, precision,
+    recall, f1, rocAuc; regression: r2, mae, rmse)."""
+
+
+class Gate(ApiModel):
+    """A threshold a held-out metric must meet for the version to be promoted."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.min) || has(self.max)", "message": "a gate needs min or max"}
+            ]
+        }
+    )
+
+    metric: Annotated[str, Field(min_length=1)]
+    """Metric name as reported in ``status.metrics``, e.g. ``accuracy``."""
+
+    min: float | None = None
+    """The metric must be greater than or equal to this."""
+
+    max: float | None = None
+    """The metric must be less than or equal to this."""
+
+    @model_validator(mode="after")
+    def _has_threshold(self) -> Gate:
+        if self.min is None and self.max is None:
+            raise ValueError(f"gate on {self.metric!r} needs min or max")
+        return self
+
+
+class StorageSpec(ApiModel):
+    """Where artifacts go, overriding the operator's defaults."""
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63)] | None = None
+    """Bucket for the artifacts; unset means the operator's default bucket."""
+
+    prefix: str | None = None
+    """Key prefix; artifacts land under ``<prefix>/<model>/<version>/``."""
+
+    endpoint: str | None = None
+    """S3-compatible endpoint URL; unset means the operator's default."""
+
+    region: str | None = None
+    """Region for the S3 client."""
+
+    credentials_secret: SecretKeyRef | None = None
+    """Secret with ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``; unset means the
+    operator's default Secret name."""
+
+
+class TrainingJobSpec(ApiModel):
+    """Desired state of a TrainingJob."""
+
+    model: Annotated[str, Field(pattern=DNS_LABEL, max_length=50)]
+    """Registry name of the model; versions are registered as ModelVersion ``<model>-v<N>``."""
+
+    dataset: DatasetSpec
+    """Training data."""
+
+    estimator: EstimatorSpec
+    """What to fit."""
+
+    task: Task | None = None
+    """``classification`` or ``regression``; unset means inferred from the estimator."""
+
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    """Held-out evaluation."""
+
+    gates: list[Gate] = Field(default_factory=list)
+    """Thresholds the held-out metrics must meet; a version that misses one is registered
+    but never promoted."""
+
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    """Artifact storage; defaults come from the operator's settings."""
+
+    resources: ResourceRequirements | None = None
+    """CPU and memory of the training pod."""
+
+    backoff_limit: Annotated[int, Field(ge=0, le=20)] = 2
+    """Retries of the training pod before the TrainingJob fails."""
+
+    active_deadline_seconds: Annotated[int, Field(ge=1)] | None = None
+    """Wall-clock limit of the whole training, retries included."""
+
+    image: str | None = None
+    """Runtime image override; unset means the operator's runtime image."""
+
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class TrainingJobStatus(StatusModel):
+    """Observed state of a TrainingJob."""
+
+    phase: Phase | None = None
+    """``Pending``, ``Running``, ``Succeeded`` or ``Failed``."""
+
+    conditions: list[Condition] = Field(default_factory=list)
+    """``Ready``, ``StorageReachable``, ``Registered``."""
+
+    observed_generation: int | None = None
+    """The ``metadata.generation`` this status describes."""
+
+    job_name: str | None = None
+    """Name of the batch Job running the trainer."""
+
+    version: int | None = None
+    """Version number assigned to the trained model once training succeeded."""
+
+    model_version: str | None = None
+    """Name of the registered ModelVersion."""
+
+    artifact_uri: str | None = None
+    """Directory holding ``model.joblib`` and ``manifest.json``."""
+
+    metrics: dict[str, float] = Field(default_factory=dict)
+    """Held-out metrics of the trained model."""
+
+    main_metric: str | None = None
+    """The headline metric for ``kubectl get``: ``accuracy=0.97`` or ``r2=0.81``."""
+
+    start_time: dt.datetime | None = None
+    """When the training Job started."""
+
+    completion_time: dt.datetime | None = None
+    """When the TrainingJob finished, successfully or not."""
+
+    failure_reason: str | None = None
+    """Why training failed, from the trainer's termination message."""

@@ -1,0 +1,48 @@
+"""Deterministic names and storage locations, so restarts converge without duplicates."""
+
+from __future__ import annotations
+
+import hashlib
+
+LABEL_MODEL = "mlops.dev/model"
+LABEL_VERSION = "mlops.dev/version"
+LABEL_TRAININGJOB = "mlops.dev/trainingjob"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+MANAGED_BY = "mlops-operator"
+
+MAX_NAME = 63
+
+
+def _fit(name: str, suffix: str) -> str:
+    """``name + suffix`` within 63 characters; a hash keeps shortened names unique."""
+    if len(name) + len(suffix) <= MAX_NAME:
+        return name + suffix
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    keep = MAX_NAME - len(suffix) - len(digest) - 1
+    return f"{name[:keep].rstrip('-')}-{digest}{suffix}"
+
+
+def training_job_name(trainingjob: str) -> str:
+    """The batch Job of a TrainingJob: ``<tj>-train``."""
+    return _fit(trainingjob, "-train")
+
+
+def model_version_name(model: str, version: int) -> str:
+    """The ModelVersion of version N: ``<model>-v<N>``."""
+    return f"{model}-v{version}"
+
+
+def _join(bucket: str, *parts: str) -> str:
+    key = "/".join(p.strip("/") for p in parts if p.strip("/"))
+    return f"s3://{bucket}/{key}/"
+
+
+def run_dir_uri(bucket: str, prefix: str, model: str, trainingjob: str, uid: str) -> str:
+    """Where one training run writes before it is registered; unique per TrainingJob object."""
+    return _join(bucket, prefix, model, "runs", f"{trainingjob}-{uid[:8]}")
+
+
+def version_dir_uri(bucket: str, prefix: str, model: str, version: int) -> str:
+    """Where a registered version lives: ``s3://<bucket>/<prefix>/<model>/<version>/``."""
+    return _join(bucket, prefix, model, str(version))

@@ -1,0 +1,100 @@
+"""The ``mlops-operator`` command: one entrypoint for the operator, the runtime and the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from mlops_operator.api import crds
+
+    if args.output_dir:
+        from pathlib import Path
+
+        for path in crds.write(Path(args.output_dir)):
+            print(f"wrote {path}")
+    else:
+        sys.stdout.write(crds.render_all())
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mlops_operator.controllers.main import run
+
+    return run(
+        namespace=args.namespace,
+        standalone=args.standalone,
+        verbose=args.verbose,
+        liveness=args.liveness,
+    )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mlops_operator.runtime.trainer import train_command
+
+    return train_command(manifest_path=args.file, output=args.output)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from mlops_operator.sandbox.cluster import sandbox_command
+
+    return sandbox_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="mlops-operator",
+        description="Train, register, serve, monitor and roll back models on Kubernetes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig")
+    run.add_argument("--namespace", "-n", help="watch one namespace (default: the whole cluster)")
+    run.add_argument(
+        "--standalone", action="store_true", help="no peering/leader election (one replica only)"
+    )
+    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    run.add_argument(
+        "--liveness", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.set_defaults(func=_run)
+
+    crds = sub.add_parser("crds", help="print the CustomResourceDefinitions as YAML")
+    crds.add_argument("--output-dir", "-o", help="write one file per CRD into this folder")
+    crds.set_defaults(func=_crds)
+
+    train = sub.add_parser("train", help="train a model from a TrainingJob (runs in the Job's pod)")
+    train.add_argument(
+        "--file",
+        "-f",
+        help="TrainingJob manifest (YAML or JSON, '-' for stdin); "
+        "default: the MLOPS_TRAININGJOB environment variable",
+    )
+    train.add_argument(
+        "--output",
+        help="artifact directory URI (s3://bucket/prefix/ or file:///path/); "
+        "default: <bucket>/<prefix>/<model>/runs/<name>/ from the spec and settings",
+    )
+    train.set_defaults(func=_train)
+
+    sandbox = sub.add_parser(
+        "sandbox", help="start a local cluster: API emulator, S3 and workload runner"
+    )
+    try:
+        from mlops_operator.sandbox.cluster import configure_parser as configure_sandbox
+    except ImportError:  # the runtime image ships without the sandbox extra
+        configure_sandbox = None
+    if configure_sandbox is not None:
+        configure_sandbox(sandbox)
+    sandbox.set_defaults(func=_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``mlops-operator`` console script."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    sys.exit(func(args))

@@ -1,0 +1,35 @@
+"""Shared state of the running operator: settings, the API client, locks."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_operator import k8s
+from mlops_operator.settings import Settings
+
+
+@dataclass
+class Context:
+    """What every handler needs; one per operator process, kept in kopf's ``memo``."""
+
+    settings: Settings
+    kube: k8s.Kube
+    _locks: collections.defaultdict[Hashable, asyncio.Lock] = field(
+        default_factory=lambda: collections.defaultdict(asyncio.Lock)
+    )
+
+    def lock(self, key: Hashable) -> asyncio.Lock:
+        """A lock per key: one reconcile of an object, one registration per model, at a time."""
+        return self._locks[key]
+
+
+def get_context(memo: Any) -> Context:
+    """The context stored in kopf's memo at start-up."""
+    ctx = memo.get("ctx") if hasattr(memo, "get") else getattr(memo, "ctx", None)
+    if not isinstance(ctx, Context):
+        raise RuntimeError("the operator context was not initialised at start-up")
+    return ctx

@@ -1,0 +1,55 @@
+"""Start-up: kopf settings, the shared context, and ``mlops-operator run``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from mlops_operator import k8s
+from mlops_operator.controllers import modelversion, trainingjob
+from mlops_operator.controllers.context import Context
+from mlops_operator.settings import Settings
+
+HANDLER_MODULES = (trainingjob, modelversion)
+"""Imported for their kopf decorators; listed so the import is not an accident."""
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Operator settings that suit structural CRDs, and the shared context."""
+    # A structural schema prunes unknown status fields: kopf's bookkeeping goes to annotations.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="mlops.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="mlops.dev", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "mlops.dev/finalizer"
+    settings.posting.level = logging.WARNING
+    # Reconnect watches regularly so a silently dropped connection never stalls the operator.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    memo["ctx"] = Context(settings=Settings(), kube=k8s.Kube.from_environment())
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    """Release the API client."""
+    ctx = memo.get("ctx")
+    if isinstance(ctx, Context):
+        ctx.kube.close()
+
+
+def run(*, namespace: str | None, standalone: bool, verbose: bool,
+        liveness: str | None = None) -> int:
+    """Run the operator until interrupted."""
+    kopf.configure(verbose=verbose, log_prefix=True)
+    kopf.run(
+        standalone=standalone,
+        clusterwide=namespace is None,
+        namespaces=[namespace] if namespace else [],
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(),
+    )
+    return 0

@@ -1,0 +1,43 @@
+"""The operator's settings, read from ``MLOPS_``-prefixed environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Operator-wide defaults; every resource can override the storage ones in its spec."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
+
+    runtime_image: str = "ghcr.io/mlops-operator/runtime:0.1.0"
+    """Image that runs the trainer and the model server, unless a spec names its own."""
+
+    s3_endpoint: str | None = None
+    """S3-compatible endpoint URL (MinIO, Ceph, a cloud); unset means the AWS default."""
+
+    s3_bucket: str = "mlops-artifacts"
+    """Bucket for model artifacts when a TrainingJob does not name one."""
+
+    s3_prefix: str = "models"
+    """Key prefix under which artifacts are stored: ``<prefix>/<model>/<version>/``."""
+
+    s3_region: str | None = None
+    """Region passed to the S3 client, for endpoints that require one."""
+
+    s3_credentials_secret: str | None = "mlops-s3-credentials"
+    """Secret in the resource's namespace with ``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY``; unset means ambient credentials (IRSA, instance profile)."""
+
+    allowed_estimator_prefixes: list[str] = Field(default_factory=lambda: ["sklearn."])
+    """Module prefixes an estimator's ``className`` may come from: importing a name runs code."""
+
+    job_ttl_seconds: int = 86400
+    """``ttlSecondsAfterFinished`` on training Jobs, so finished Jobs are cleaned up."""
+
+    namespace: str | None = None
+    """Watch only this namespace; unset watches the whole cluster."""
+
+    storage_check_timeout_seconds: float = 10.0
+    """Timeout of the storage reachability check done before a training Job is created."""
