@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ from kubernetes.client.exceptions import ApiException
 from mlops_operator.api.base import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT = (5.0, 30.0)
+"""Connect and read timeouts of one API call, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -68,16 +71,14 @@ class Invalid(KubeError):
     """422: the object failed validation."""
 
 
-def _error(exc: ApiException) -> KubeError:
-    import json
-
-    message = exc.reason or ""
+def _error(status: int, raw: bytes | str | None) -> KubeError:
+    message = ""
     try:
-        message = json.loads(exc.body or "{}").get("message", message)
+        message = json.loads(raw or "{}").get("message", "")
     except (ValueError, AttributeError):
-        pass
-    cls = {404: NotFound, 409: Conflict, 422: Invalid}.get(exc.status or 0, KubeError)
-    return cls(exc.status or 0, message)
+        message = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
+    cls = {404: NotFound, 409: Conflict, 422: Invalid}.get(status, KubeError)
+    return cls(status, message)
 
 
 class Kube:
@@ -91,14 +92,14 @@ class Kube:
         """In-cluster service account if there is one, else the current kubeconfig."""
         configuration = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=configuration)
+            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return cls(kubernetes.client.ApiClient(configuration))
 
     def close(self) -> None:
         """Release the client's connection pool."""
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]
 
     def _call(
         self,
@@ -109,20 +110,29 @@ class Kube:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
+        method, url, headers, payload, post = self._client.param_serialize(
+            method,
+            path,
+            query_params=list((query or {}).items()),
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         try:
-            return self._client.call_api(
-                path,
+            response = self._client.call_api(
                 method,
-                query_params=list((query or {}).items()),
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                body=body,
-                response_type="object",
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _preload_content=True,
+                url,
+                header_params=headers,
+                body=payload,
+                post_params=post,
+                _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as exc:
-            raise _error(exc) from None
+            raise _error(exc.status or 0, exc.body) from None
+        raw = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status < 300:
+            raise _error(response.status, raw)
+        return json.loads(raw) if raw else None
 
     async def request(
         self,
@@ -181,7 +191,9 @@ class Kube:
     ) -> dict[str, Any]:
         """JSON merge-patch an object or one of its subresources."""
         result: dict[str, Any] = await self.request(
-            "PATCH", res.path(namespace, name, subresource), body=dict(patch),
+            "PATCH",
+            res.path(namespace, name, subresource),
+            body=dict(patch),
             content_type=MERGE_PATCH,
         )
         return result
@@ -190,7 +202,9 @@ class Kube:
         self, res: Resource, namespace: str | None, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Merge-patch the status subresource."""
-        return await self.patch(res, namespace, name, {"status": dict(status)}, subresource="status")
+        return await self.patch(
+            res, namespace, name, {"status": dict(status)}, subresource="status"
+        )
 
     async def delete(self, res: Resource, namespace: str | None, name: str) -> None:
         """Delete an object (background propagation); a missing object is not an error."""

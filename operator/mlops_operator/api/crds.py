@@ -156,7 +156,8 @@ def _to_openapi(node: Any) -> Any:
     if node.get("type") == "object" and node.get("additionalProperties") is True:
         del node["additionalProperties"]
         node["x-kubernetes-preserve-unknown-fields"] = True
-    if node.get("type") == "object" and "properties" not in node and "additionalProperties" not in node:
+    is_object = node.get("type") == "object"
+    if is_object and "properties" not in node and "additionalProperties" not in node:
         node["x-kubernetes-preserve-unknown-fields"] = True
     return node
 

@@ -7,7 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from mlops_operator.api.base import DNS_LABEL, ApiModel, Condition, ResourceRequirements, StatusModel
+from mlops_operator.api.base import (
+    DNS_LABEL,
+    ApiModel,
+    Condition,
+    ResourceRequirements,
+    StatusModel,
+)
 from mlops_operator.api.trainingjob import DatasetSpec, TrainingJobSpec
 
 KIND = "InferenceService"

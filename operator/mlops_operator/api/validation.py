@@ -5,8 +5,6 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 
-
-
 def _alias(name: str | int) -> str:
     if isinstance(name, int):
         return f"[{name}]"

@@ -41,8 +41,9 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
         ctx.kube.close()
 
 
-def run(*, namespace: str | None, standalone: bool, verbose: bool,
-        liveness: str | None = None) -> int:
+def run(
+    *, namespace: str | None, standalone: bool, verbose: bool, liveness: str | None = None
+) -> int:
     """Run the operator until interrupted."""
     kopf.configure(verbose=verbose, log_prefix=True)
     kopf.run(

@@ -66,8 +66,9 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
 
     status.main_metric = main_metric(spec.metrics)
     storage = resolve_storage(
-        StorageSpec(endpoint=spec.artifact.endpoint,
-                    credentials_secret=spec.artifact.credentials_secret),
+        StorageSpec(
+            endpoint=spec.artifact.endpoint, credentials_secret=spec.artifact.credentials_secret
+        ),
         ctx.settings,
     )
     uri = spec.artifact.uri.rstrip("/") + "/" + MODEL_FILE
@@ -112,8 +113,12 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
     if not spec.gates:
         cond(reasons.GATES_PASSED, True, reasons.NO_GATES, "No gates are defined.")
     elif all(r.passed for r in results):
-        cond(reasons.GATES_PASSED, True, reasons.ALL_GATES_PASSED,
-             f"All {len(results)} gates passed.")
+        cond(
+            reasons.GATES_PASSED,
+            True,
+            reasons.ALL_GATES_PASSED,
+            f"All {len(results)} gates passed.",
+        )
     else:
         message = f"Gates failed: {describe_failures(results)}. The version is never promoted."
         status.phase = "Failed"

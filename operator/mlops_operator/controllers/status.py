@@ -36,8 +36,13 @@ def dump(model: BaseModel) -> dict[str, Any]:
 
 
 async def write(
-    kube: k8s.Kube, res: k8s.Resource, namespace: str, name: str, status: BaseModel,
-    *, clear: tuple[str, ...] = (),
+    kube: k8s.Kube,
+    res: k8s.Resource,
+    namespace: str,
+    name: str,
+    status: BaseModel,
+    *,
+    clear: tuple[str, ...] = (),
 ) -> None:
     """Merge-patch the whole status; ``clear`` names fields to delete (set to null)."""
     body = dump(status)

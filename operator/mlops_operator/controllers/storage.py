@@ -52,9 +52,7 @@ async def _credentials(
         ) from None
     missing = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not data.get(k)]
     if missing:
-        raise CredentialsMissing(
-            f"Secret {namespace}/{secret} has no {' or '.join(missing)}."
-        )
+        raise CredentialsMissing(f"Secret {namespace}/{secret} has no {' or '.join(missing)}.")
     return data["AWS_ACCESS_KEY_ID"], data["AWS_SECRET_ACCESS_KEY"]
 
 

@@ -17,6 +17,7 @@ from mlops_operator import failpoints, k8s
 from mlops_operator.api import reasons
 from mlops_operator.api.base import GROUP, VERSION, get_condition
 from mlops_operator.api.trainingjob import TrainingJobSpec, TrainingJobStatus
+from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.builders import names
 from mlops_operator.builders.job import CONTAINER, build_training_job
 from mlops_operator.builders.modelversion import build_model_version
@@ -24,7 +25,6 @@ from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers import storage as storage_io
 from mlops_operator.controllers.context import Context, get_context
 from mlops_operator.controllers.status import now, with_condition, write
-from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.policy.gates import main_metric
 from mlops_operator.policy.training import job_outcome, next_version
 from mlops_operator.runtime.termination import parse_termination_message
@@ -63,7 +63,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> None:
 
 async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
     meta = body["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    namespace, name = meta["namespace"], meta["name"]
     status = TrainingJobStatus.model_validate(body.get("status") or {})
     if status.phase == "Succeeded" and status.model_version:
         return
@@ -72,8 +72,13 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
     job = await ctx.kube.get_or_none(k8s.JOBS, namespace, job_name)
     if job is None and status.job_name:
         if status.phase not in TERMINAL:
-            await _fail(ctx, body, status, reasons.JOB_DELETED,
-                        f"The training Job {job_name} was deleted before it finished.")
+            await _fail(
+                ctx,
+                body,
+                status,
+                reasons.JOB_DELETED,
+                f"The training Job {job_name} was deleted before it finished.",
+            )
         return
     if job is None:
         spec = await _validate(ctx, body, status)
@@ -133,8 +138,12 @@ async def _start(
     previous = get_condition(status.conditions, reasons.STORAGE_REACHABLE)
     status.observed_generation = generation
     status.conditions = with_condition(
-        status.conditions, reasons.STORAGE_REACHABLE, "True" if check.ok else "False",
-        check.reason, check.message, generation,
+        status.conditions,
+        reasons.STORAGE_REACHABLE,
+        "True" if check.ok else "False",
+        check.reason,
+        check.message,
+        generation,
     )
     if not check.ok:
         status.phase = "Pending"
@@ -167,8 +176,12 @@ async def _start(
     status.job_name = job["metadata"]["name"]
     status.phase = "Pending"
     status.conditions = with_condition(
-        status.conditions, reasons.READY, "False", reasons.JOB_CREATED,
-        f"Job {status.job_name} created; waiting for the trainer to start.", generation,
+        status.conditions,
+        reasons.READY,
+        "False",
+        reasons.JOB_CREATED,
+        f"Job {status.job_name} created; waiting for the trainer to start.",
+        generation,
     )
     await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
 
@@ -207,8 +220,10 @@ async def _mirror(
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     job_status = job.get("status") or {}
     failure = None
-    if any(c.get("type") == "Failed" and c.get("status") == "True"
-           for c in job_status.get("conditions") or []):
+    if any(
+        c.get("type") == "Failed" and c.get("status") == "True"
+        for c in job_status.get("conditions") or []
+    ):
         failure = await _last_failure(ctx, namespace, job["metadata"]["name"])
     outcome = job_outcome(job_status, failure)
     if job_status.get("startTime") and status.start_time is None:
@@ -217,8 +232,14 @@ async def _mirror(
 
     if outcome.phase == "Failed":
         if status.phase != "Failed":
-            await _fail(ctx, body, status, outcome.reason, outcome.message,
-                        completion=job_status.get("completionTime"))
+            await _fail(
+                ctx,
+                body,
+                status,
+                outcome.reason,
+                outcome.message,
+                completion=job_status.get("completionTime"),
+            )
         return
     if outcome.phase in ("Pending", "Running"):
         if status.phase == outcome.phase:
@@ -282,8 +303,13 @@ async def _register(
     try:
         manifest = json.loads(await storage_io.read_bytes(store, run_uri + "manifest.json"))
     except storage_io.NotFound:
-        await _fail(ctx, body, status, reasons.REGISTRATION_FAILED,
-                    f"The trainer reported success but {run_uri}manifest.json does not exist.")
+        await _fail(
+            ctx,
+            body,
+            status,
+            reasons.REGISTRATION_FAILED,
+            f"The trainer reported success but {run_uri}manifest.json does not exist.",
+        )
         return
 
     # Registration is serialised per model so that two runs never take the same number.
@@ -293,8 +319,12 @@ async def _register(
             status.version = next_version(taken)
             status.phase = "Running"
             status.conditions = with_condition(
-                status.conditions, reasons.READY, "False", reasons.REGISTERING,
-                f"Training finished; registering version {status.version}.", generation,
+                status.conditions,
+                reasons.READY,
+                "False",
+                reasons.REGISTERING,
+                f"Training finished; registering version {status.version}.",
+                generation,
             )
             # Reserve the number before anything else, so a restart reuses it.
             await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
@@ -325,8 +355,7 @@ async def _register(
             if source.get("trainingJob") != name:
                 # Someone registered this number by hand meanwhile: take the next one.
                 status.version = None
-                await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status,
-                            clear=("version",))
+                await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status, clear=("version",))
                 raise Requeue(1, f"version number taken by {mv_name}; retrying") from None
 
     metrics = {k: float(v) for k, v in (manifest.get("metrics") or {}).items()}
@@ -340,7 +369,11 @@ async def _register(
         f" ({status.main_metric})." if status.main_metric else "."
     )
     status.conditions = with_condition(
-        status.conditions, reasons.REGISTERED, "True", reasons.MODEL_REGISTERED, message,
+        status.conditions,
+        reasons.REGISTERED,
+        "True",
+        reasons.MODEL_REGISTERED,
+        message,
         generation,
     )
     status.conditions = with_condition(
@@ -391,6 +424,3 @@ def _unfinished(status: kopf.Status, **_: Any) -> bool:
 async def trainingjob_recheck(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     """Safety net for missed Job events and failed registrations: re-run the reconcile."""
     await _run(memo, namespace, name)
-
-
-

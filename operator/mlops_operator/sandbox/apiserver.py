@@ -96,7 +96,7 @@ import jsonpatch
 import jsonpointer
 import kmock
 import yaml
-from kmock._internal.rendering import StreamingError
+from kmock._internal.rendering import Response, StreamingError
 
 from mlops_operator.sandbox._schema import FieldError, StructuralSchema
 
@@ -362,7 +362,9 @@ def _merge_list(field: str, current: list[Any], patch: list[Any]) -> list[Any]:
         None,
     )
     if merge_key is None:
-        return [strategic_merge_patch(None, item) for item in patch if item != {"$patch": "replace"}]
+        return [
+            strategic_merge_patch(None, item) for item in patch if item != {"$patch": "replace"}
+        ]
     result = copy.deepcopy(current)
     for item in patch:
         index = next((i for i, old in enumerate(result) if old[merge_key] == item[merge_key]), None)
@@ -377,29 +379,41 @@ def _merge_list(field: str, current: list[Any], patch: list[Any]) -> list[Any]:
     return result
 
 
-def _parse_label_selector(text: str) -> list[Callable[[Mapping[str, str]], bool]]:
-    terms: list[Callable[[Mapping[str, str]], bool]] = []
+LabelTerm = Callable[[Mapping[str, str]], bool]
+
+
+def _label_term(op: str, key: str, values: frozenset[str]) -> LabelTerm:
+    def check(labels: Mapping[str, str]) -> bool:
+        match op:
+            case "in" | "=" | "==":
+                return labels.get(key) in values
+            case "notin" | "!=":
+                return labels.get(key) not in values
+            case "exists":
+                return key in labels
+            case _:
+                return key not in labels
+
+    return check
+
+
+def _parse_label_selector(text: str) -> list[LabelTerm]:
+    terms: list[LabelTerm] = []
     for raw in re.split(r",(?![^()]*\))", text):
         term = raw.strip()
         if not term:
             continue
         if match := re.fullmatch(r"([^\s!=()]+)\s+(in|notin)\s*\(([^)]*)\)", term):
             key, op, values_text = match.groups()
-            values = {value.strip() for value in values_text.split(",") if value.strip()}
-            if op == "in":
-                terms.append(lambda labels, k=key, v=values: labels.get(k) in v)
-            else:
-                terms.append(lambda labels, k=key, v=values: labels.get(k) not in v)
+            values = frozenset(value.strip() for value in values_text.split(",") if value.strip())
+            terms.append(_label_term(op, key, values))
         elif match := re.fullmatch(r"([^\s!=()]+)\s*(==|=|!=)\s*([^\s!=()]*)", term):
             key, op, value = match.groups()
-            if op == "!=":
-                terms.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                terms.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            terms.append(_label_term(op, key, frozenset({value})))
         elif match := re.fullmatch(r"!\s*([^\s!=()]+)", term):
-            terms.append(lambda labels, k=match.group(1): k not in labels)
+            terms.append(_label_term("absent", match.group(1), frozenset()))
         elif re.fullmatch(r"[^\s!=()]+", term):
-            terms.append(lambda labels, k=term: k in labels)
+            terms.append(_label_term("exists", term, frozenset()))
         else:
             raise _bad_request(f"unable to parse requirement: invalid label selector: {term!r}")
     return terms
@@ -416,7 +430,9 @@ def _parse_field_selector(text: str) -> list[Callable[[Mapping[str, Any]], bool]
             raise _bad_request(f"invalid selector: {term!r}; can't understand it")
         path, op, value = match.groups()
 
-        def check(obj: Mapping[str, Any], p: str = path, v: str = value, neg: bool = op == "!=") -> bool:
+        def check(
+            obj: Mapping[str, Any], p: str = path, v: str = value, neg: bool = op == "!="
+        ) -> bool:
             found = _lookup(obj, p)
             text = "" if found is None else found if isinstance(found, str) else json.dumps(found)
             return (text != v) if neg else (text == v)
@@ -431,7 +447,7 @@ class _Selector:
 
     namespace: str | None
     name: str | None
-    labels: list[Callable[[Mapping[str, str]], bool]]
+    labels: list[LabelTerm]
     fields: list[Callable[[Mapping[str, Any]], bool]]
 
     def matches(self, obj: Mapping[str, Any] | None) -> bool:
@@ -515,7 +531,6 @@ class SandboxAPI(kmock.KubernetesEmulator):
         """End every open watch stream (so that the HTTP server can stop without waiting)."""
         self._closing = True
         for log in self._event_logs.values():
-            log.append_signal_only = True  # type: ignore[attr-defined]
             signal, log.signal = log.signal, asyncio.Event()
             signal.set()
 
@@ -526,7 +541,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         raw_response: aiohttp.web.StreamResponse | None = None
         try:
             if self.limit is not None and len(self._requests) >= self.limit:
-                raise kmock.KMockError("Too many requests have been served so far.")
+                raise _status(429, "TooManyRequests", "the sandbox API's request limit is reached")
             request = await _parse_request(raw_request, len(self._requests))
             self._requests.append(request)
             if len(self._requests) > self.requests_limit:
@@ -545,7 +560,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
             if not self._errors:
                 raise
             self._errors[-1].append(exc)
-            logger.exception("The sandbox API failed to serve %s %s", raw_request.method, raw_request.path)
+            logger.exception(
+                "The sandbox API failed to serve %s %s", raw_request.method, raw_request.path
+            )
             return await self._render_or_stream(exc, raw_response)
 
     async def _render_or_stream(
@@ -590,12 +607,13 @@ class SandboxAPI(kmock.KubernetesEmulator):
         kind, version = self._resolve(request)
         selector = self._selector(kind, request)
         items = [self._present(kind, version, obj) for _, obj in self._select(kind, selector)]
-        return {
+        listing = {
             "apiVersion": kind.api_version(version),
             "kind": f"{kind.kind}List",
             "metadata": {"resourceVersion": str(self._rv)},
             "items": items,
         }
+        return _reply(listing)
 
     async def _serve_fetch(self, request: kmock.Request) -> kmock.Payload:
         kind, version = self._resolve(request)
@@ -604,9 +622,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if obj is None:
             raise _not_found(kind, key[2])
         if request.subresource is None or request.subresource == "status":
-            return self._present(kind, version, obj)
+            return _reply(self._present(kind, version, obj))
         if request.subresource == "scale" and "scale" in kind.subresources:
-            return _scale_of(obj)
+            return _reply(_scale_of(obj))
         if request.subresource == "log" and "log" in kind.subresources:
             return self._pod_log(kind, key, request)
         raise _status(404, "NotFound", "the server could not find the requested resource")
@@ -615,7 +633,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         kind, version = self._resolve(request)
         body = _body_object(request)
         created = self._create(kind, request.namespace, body, dry_run=_dry_run(request))
-        return kmock.Response(status=201, payload=self._present(kind, version, created))
+        return _reply(self._present(kind, version, created), status=201)
 
     async def _serve_replace(self, request: kmock.Request) -> kmock.Payload:
         if request.resource is None or request.name is None:
@@ -629,7 +647,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if _meta(body).get("name", key[2]) != key[2]:
             raise _bad_request("the name of the object does not match the name on the URL")
         result = self._replace(kind, key, body, subresource=subresource, dry_run=_dry_run(request))
-        return self._present(kind, version, result)
+        return _reply(self._present(kind, version, result))
 
     async def _serve_update(self, request: kmock.Request) -> kmock.Payload:
         kind, version = self._resolve(request)
@@ -647,7 +665,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         result = self._replace(
             kind, key, patched, subresource=subresource, dry_run=_dry_run(request)
         )
-        return self._present(kind, version, result)
+        return _reply(self._present(kind, version, result))
 
     async def _serve_delete(self, request: kmock.Request) -> kmock.Payload:
         kind, version = self._resolve(request)
@@ -670,9 +688,11 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 )
                 raise _conflict(kind, key[2], why)
         result = current if _dry_run(request) else self._delete(kind, key)
-        return self._present(kind, version, result)
+        return _reply(self._present(kind, version, result))
 
-    async def _serve_watch(self, request: kmock.Request) -> kmock.Payload:
+    # kmock's own is an async generator; kmock's DSL renders a coroutine returning a stream
+    # the same way, and this one can still answer 404/400 as a plain error before streaming.
+    async def _serve_watch(self, request: kmock.Request) -> kmock.Payload:  # type: ignore[override]
         kind, version = self._resolve(request)
         selector = self._selector(kind, request)
         params = request.params
@@ -685,9 +705,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
             and params.get("allowWatchBookmarks") == "true"
         )
         stream = self._watch(request, kind, version, selector, since_text, timeout, bookmark)
-        return kmock.Response(
-            status=200, headers={"Content-Type": "application/json"}, payload=stream
-        )
+        return _reply(stream)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -800,7 +818,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
         name = meta.get("name")
         if not name:
             error = FieldError(
-                "FieldValueRequired", "metadata.name", "Required value: name or generateName is required"
+                "FieldValueRequired",
+                "metadata.name",
+                "Required value: name or generateName is required",
             )
             raise _invalid(kind, "", [error])
         key: ObjectKey = (kind.storage, namespace, name)
@@ -820,13 +840,16 @@ class SandboxAPI(kmock.KubernetesEmulator):
         meta["uid"] = str(uuid.uuid4())
         meta["generation"] = 1
         meta["creationTimestamp"] = _now()
+        served = _kind_from_crd(obj) if _is_crd_kind(kind) else None
+        if served is not None:
+            obj["status"] = _crd_status(obj, served)
         if dry_run:
             meta["resourceVersion"] = str(self._rv)
             return obj
         meta["resourceVersion"] = self._next_rv()
         self._store(kind, key, "ADDED", obj)
-        if kind.plural == "customresourcedefinitions" and kind.group == "apiextensions.k8s.io":
-            self._register_crd(key, obj)
+        if served is not None:
+            self._register(served)
         return obj
 
     def _replace(
@@ -881,6 +904,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
         meta["generation"] = old_meta.get("generation", 1)
         self._apply_builtin_behaviour(kind, new)
         self._validate(kind, new, old)
+        served = _kind_from_crd(new) if _is_crd_kind(kind) else None
+        if served is not None:
+            new["status"] = _crd_status(new, served)
         if _spec_part(new) != _spec_part(old):
             meta["generation"] = int(meta["generation"]) + 1
 
@@ -890,8 +916,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
             return new
         meta["resourceVersion"] = self._next_rv()
         self._store(kind, key, "MODIFIED", new)
-        if kind.plural == "customresourcedefinitions" and kind.group == "apiextensions.k8s.io":
-            self._register_crd(key, new)
+        if served is not None:
+            self._register(served)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             self._remove(kind, key)
         return new
@@ -927,17 +953,20 @@ class SandboxAPI(kmock.KubernetesEmulator):
         doomed: list[tuple[_Kind, ObjectKey]] = []
         if kind.group == "" and kind.plural == "namespaces":
             doomed += [
-                (self._kind_of(dep_key), dep_key)
+                (dep_kind, dep_key)
                 for dep_key, obj in self._objects.items()
                 if dep_key[1] == key[2] and not obj.deleted
+                if (dep_kind := self._kind_of(dep_key)) is not None
             ]
-        elif kind.group == "apiextensions.k8s.io" and kind.plural == "customresourcedefinitions":
-            served = self._unregister_crd(gone)
-            doomed += [
-                (served, dep_key)
-                for dep_key, obj in self._objects.items()
-                if served is not None and dep_key[0] == served.storage and not obj.deleted
-            ]
+        elif _is_crd_kind(kind):
+            served = self._kinds.get(_crd_key(gone))
+            if served is not None:
+                doomed += [
+                    (served, dep_key)
+                    for dep_key, obj in self._objects.items()
+                    if dep_key[0] == served.storage and not obj.deleted
+                ]
+                self._unregister(served)
         live_uids = {
             _meta(obj.last.raw).get("uid") for obj in self._objects.values() if not obj.deleted
         }
@@ -946,15 +975,17 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 continue
             refs = _meta(obj.last.raw).get("ownerReferences") or []
             uids = {ref.get("uid") for ref in refs if isinstance(ref, Mapping)}
-            if _meta(gone).get("uid") in uids and not uids & live_uids:
-                doomed.append((self._kind_of(dep_key), dep_key))
+            dep_kind = self._kind_of(dep_key)
+            if dep_kind is not None and _meta(gone).get("uid") in uids and not uids & live_uids:
+                doomed.append((dep_kind, dep_key))
         for dep_kind, dep_key in doomed:
             if self._live(dep_key) is not None:
                 self._delete(dep_kind, dep_key)
 
-    def _kind_of(self, key: ObjectKey) -> _Kind:
-        resource = key[0]
-        return self._kinds[str(resource.group), str(resource.plural)]
+    def _kind_of(self, key: ObjectKey) -> _Kind | None:
+        """The served kind of a stored object; None for objects put into kmock directly."""
+        kind = self._kinds.get((str(key[0].group), str(key[0].plural)))
+        return kind if kind is not None and kind.storage == key[0] else None
 
     def _apply_builtin_behaviour(self, kind: _Kind, obj: dict[str, Any]) -> None:
         for path, value in kind.defaults.items():
@@ -995,7 +1026,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         body.setdefault("spec", {})["replicas"] = replicas
         body["metadata"]["resourceVersion"] = _meta(scale).get("resourceVersion")
         result = self._replace(kind, key, body, subresource=None, dry_run=_dry_run(request))
-        return _scale_of(result)
+        return _reply(_scale_of(result))
 
     def _pod_log(self, kind: _Kind, key: ObjectKey, request: kmock.Request) -> kmock.Payload:
         namespace, name = key[1] or "", key[2]
@@ -1007,13 +1038,14 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if tail and tail.isdigit():
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-int(tail) :] if int(tail) else [])
-        return kmock.Response(
-            status=200, headers={"Content-Type": "text/plain"}, payload=text.encode()
-        )
+        return _reply(text.encode(), content_type="text/plain")
 
     # --- CRDs --------------------------------------------------------------------------------
 
     def _register(self, kind: _Kind) -> None:
+        previous = self._kinds.get((kind.group, kind.plural))
+        if previous is not None:
+            self._unregister(previous)
         self._kinds[kind.group, kind.plural] = kind
         for version in kind.versions:
             self.resources[kmock.resource(kind.group, version, kind.plural)] = kmock.ResourceInfo(
@@ -1026,65 +1058,12 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 subresources=kind.subresources,
             )
 
-    def _register_crd(self, key: ObjectKey, crd: dict[str, Any]) -> None:
-        spec = crd.get("spec") or {}
-        names = spec.get("names") or {}
-        versions = [v for v in spec.get("versions") or [] if v.get("served", True)]
-        storage = next((v for v in versions if v.get("storage")), versions[0] if versions else None)
-        if storage is None or not spec.get("group") or not names.get("plural"):
-            raise _bad_request(f"CustomResourceDefinition {key[2]!r} has no group, names or versions")
-        existing = self._kinds.get((spec["group"], names["plural"]))
-        if existing is not None:
-            for version in existing.versions:
-                del self.resources[kmock.resource(existing.group, version, existing.plural)]
-        schema = (storage.get("schema") or {}).get("openAPIV3Schema")
-        self._register(
-            _Kind(
-                group=spec["group"],
-                storage_version=storage["name"],
-                versions=tuple(v["name"] for v in versions),
-                plural=names["plural"],
-                singular=names.get("singular") or names["kind"].lower(),
-                kind=names["kind"],
-                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-                subresources=frozenset(
-                    sub for sub in ("status", "scale") if sub in (storage.get("subresources") or {})
-                ),
-                shortnames=frozenset(names.get("shortNames") or ()),
-                categories=frozenset(names.get("categories") or ()),
-                schema=StructuralSchema(schema) if schema else None,
-            )
-        )
-        status = {
-            "acceptedNames": dict(names),
-            "storedVersions": [storage["name"]],
-            "conditions": [
-                {
-                    "type": condition,
-                    "status": "True",
-                    "reason": reason,
-                    "message": message,
-                    "lastTransitionTime": _now(),
-                }
-                for condition, reason, message in (
-                    ("NamesAccepted", "NoConflicts", "no conflicts found"),
-                    ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-                )
-            ],
-        }
-        if crd.get("status") != status:
-            established = copy.deepcopy(crd)
-            established["status"] = status
-            established["metadata"]["resourceVersion"] = self._next_rv()
-            self._store(self._kinds["apiextensions.k8s.io", "customresourcedefinitions"], key, "MODIFIED", established)
-
-    def _unregister_crd(self, crd: Mapping[str, Any]) -> _Kind | None:
-        spec = crd.get("spec") or {}
-        kind = self._kinds.pop((spec.get("group", ""), (spec.get("names") or {}).get("plural", "")), None)
-        if kind is not None:
-            for version in kind.versions:
-                del self.resources[kmock.resource(kind.group, version, kind.plural)]
-        return kind
+    def _unregister(self, kind: _Kind) -> None:
+        self._kinds.pop((kind.group, kind.plural), None)
+        for version in kind.versions:
+            resource = kmock.resource(kind.group, version, kind.plural)
+            if resource in self.resources:
+                del self.resources[resource]
 
     # --- watching ----------------------------------------------------------------------------
 
@@ -1139,6 +1118,73 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if initial:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         return {"apiVersion": kind.api_version(version), "kind": kind.kind, "metadata": meta}
+
+
+def _is_crd_kind(kind: _Kind) -> bool:
+    return kind.group == "apiextensions.k8s.io" and kind.plural == "customresourcedefinitions"
+
+
+def _crd_key(crd: Mapping[str, Any]) -> tuple[str, str]:
+    spec = crd.get("spec") or {}
+    return str(spec.get("group", "")), str((spec.get("names") or {}).get("plural", ""))
+
+
+def _kind_from_crd(crd: Mapping[str, Any]) -> _Kind:
+    """The resource a CustomResourceDefinition serves (its storage version's schema)."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    versions = [v for v in spec.get("versions") or [] if v.get("served", True)]
+    storage = next((v for v in versions if v.get("storage")), versions[0] if versions else None)
+    if storage is None or not spec.get("group") or not names.get("plural") or not names.get("kind"):
+        name = _meta(crd).get("name")
+        raise _bad_request(f"CustomResourceDefinition {name!r} lacks a group, names or versions")
+    schema = (storage.get("schema") or {}).get("openAPIV3Schema")
+    return _Kind(
+        group=spec["group"],
+        storage_version=storage["name"],
+        versions=tuple(v["name"] for v in versions),
+        plural=names["plural"],
+        singular=names.get("singular") or names["kind"].lower(),
+        kind=names["kind"],
+        namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+        subresources=frozenset(
+            sub for sub in ("status", "scale") if sub in (storage.get("subresources") or {})
+        ),
+        shortnames=frozenset(names.get("shortNames") or ()),
+        categories=frozenset(names.get("categories") or ()),
+        schema=StructuralSchema(schema) if schema else None,
+    )
+
+
+def _crd_status(crd: Mapping[str, Any], served: _Kind) -> dict[str, Any]:
+    """The status the API server gives an accepted CRD (stable, so re-writes are no-ops)."""
+    since = _meta(crd).get("creationTimestamp") or _now()
+    accepted: dict[str, Any] = {
+        "plural": served.plural,
+        "singular": served.singular,
+        "kind": served.kind,
+    }
+    if served.shortnames:
+        accepted["shortNames"] = sorted(served.shortnames)
+    if served.categories:
+        accepted["categories"] = sorted(served.categories)
+    return {
+        "acceptedNames": accepted,
+        "storedVersions": [served.storage_version],
+        "conditions": [
+            {
+                "type": condition,
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": since,
+            }
+            for condition, reason, message in (
+                ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+            )
+        ],
+    }
 
 
 def _event_type(event: _WatchEvent, selector: _Selector) -> str | None:
@@ -1196,6 +1242,14 @@ def _scale_of(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _reply(
+    payload: kmock.Payload, *, status: int = 200, content_type: str = "application/json"
+) -> Response:
+    # kmock copies a returned Response's status and headers onto the (shared) fallback
+    # reaction, so every answer sets both explicitly rather than inheriting a previous one's.
+    return Response(status=status, headers={"Content-Type": content_type}, payload=payload)
+
+
 def _dry_run(request: kmock.Request) -> bool:
     return "dryRun" in request.params
 
@@ -1225,7 +1279,11 @@ def _patcher(request: kmock.Request) -> Callable[[Any], Any]:
             try:
                 return jsonpatch.apply_patch(obj, patch)
             except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
-                raise _status(422, "Invalid", f"the server rejected our request due to an error in our request: {exc}") from exc
+                raise _status(
+                    422,
+                    "Invalid",
+                    f"the server rejected our request due to an error in our request: {exc}",
+                ) from exc
 
         return apply_json_patch
     if content_type in (_MERGE_PATCH, _STRATEGIC_PATCH):
@@ -1258,7 +1316,9 @@ def _parse_path(path: str) -> tuple[kmock.resource | None, str | None, str | Non
     version, rest = (rest[0], rest[1:]) if rest else (None, [])
     namespace: str | None = None
     if rest[:1] == ["namespaces"]:
-        is_namespace_object = len(rest) <= 2 or (len(rest) == 3 and rest[2] in ("status", "finalize"))
+        is_namespace_object = len(rest) <= 2 or (
+            len(rest) == 3 and rest[2] in ("status", "finalize")
+        )
         if not is_namespace_object:
             namespace, rest = rest[1], rest[2:]
     plural = rest[0] if rest else None

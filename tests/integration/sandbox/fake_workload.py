@@ -3,7 +3,7 @@
 ``fake_workload.py print-env NAME…`` prints ``NAME=value`` lines; ``fail MESSAGE`` writes
 MESSAGE as the termination message and exits 3; ``shout-and-fail TEXT`` prints TEXT and exits
 1 without a termination message; ``sleep SECONDS`` sleeps; ``spawn-and-sleep PIDFILE`` starts
-a grandchild, records its pid and sleeps.
+a grandchild, records its own pid and the grandchild's, and sleeps.
 """
 
 import os
@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     if command == "spawn-and-sleep":
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         with open(rest[0], "w", encoding="utf-8") as f:
-            f.write(str(child.pid))
+            f.write(f"{os.getpid()} {child.pid}")
         time.sleep(60)
         return 0
     print(f"unknown command {command!r}", file=sys.stderr)
