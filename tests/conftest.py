@@ -27,7 +27,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 def kube(sandbox: Sandbox) -> Iterator[kubernetes.client.ApiClient]:
     """A ``kubernetes`` client configured from the sandbox's kubeconfig."""
     configuration = kubernetes.client.Configuration()
-    kubernetes.config.load_kube_config(
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=str(sandbox.kubeconfig), client_configuration=configuration
     )
     with kubernetes.client.ApiClient(configuration) as client:

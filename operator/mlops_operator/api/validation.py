@@ -25,6 +25,3 @@ def describe_validation_error(exc: ValidationError, *, root: str = "spec") -> st
             message = "unknown field"
         parts.append(f"{path}: {message}")
     return "; ".join(parts)
-
-
-

@@ -18,7 +18,7 @@ from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers import storage as storage_io
 from mlops_operator.controllers.context import Context, get_context
-from mlops_operator.controllers.status import with_condition, write
+from mlops_operator.controllers.status import event, with_condition, write
 from mlops_operator.policy.gates import describe_failures, evaluate_gates, main_metric
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         status.phase = "Failed"
         cond(reasons.READY, False, reasons.INVALID_SPEC, message)
         await write(ctx.kube, k8s.MODELVERSIONS, namespace, name, status)
-        kopf.event(body, type="Warning", reason=reasons.INVALID_SPEC, message=message)
+        event(body, "Warning", reasons.INVALID_SPEC, message)
         return
 
     status.main_metric = main_metric(spec.metrics)
@@ -92,7 +92,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         status.observed_generation = None  # not settled: a resume must verify again
         await write(ctx.kube, k8s.MODELVERSIONS, namespace, name, status)
         if previous is None or previous.reason != reason:
-            kopf.event(body, type="Warning", reason=reason, message=message)
+            event(body, "Warning", reason, message)
         raise Requeue(message)
 
     if actual != spec.artifact.digest:
@@ -104,7 +104,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         cond(reasons.ARTIFACT_VERIFIED, False, reasons.DIGEST_MISMATCH, message)
         cond(reasons.READY, False, reasons.DIGEST_MISMATCH, message)
         await write(ctx.kube, k8s.MODELVERSIONS, namespace, name, status)
-        kopf.event(body, type="Warning", reason=reasons.DIGEST_MISMATCH, message=message)
+        event(body, "Warning", reasons.DIGEST_MISMATCH, message)
         return
     cond(reasons.ARTIFACT_VERIFIED, True, reasons.DIGEST_MATCH, f"{uri} matches {actual}.")
 
@@ -125,21 +125,22 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         cond(reasons.GATES_PASSED, False, reasons.GATE_FAILED, message)
         cond(reasons.READY, False, reasons.GATE_FAILED, message)
         await write(ctx.kube, k8s.MODELVERSIONS, namespace, name, status)
-        kopf.event(body, type="Warning", reason=reasons.GATE_FAILED, message=message)
+        event(body, "Warning", reasons.GATE_FAILED, message)
         return
 
     status.phase = "Ready"
     message = f"Version {spec.version} of {spec.model} is verified and servable."
     cond(reasons.READY, True, reasons.VERSION_READY, message)
     await write(ctx.kube, k8s.MODELVERSIONS, namespace, name, status)
-    kopf.event(body, type="Normal", reason=reasons.VERSION_READY, message=message)
+    event(body, "Normal", reasons.VERSION_READY, message)
 
 
 @kopf.on.create(GROUP, VERSION, "modelversions")
 @kopf.on.resume(GROUP, VERSION, "modelversions")
 @kopf.on.update(GROUP, VERSION, "modelversions", field="spec")
-async def modelversion_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def modelversion_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     """A ModelVersion appeared, or the operator restarted: verify it."""
+    assert namespace is not None  # ModelVersions are namespaced
     try:
         await reconcile(get_context(memo), namespace, name)
     except Requeue as exc:

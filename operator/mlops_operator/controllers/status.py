@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
+import kopf
 from pydantic import BaseModel
 
 from mlops_operator import k8s
@@ -49,3 +50,8 @@ async def write(
     for key in clear:
         body[key] = None
     await kube.patch_status(res, namespace, name, body)
+
+
+def event(body: dict[str, Any], type: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event about the object (queued; kopf posts it in the background)."""
+    kopf.event(kopf.Body(cast(Any, body)), type=type, reason=reason, message=message)

@@ -59,15 +59,14 @@ async def _credentials(
 async def open_store(ctx: Context, namespace: str, storage: ResolvedStorage) -> ArtifactStore:
     """An artifact store with the credentials from the namespace's Secret."""
     key_id, secret_key = await _credentials(ctx, namespace, storage.credentials_secret)
-    client = await asyncio.to_thread(
-        artifacts.make_s3_client,
+    # The boto3 client is created lazily, inside the first call made off the event loop.
+    return ArtifactStore(
         endpoint=storage.endpoint,
         region=storage.region,
         access_key_id=key_id,
         secret_access_key=secret_key,
         timeout=ctx.settings.storage_check_timeout_seconds,
     )
-    return ArtifactStore(client)
 
 
 async def check(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
@@ -24,7 +24,7 @@ from mlops_operator.builders.modelversion import build_model_version
 from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers import storage as storage_io
 from mlops_operator.controllers.context import Context, get_context
-from mlops_operator.controllers.status import now, with_condition, write
+from mlops_operator.controllers.status import event, now, with_condition, write
 from mlops_operator.policy.gates import main_metric
 from mlops_operator.policy.training import job_outcome, next_version
 from mlops_operator.runtime.termination import parse_termination_message
@@ -46,10 +46,6 @@ class Requeue(Exception):
 def allowed_estimator(class_name: str, prefixes: list[str]) -> bool:
     """Whether a class name is under one of the allowed module prefixes (no import done)."""
     return any(class_name.startswith(prefix) for prefix in prefixes)
-
-
-def _event(body: dict[str, Any], type: str, reason: str, message: str) -> None:
-    kopf.event(body, type=type, reason=reason, message=message)
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
@@ -125,7 +121,7 @@ async def _invalid(
     )
     await write(ctx.kube, k8s.TRAININGJOBS, meta["namespace"], meta["name"], status)
     if previous is None or previous.message != message:
-        _event(body, "Warning", reasons.INVALID_SPEC, message)
+        event(body, "Warning", reasons.INVALID_SPEC, message)
 
 
 async def _start(
@@ -152,7 +148,7 @@ async def _start(
         )
         await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
         if previous is None or previous.reason != check.reason:
-            _event(body, "Warning", check.reason, check.message)
+            event(body, "Warning", check.reason, check.message)
         raise Requeue(STORAGE_RETRY_SECONDS, check.message)
 
     output = names.run_dir_uri(storage.bucket, storage.prefix, spec.model, name, meta["uid"])
@@ -167,10 +163,10 @@ async def _start(
         allowed_prefixes=ctx.settings.allowed_estimator_prefixes,
         ttl_seconds=ctx.settings.job_ttl_seconds,
     )
-    kopf.adopt(job, owner=body)
+    kopf.adopt(job, owner=kopf.Body(cast(Any, body)))
     try:
         await ctx.kube.create(k8s.JOBS, namespace, job)
-        _event(body, "Normal", reasons.JOB_CREATED, f"Created Job {job['metadata']['name']}.")
+        event(body, "Normal", reasons.JOB_CREATED, f"Created Job {job['metadata']['name']}.")
     except k8s.Conflict:
         pass  # created by an earlier run of this reconcile: names are deterministic
     status.job_name = job["metadata"]["name"]
@@ -270,7 +266,7 @@ async def _fail(
         status.conditions, reasons.READY, "False", reason, message, meta.get("generation")
     )
     await write(ctx.kube, k8s.TRAININGJOBS, meta["namespace"], meta["name"], status)
-    _event(body, "Warning", reason, message)
+    event(body, "Warning", reason, message)
 
 
 async def _taken_versions(ctx: Context, namespace: str, model: str, me: str) -> set[int]:
@@ -380,10 +376,11 @@ async def _register(
         status.conditions, reasons.READY, "True", reasons.MODEL_REGISTERED, message, generation
     )
     await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
-    _event(body, "Normal", reasons.MODEL_REGISTERED, message)
+    event(body, "Normal", reasons.MODEL_REGISTERED, message)
 
 
-async def _run(memo: Any, namespace: str, name: str) -> None:
+async def _run(memo: Any, namespace: str | None, name: str) -> None:
+    assert namespace is not None  # TrainingJobs are namespaced
     try:
         await reconcile(get_context(memo), namespace, name)
     except Requeue as exc:
@@ -395,18 +392,18 @@ async def _run(memo: Any, namespace: str, name: str) -> None:
 @kopf.on.create(GROUP, VERSION, "trainingjobs")
 @kopf.on.resume(GROUP, VERSION, "trainingjobs")
 @kopf.on.update(GROUP, VERSION, "trainingjobs", field="spec")
-async def trainingjob_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def trainingjob_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     """A TrainingJob appeared, changed, or the operator restarted."""
     await _run(memo, namespace, name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_TRAININGJOB: kopf.PRESENT})
 async def job_changed(
-    type: str, body: kopf.Body, namespace: str, memo: kopf.Memo, **_: Any
+    type: str, body: kopf.Body, namespace: str | None, memo: Any, **_: Any
 ) -> None:
     """A training Job's status moved: mirror it into its TrainingJob."""
     owner = body.metadata.labels.get(names.LABEL_TRAININGJOB)
-    if not owner or type == "DELETED":
+    if not owner or not namespace or type == "DELETED":
         return
     try:
         await reconcile(get_context(memo), namespace, owner)
@@ -421,6 +418,6 @@ def _unfinished(status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.timer(GROUP, VERSION, "trainingjobs", interval=30, initial_delay=30, when=_unfinished)
-async def trainingjob_recheck(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def trainingjob_recheck(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     """Safety net for missed Job events and failed registrations: re-run the reconcile."""
     await _run(memo, namespace, name)

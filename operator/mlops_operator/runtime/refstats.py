@@ -75,7 +75,7 @@ def feature_stats(values: npt.ArrayLike, bins: int = BINS) -> dict[str, Any]:
     edges = bin_edges(x, bins)
     return {
         "edges": edges,
-        "proportions": [round(p, 6) for p in bin_proportions(edges, x)],
+        "proportions": bin_proportions(edges, x),
         "count": int(x.size),
         "mean": _finite_or_none(float(np.mean(x))) if x.size else None,
         "std": _finite_or_none(float(np.std(x))) if x.size else None,
@@ -85,9 +85,7 @@ def feature_stats(values: npt.ArrayLike, bins: int = BINS) -> dict[str, Any]:
     }
 
 
-def reference_stats(
-    columns: Mapping[str, npt.ArrayLike], bins: int = BINS
-) -> dict[str, Any]:
+def reference_stats(columns: Mapping[str, npt.ArrayLike], bins: int = BINS) -> dict[str, Any]:
     """The ``reference.json`` document for named numeric columns (the training split)."""
     return {
         "formatVersion": FORMAT_VERSION,

@@ -76,6 +76,7 @@ class StructuralSchema:
                 key for key in validation_schema["required"] if key not in _ROOT_MANAGED
             ]
         self._validator = jsonschema.Draft4Validator(validation_schema)
+        _warn_unsupported_rules(self.schema)
 
     def normalize(self, obj: dict[str, Any]) -> None:
         """Prune unknown fields, drop nulls of non-nullable fields, apply defaults (in place)."""
@@ -278,6 +279,24 @@ def _field_errors(exc: jsonschema.ValidationError) -> list[FieldError]:
     ]
 
 
+def _warn_unsupported_rules(schema: Any) -> None:
+    """Log, once per rule text, the CEL rules that the sandbox does not evaluate."""
+    if not isinstance(schema, Mapping):
+        return
+    for rule in schema.get("x-kubernetes-validations", []) or []:
+        text = str(rule.get("rule", ""))
+        if not _TRANSITION_RULE.match(text) and text not in _warned_rules:
+            _warned_rules.add(text)
+            logger.warning("The sandbox API does not evaluate the CEL rule %r; skipped.", text)
+    for key in _SUBSCHEMA_ONE:
+        _warn_unsupported_rules(schema.get(key))
+    for key in _SUBSCHEMA_LIST:
+        for sub in schema.get(key, []) or []:
+            _warn_unsupported_rules(sub)
+    for sub in (schema.get("properties") or {}).values():
+        _warn_unsupported_rules(sub)
+
+
 def _check_transitions(
     schema: Mapping[str, Any], new: Any, old: Any, path: str
 ) -> list[FieldError]:
@@ -292,9 +311,6 @@ def _check_transitions(
                 errors.append(
                     FieldError(rule.get("reason") or "FieldValueInvalid", path or "<root>", detail)
                 )
-        elif text not in _warned_rules:
-            _warned_rules.add(text)
-            logger.warning("The sandbox API does not evaluate the CEL rule %r; skipped.", text)
     if isinstance(new, dict) and isinstance(old, dict):
         props: Mapping[str, Any] = schema.get("properties", {})
         additional = schema.get("additionalProperties")

@@ -59,18 +59,25 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
   ends the stream (default 30 minutes); ``dryRun=All`` writes nothing.
 - **Pod logs** from :attr:`SandboxAPI.log_provider` (``tailLines`` honoured).
 
-What it does not do: authentication/authorization/admission webhooks; server-side apply and
-``managedFields``; ``deletecollection``; pagination (``limit``/``continue`` are ignored: one
-page); ``propagationPolicy`` (always background, ``Orphan`` ignored); foreground deletion
-and ``blockOwnerDeletion``; namespaces staying Terminating until emptied (they are removed at
-once, and objects with finalizers in them linger); watch bookmarks other than the initial
-one; ``follow`` of logs (the text so far is returned); strategic-merge directives other than
-the ones above; validation and defaulting of built-in resources (beyond the defaults above);
-``/openapi/v2``/``/openapi/v3`` (so ``kubectl apply`` needs ``--validate=false`` and
-``kubectl explain`` does not work); CRD conversion webhooks (versions only rewrite
-``apiVersion``); the preferred version of a multi-version group in discovery is arbitrary;
-service cluster IPs, pod IPs, controllers (nothing acts on Jobs, Deployments or Pods unless
-the workload runner does); events expiry; the CEL rules other than ``self == oldSelf``.
+What it does not do:
+
+- authentication, authorization, admission (webhooks, quotas, limit ranges);
+- server-side apply and ``managedFields``; ``deletecollection``; pagination (``limit`` and
+  ``continue`` are ignored: everything comes in one page);
+- ``propagationPolicy`` (always background; ``Orphan`` is ignored), foreground deletion,
+  ``blockOwnerDeletion``, collecting objects created with already-dangling owner references;
+- Terminating namespaces: a deleted Namespace goes at once, and objects with finalizers in
+  it linger until their finalizers are removed;
+- watch bookmarks other than the initial-events one; ``follow`` of pod logs (the text so far
+  is returned); strategic-merge directives other than those above;
+- validation and defaulting of built-in resources (beyond the few defaults above), service
+  cluster IPs, pod IPs, and controllers: nothing acts on Jobs, Deployments or Pods unless
+  the workload runner does; events never expire;
+- ``/openapi/v2`` and ``/openapi/v3`` (so ``kubectl apply`` needs ``--validate=false`` and
+  ``kubectl explain`` does not work); CRD conversion (versions only rewrite ``apiVersion``);
+- CEL rules other than ``self == oldSelf`` (skipped, with a warning logged once per rule);
+- PUT without ``metadata.resourceVersion`` is accepted as an unconditional update even for
+  custom resources (the API server requires it there).
 """
 
 from __future__ import annotations
@@ -93,7 +100,6 @@ from typing import Any
 import aiohttp.web
 import attrs
 import jsonpatch
-import jsonpointer
 import kmock
 import yaml
 from kmock._internal.rendering import Response, StreamingError
@@ -135,7 +141,7 @@ class _Kind:
     @property
     def storage(self) -> kmock.resource:
         """The kmock resource under which objects of all versions are stored."""
-        return kmock.resource(self.group, self.storage_version, self.plural)
+        return _resource(self.group, self.storage_version, self.plural)
 
     @property
     def qualified(self) -> str:
@@ -234,6 +240,11 @@ class _EventLog:
         self.events.append(event)
         signal, self.signal = self.signal, asyncio.Event()
         signal.set()
+
+
+def _resource(group: str, version: str | None, plural: str | None) -> kmock.resource:
+    # Keywords only: kmock.resource("", "v1", None) would read "v1" as the plural.
+    return kmock.resource(group=group, version=version, plural=plural)
 
 
 def _now() -> str:
@@ -362,8 +373,12 @@ def _merge_list(field: str, current: list[Any], patch: list[Any]) -> list[Any]:
         None,
     )
     if merge_key is None:
+        # Items with a `$patch` directive (e.g. the `{"$patch": "replace"}` marker) only
+        # steer merging; in a list that is replaced as a whole they have nothing to say.
         return [
-            strategic_merge_patch(None, item) for item in patch if item != {"$patch": "replace"}
+            strategic_merge_patch(None, item)
+            for item in patch
+            if not (isinstance(item, dict) and "$patch" in item)
         ]
     result = copy.deepcopy(current)
     for item in patch:
@@ -601,6 +616,45 @@ class SandboxAPI(kmock.KubernetesEmulator):
             "platform": "linux/amd64",
         }
 
+    async def _serve_apis(self, request: kmock.Request) -> kmock.Payload:
+        payload = await super()._serve_apis(request)
+        if isinstance(payload, dict):
+            for group in payload.get("groups", []):
+                self._prefer_storage_version(group)
+        return payload
+
+    async def _serve_group(self, request: kmock.Request) -> kmock.Payload:
+        payload = await super()._serve_group(request)
+        if isinstance(payload, dict):
+            self._prefer_storage_version(payload)
+        return payload
+
+    def _prefer_storage_version(self, group: dict[str, Any]) -> None:
+        # kmock picks an arbitrary version of a multi-version group; clients follow the
+        # preferred one, which the API server makes the storage version of the group's CRDs.
+        storage = {k.storage_version for k in self._kinds.values() if k.group == group["name"]}
+        versions = sorted(group.get("versions", []), key=lambda v: v["version"] not in storage)
+        if versions:
+            group["versions"] = versions
+            group["preferredVersion"] = versions[0]
+
+    async def _serve_version(self, request: kmock.Request) -> kmock.Payload:
+        payload = await super()._serve_version(request)
+        if not isinstance(payload, dict):
+            return payload
+        # kmock renders the core group as "/v1"; the API server says "v1".
+        payload["groupVersion"] = str(payload.get("groupVersion", "")).lstrip("/")
+        for entry in payload.get("resources", []):
+            _, _, subresource = str(entry.get("name", "")).partition("/")
+            if subresource == "log":
+                entry["verbs"] = ["get"]
+            elif subresource:
+                entry["verbs"] = ["get", "patch", "update"]
+            if subresource == "scale":
+                entry.update(group="autoscaling", version="v1", kind="Scale")
+        payload.get("resources", []).sort(key=lambda entry: str(entry.get("name")))
+        return payload
+
     # --- request handlers (kmock fallbacks) ---------------------------------------------------
 
     async def _serve_list(self, request: kmock.Request) -> kmock.Payload:
@@ -699,7 +753,10 @@ class SandboxAPI(kmock.KubernetesEmulator):
         since_text = params.get("resourceVersion", "")
         if since_text not in ("", "0") and not since_text.isdigit():
             raise _bad_request(f"invalid resource version: {since_text!r}")
-        timeout = float(params.get("timeoutSeconds") or _DEFAULT_WATCH_TIMEOUT)
+        timeout_text = params.get("timeoutSeconds", "")
+        if timeout_text and not timeout_text.replace(".", "", 1).isdigit():
+            raise _bad_request(f"invalid timeoutSeconds: {timeout_text!r}")
+        timeout = float(timeout_text) if timeout_text else _DEFAULT_WATCH_TIMEOUT
         bookmark = (
             params.get("sendInitialEvents") == "true"
             and params.get("allowWatchBookmarks") == "true"
@@ -829,8 +886,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
             message = f'{kind.qualified} "{name}" already exists'
             raise _status(409, "AlreadyExists", message, details)
 
-        obj["apiVersion"] = kind.api_version(kind.storage_version)
-        obj["kind"] = kind.kind
+        rest = {field: val for field, val in obj.items() if field not in ("apiVersion", "kind")}
+        obj = {"apiVersion": kind.api_version(kind.storage_version), "kind": kind.kind, **rest}
         if "status" in kind.subresources:
             obj.pop("status", None)
         self._apply_builtin_behaviour(kind, obj)
@@ -1048,7 +1105,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
             self._unregister(previous)
         self._kinds[kind.group, kind.plural] = kind
         for version in kind.versions:
-            self.resources[kmock.resource(kind.group, version, kind.plural)] = kmock.ResourceInfo(
+            self.resources[_resource(kind.group, version, kind.plural)] = kmock.ResourceInfo(
                 kind=kind.kind,
                 singular=kind.singular,
                 namespaced=kind.namespaced,
@@ -1061,7 +1118,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
     def _unregister(self, kind: _Kind) -> None:
         self._kinds.pop((kind.group, kind.plural), None)
         for version in kind.versions:
-            resource = kmock.resource(kind.group, version, kind.plural)
+            resource = _resource(kind.group, version, kind.plural)
             if resource in self.resources:
                 del self.resources[resource]
 
@@ -1278,7 +1335,7 @@ def _patcher(request: kmock.Request) -> Callable[[Any], Any]:
         def apply_json_patch(obj: Any) -> Any:
             try:
                 return jsonpatch.apply_patch(obj, patch)
-            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
                 raise _status(
                     422,
                     "Invalid",
@@ -1324,7 +1381,7 @@ def _parse_path(path: str) -> tuple[kmock.resource | None, str | None, str | Non
     plural = rest[0] if rest else None
     name = rest[1] if len(rest) > 1 else None
     subresource = "/".join(rest[2:]) or None
-    return kmock.resource(group, version, plural), namespace, name, subresource
+    return _resource(group, version, plural), namespace, name, subresource
 
 
 async def _parse_request(raw: aiohttp.web.BaseRequest, request_id: int) -> kmock.Request:

@@ -12,10 +12,12 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import logging
 import os
 import pathlib
 import shlex
 import signal
+import sys
 import threading
 from collections.abc import Coroutine
 from types import FrameType, TracebackType
@@ -293,21 +295,33 @@ Press Ctrl+C to stop.
 
 def sandbox_command(args: argparse.Namespace) -> int:
     """``mlops-operator sandbox``: run a sandbox until SIGINT or SIGTERM."""
+    # Pod starts and exits are worth seeing; every request the API serves is not.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("mlops_operator.sandbox").setLevel(logging.INFO)
+    logging.getLogger("mlops_operator.sandbox.apiserver").setLevel(logging.WARNING)
+
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sandbox = Sandbox(
+        args.state_dir, api_port=args.api_port, s3_port=args.s3_port, crd_dir=args.crd_dir
+    )
     try:
-        sandbox = Sandbox(
-            args.state_dir, api_port=args.api_port, s3_port=args.s3_port, crd_dir=args.crd_dir
-        )
-        with sandbox:
+        try:
+            sandbox.start()
+        except OSError as e:  # most likely a port in use: say so, without a traceback
+            print(f"mlops-operator sandbox: cannot start: {e}", file=sys.stderr)
+            return 1
+        try:
             print(_banner(sandbox), flush=True)
             while not stop.wait(0.5):  # a timed wait keeps the main thread responsive
                 pass
             print("Stopping the sandbox…", flush=True)
+        finally:
+            sandbox.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

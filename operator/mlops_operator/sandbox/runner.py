@@ -14,11 +14,15 @@ Deliberate simplifications, each one of a real behaviour the operator does not d
   rather than a restart in place, so ``failed`` counts pods, not container restarts.
 - Retry backoff is short (0.2 s doubling, capped at 2 s by default) where the real controller
   waits 10 s doubling, capped at 6 minutes, so failure paths are testable in seconds.
-- Pods have one container and no init containers, volumes, probes or resource limits;
+- A pod has exactly one container and no init containers (anything else fails with
+  ``CreateContainerError``); volumes, probes and resource limits are ignored.
   ``workingDir`` and ``terminationMessagePath`` name paths inside an image, so the process
   runs in a per-pod directory and writes its termination message to the file named by
   ``MLOPS_TERMINATION_MESSAGE_PATH``.
-- Suspended Jobs are not started; suspending a running Job does not stop it.
+- ``CreateContainerError`` fails the pod (a kubelet would keep retrying it), so a Job with a
+  command the sandbox cannot run fails after its backoff limit instead of hanging.
+- Suspended Jobs are not started; suspending a running Job does not stop it. No Events are
+  posted, and ``podFailurePolicy``, ``successPolicy`` and indexed Jobs are not implemented.
 
 The pure functions (environment resolution, status documents, backoff, termination
 messages) carry the decisions; :class:`Runner` only moves data between them, the API and
@@ -332,12 +336,23 @@ def container_argv(
     args = [str(part) for part in container.get("args") or []]
     argv = [expand_references(part, env) for part in command + args]
     if not argv or pathlib.PurePosixPath(argv[0]).name != RUNTIME_COMMAND:
-        shown = " ".join(argv) if argv else "(the image's default command)"
+        # Unexpanded: the message goes into pod status, and $(VAR) may hold a Secret's value.
+        shown = " ".join(command + args) if argv else "(the image's default command)"
         raise ContainerCreateError(
             f"the sandbox only runs {RUNTIME_COMMAND!r} commands (the runtime image's "
             f"entrypoint); cannot run: {shown}"
         )
     return [*entrypoint, *argv[1:]]
+
+
+def unsupported_pod_features(spec: Mapping[str, Any]) -> str | None:
+    """Why the sandbox cannot run a pod ``spec``, or ``None`` if it can."""
+    containers = spec.get("containers") or []
+    if len(containers) != 1:
+        return f"the sandbox runs pods with exactly one container, not {len(containers)}"
+    if spec.get("initContainers"):
+        return "the sandbox does not run init containers"
+    return None
 
 
 def exit_code_of(returncode: int) -> int:
@@ -638,7 +653,7 @@ class PodProcess:
         meta = pod["metadata"]
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
-        self._container: Json = pod["spec"]["containers"][0]
+        self._container: Json = (pod["spec"].get("containers") or [{}])[0]
         self.directory = runner.pod_directory(self.namespace, self.name)
         self._start_time = format_time(_now())
         self._last_status: Json | None = None
@@ -650,6 +665,10 @@ class PodProcess:
 
     async def run(self, deadline: float | None) -> PodResult:
         """Run the pod to completion, or until ``deadline`` (event-loop time) passes."""
+        unsupported = unsupported_pod_features(self._pod["spec"])
+        if unsupported is not None:
+            await self._write_status("Failed", waiting_state(WAITING_CREATE_ERROR, unsupported))
+            return PodResult(succeeded=False)
         timeout = asyncio.timeout_at(deadline)
         try:
             async with timeout:
@@ -754,7 +773,16 @@ class PodProcess:
                 pass
         # Whatever the main process left behind in its group goes too, as in a container.
         _signal_group(process.pid, signal.SIGKILL)
-        return await process.wait()
+        returncode = await process.wait()
+        # SIGKILL is delivered asynchronously: wait (briefly: reaping orphans is init's job, and
+        # an init that does not reap would keep them as zombies) for the group to be empty.
+        for _ in range(100):
+            try:
+                os.killpg(process.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            await asyncio.sleep(0.01)
+        return returncode
 
     async def _write_status(self, phase: str, state: Json) -> None:
         status = pod_status(
@@ -813,7 +841,6 @@ class JobRun:
 
     def __init__(self, runner: Runner, job: Json) -> None:
         self._runner = runner
-        self._job = job
         self.namespace, self.name, self.uid = _job_key(job)
         self._spec: Json = job.get("spec") or {}
         self._status: Json = dict(job.get("status") or {})

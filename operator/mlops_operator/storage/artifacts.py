@@ -442,8 +442,19 @@ class ArtifactStore:
             with self._local(loc):
                 _atomic_copy(loc.path, Path(path))
             return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         with self._s3(loc):
             self.client.download_file(loc.bucket, loc.key, os.fspath(path))
+
+    def delete(self, uri: str | ArtifactUri) -> None:
+        """Remove an object; removing one that does not exist is not an error."""
+        loc = _object(uri)
+        if loc.scheme == "file":
+            with self._local(loc):
+                loc.path.unlink(missing_ok=True)
+            return
+        with self._s3(loc):
+            self.client.delete_object(Bucket=loc.bucket, Key=loc.key)
 
     def exists(self, uri: str | ArtifactUri) -> bool:
         """Whether the object exists; for a directory URI, whether anything is under it."""

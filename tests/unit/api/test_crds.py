@@ -67,8 +67,10 @@ def test_crd_names_and_discovery_metadata() -> None:
 def test_model_version_spec_is_immutable_by_cel() -> None:
     mv = next(crds.crd(r) for r in crds.RESOURCES if r.kind == "ModelVersion")
     spec = mv["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert {"rule": "self == oldSelf", "message": spec["x-kubernetes-validations"][0]["message"]} \
-        in spec["x-kubernetes-validations"]
+    assert {
+        "rule": "self == oldSelf",
+        "message": spec["x-kubernetes-validations"][0]["message"],
+    } in spec["x-kubernetes-validations"]
 
 
 def test_defaults_and_bounds_reach_the_schema() -> None:

@@ -36,8 +36,14 @@ def test_spec_round_trips_in_camel_case() -> None:
     ("patch", "expected"),
     [
         ({"dataset": {"target": "y"}}, "spec.dataset.uri: Field required"),
-        ({"dataset": {"uri": "http://x/y.csv", "target": "y"}}, "spec.dataset.uri: String should match"),
-        ({"validation": {"testSize": 1.5}}, "spec.validation.testSize: Input should be less than 1"),
+        (
+            {"dataset": {"uri": "http://x/y.csv", "target": "y"}},
+            "spec.dataset.uri: String should match",
+        ),
+        (
+            {"validation": {"testSize": 1.5}},
+            "spec.validation.testSize: Input should be less than 1",
+        ),
         ({"gates": [{"metric": "accuracy"}]}, "gate on 'accuracy' needs min or max"),
         ({"estimatorr": {}}, "spec.estimatorr: unknown field"),
     ],
