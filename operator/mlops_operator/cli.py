@@ -83,12 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser(
         "sandbox", help="start a local cluster: API emulator, S3 and workload runner"
     )
-    try:
-        from mlops_operator.sandbox.cluster import configure_parser as configure_sandbox
-    except ImportError:  # the runtime image ships without the sandbox extra
-        configure_sandbox = None
-    if configure_sandbox is not None:
-        configure_sandbox(sandbox)
+    from mlops_operator.sandbox.cluster import configure_parser as configure_sandbox
+
+    configure_sandbox(sandbox)
     sandbox.set_defaults(func=_sandbox)
     return parser
 
