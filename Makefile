@@ -56,6 +56,10 @@ test-unit: $(STAMP) ## Run the fast unit tests only.
 
 ##@ Run
 
+.PHONY: demo
+demo: $(STAMP) ## Train, register and verify a model end to end in the local sandbox.
+	$(BIN)/mlops-operator demo
+
 .PHONY: sandbox
 sandbox: $(STAMP) ## Start the local cluster (API emulator + S3 + workload runner).
 	$(BIN)/mlops-operator sandbox --state-dir .sandbox

@@ -43,6 +43,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     return sandbox_command(args)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from mlops_operator.sandbox.demo import demo_command
+
+    return demo_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -87,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     configure_sandbox(sandbox)
     sandbox.set_defaults(func=_sandbox)
+
+    from mlops_operator.sandbox.demo import configure_parser as configure_demo
+
+    demo = sub.add_parser("demo", help="train a model end to end in the sandbox, narrated")
+    configure_demo(demo)
+    demo.set_defaults(func=_demo)
     return parser
 
 

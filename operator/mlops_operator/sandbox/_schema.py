@@ -287,7 +287,7 @@ def _warn_unsupported_rules(schema: Any) -> None:
         text = str(rule.get("rule", ""))
         if not _TRANSITION_RULE.match(text) and text not in _warned_rules:
             _warned_rules.add(text)
-            logger.warning("The sandbox API does not evaluate the CEL rule %r; skipped.", text)
+            logger.debug("The sandbox API does not evaluate the CEL rule %r; skipped.", text)
     for key in _SUBSCHEMA_ONE:
         _warn_unsupported_rules(schema.get(key))
     for key in _SUBSCHEMA_LIST:

@@ -1,0 +1,192 @@
+"""``mlops-operator demo``: the training path end to end in the sandbox, narrated.
+
+Starts the sandbox and the operator (a real process), uploads scikit-learn's breast-cancer
+dataset to the sandbox S3, applies ``examples/trainingjob-classification.yaml`` and prints
+what happens until the ModelVersion is verified and Ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pathlib
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+import yaml
+
+import mlops_operator
+from mlops_operator.sandbox.cluster import Sandbox
+from mlops_operator.sandbox.process import OperatorProcess, wait_for
+
+GROUP, VERSION, NAMESPACE = "mlops.dev", "v1alpha1", "default"
+DATA_BUCKET = "datasets"
+EXAMPLE = "trainingjob-classification.yaml"
+
+
+def examples_dir() -> pathlib.Path:
+    """The repository's ``examples/`` folder."""
+    return pathlib.Path(mlops_operator.__file__).resolve().parents[2] / "examples"
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``mlops-operator demo`` options to ``parser``."""
+    parser.add_argument(
+        "--state-dir",
+        type=pathlib.Path,
+        default=pathlib.Path(".sandbox"),
+        help="kubeconfig, env file, logs (default: .sandbox)",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="exit after the scenario: 0 only if every step happened"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds allowed for each step (default 300)"
+    )
+
+
+class Narrator:
+    """Prints each step with the time since the demo started."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def say(self, text: str) -> None:
+        """One line of narration."""
+        print(f"[{time.monotonic() - self.start:6.1f}s] {text}", flush=True)
+
+
+def _upload_dataset(sandbox: Sandbox) -> str:
+    import boto3
+    from sklearn.datasets import load_breast_cancer
+
+    env = sandbox.env()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    frame = load_breast_cancer(as_frame=True).frame
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_object(Bucket=DATA_BUCKET, Key="breast-cancer.csv", Body=buffer.getvalue().encode())
+    s3.close()
+    return f"s3://{DATA_BUCKET}/breast-cancer.csv ({len(frame)} rows, {frame.shape[1]} columns)"
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status.get("conditions") or []}
+
+
+def run_scenario(sandbox: Sandbox, say: Narrator, timeout: float) -> bool:
+    """Apply the example and narrate until its ModelVersion is Ready; True if it all happened."""
+    import kubernetes
+
+    say.say(f"uploaded {_upload_dataset(sandbox)}")
+    manifest = yaml.safe_load((examples_dir() / EXAMPLE).read_text())
+    name = manifest["metadata"]["name"]
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(sandbox.kubeconfig), client_configuration=configuration
+    )
+    with kubernetes.client.ApiClient(configuration) as client:
+        api = kubernetes.client.CustomObjectsApi(client)
+        api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingjobs", manifest)
+        say.say(f"applied examples/{EXAMPLE}: TrainingJob {name}")
+
+        seen: set[str] = set()
+
+        def trained() -> dict[str, Any] | None:
+            obj = api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingjobs", name)
+            status: dict[str, Any] = obj.get("status") or {}
+            ready = _conditions(status).get("Ready", {})
+            key = f"{status.get('phase')}/{ready.get('reason')}"
+            if status.get("phase") and key not in seen:
+                seen.add(key)
+                say.say(
+                    f"TrainingJob {name}: {status['phase']} ({ready.get('reason')}) "
+                    f"{ready.get('message', '')}"
+                )
+            return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+        status = wait_for(f"TrainingJob {name} to finish", trained, timeout=timeout)
+        if status["phase"] != "Succeeded":
+            say.say(f"training failed: {status.get('failureReason')}")
+            return False
+        mv_name = status["modelVersion"]
+
+        def verified() -> dict[str, Any] | None:
+            obj = api.get_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, "modelversions", mv_name
+            )
+            mv: dict[str, Any] = obj
+            return mv if (mv.get("status") or {}).get("phase") in ("Ready", "Failed") else None
+
+        mv = wait_for(f"ModelVersion {mv_name} to be verified", verified, timeout=timeout)
+        spec, mv_status = mv["spec"], mv["status"]
+        conds = _conditions(mv_status)
+        say.say(f"ModelVersion {mv_name}: {mv_status['phase']}")
+        print(f"    artifact  {spec['artifact']['uri']}model.joblib")
+        print(
+            f"    digest    {spec['artifact']['digest']}  "
+            f"({conds.get('ArtifactVerified', {}).get('reason')})"
+        )
+        metrics = "  ".join(f"{k}={v:.4f}" for k, v in sorted(spec["metrics"].items()))
+        print(f"    metrics   {metrics}")
+        for gate in mv_status.get("gateResults") or []:
+            bound = f">= {gate['min']}" if gate.get("min") is not None else f"<= {gate['max']}"
+            verdict = "passed" if gate["passed"] else "FAILED"
+            print(f"    gate      {gate['metric']} {bound}: {gate.get('value')} {verdict}")
+        print(
+            f"    lineage   {spec['source']['trainingJob']} on {spec['source']['datasetUri']} "
+            f"({spec['source'].get('datasetDigest', '')[:19]}…)",
+            flush=True,
+        )
+        return bool(mv_status["phase"] == "Ready")
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Run the demo; with ``--once`` exit when done, otherwise keep the sandbox up."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    say = Narrator()
+    state_dir: pathlib.Path = args.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ok = False
+    try:
+        with Sandbox(state_dir) as sandbox:
+            say.say(f"sandbox up: API {sandbox.api_url}, S3 {sandbox.s3_endpoint}")
+            operator = OperatorProcess(sandbox.env(), state_dir / "operator.log")
+            say.say(f"operator started (pid {operator.process.pid}, log {state_dir}/operator.log)")
+            try:
+                ok = run_scenario(sandbox, say, args.timeout)
+            except TimeoutError as exc:
+                say.say(str(exc))
+            if not args.once and not stop.is_set():
+                print(
+                    "\nThe sandbox and the operator keep running. In another shell:\n"
+                    f"  source {state_dir}/sandbox.env\n"
+                    "  python -c 'import kubernetes; kubernetes.config.load_kube_config(); "
+                    "print(kubernetes.client.CustomObjectsApi().list_namespaced_custom_object("
+                    '"mlops.dev", "v1alpha1", "default", "modelversions"))\'\n'
+                    "Press Ctrl-C to stop.",
+                    flush=True,
+                )
+                while not stop.wait(0.5):
+                    pass
+            operator.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    say.say("done: every step happened" if ok else "the demo did not complete")
+    return 0 if ok else 1

@@ -1,0 +1,27 @@
+"""`mlops-operator demo --once` is what a newcomer runs first: it must complete for real."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.timeout(300)
+def test_demo_trains_registers_and_verifies_a_model(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_operator", "demo", "--once", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "TrainingJob breast-cancer-rf: Succeeded (ModelRegistered)" in out
+    assert "ModelVersion breast-cancer-v1: Ready" in out
+    assert "(DigestMatch)" in out
+    assert "gate      accuracy >= 0.9:" in out and "passed" in out
+    assert "done: every step happened" in out
+    assert (tmp_path / "kubeconfig").exists()
