@@ -41,7 +41,7 @@ class CredentialsMissing(Exception):
 async def _credentials(
     ctx: Context, namespace: str, secret: str | None
 ) -> tuple[str | None, str | None]:
-    if secret is None:
+    if not secret:  # ambient credentials: IRSA, an instance profile, environment variables
         return None, None
     try:
         data = await ctx.kube.read_secret(namespace, secret)
