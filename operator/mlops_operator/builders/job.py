@@ -9,6 +9,7 @@ from mlops_operator.api.base import API_VERSION, ResourceRequirements
 from mlops_operator.api.trainingjob import KIND, TrainingJobSpec
 from mlops_operator.builders import names
 from mlops_operator.builders.storage import ResolvedStorage
+from mlops_operator.runtime.termination import EXIT_PERMANENT
 
 CONTAINER = "trainer"
 RUNTIME_UID = 65532
@@ -99,6 +100,23 @@ def build_training_job(
     ]
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
+        # A wrong spec or dataset shape fails the Job at once; a node drain is not a failure.
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": [EXIT_PERMANENT],
+                    },
+                },
+                {
+                    "action": "Ignore",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                },
+            ]
+        },
         "ttlSecondsAfterFinished": ttl_seconds,
         "template": {
             "metadata": {"labels": labels},

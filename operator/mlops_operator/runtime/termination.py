@@ -71,6 +71,31 @@ FAILURE_REASONS: Final = frozenset(
 )
 """Every reason a failure line can start with."""
 
+PERMANENT_REASONS: Final = frozenset(
+    {
+        INVALID_SPEC,
+        ESTIMATOR_NOT_ALLOWED,
+        UNKNOWN_ESTIMATOR,
+        INVALID_PARAMS,
+        MISSING_COLUMN,
+        NON_NUMERIC_FEATURE,
+    }
+)
+"""Failures no retry can fix: the spec or the data's shape is wrong. The trainer exits with
+``EXIT_PERMANENT`` for them, and the Job's podFailurePolicy fails the Job at once instead of
+spending its backoffLimit. Storage and data-availability failures may heal and are retried."""
+
+EXIT_FAILURE: Final = 1
+"""Exit code of a failure that a retry may fix."""
+
+EXIT_PERMANENT: Final = 2
+"""Exit code of a failure in ``PERMANENT_REASONS``."""
+
+
+def exit_code_for(reason: str) -> int:
+    """The trainer's exit code for a failure reason."""
+    return EXIT_PERMANENT if reason in PERMANENT_REASONS else EXIT_FAILURE
+
 
 @dataclass(frozen=True)
 class TrainingSummary:

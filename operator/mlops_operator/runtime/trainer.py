@@ -754,8 +754,9 @@ def _configure_logging() -> None:
 def train_command(manifest_path: str | None, output: str | None) -> int:
     """``mlops-operator train``: train, write the termination message, return the exit code.
 
-    Exit code 0 on success, 1 on failure. Expected failures are logged as one line; an
-    unexpected error is logged with its traceback and reported as ``TrainingError``.
+    Exit code 0 on success, 2 on a failure no retry can fix (``PERMANENT_REASONS``), 1 on
+    any other failure. Expected failures are logged as one line; an unexpected error is
+    logged with its traceback and reported as ``TrainingError``.
     """
     _configure_logging()
     try:
@@ -763,7 +764,7 @@ def train_command(manifest_path: str | None, output: str | None) -> int:
     except TrainingFailure as exc:
         logger.error("training failed: %s: %s", exc.reason, exc.message)
         tm.write_termination_message(tm.format_failure(exc.reason, exc.message))
-        return 1
+        return tm.exit_code_for(exc.reason)
     except Exception as exc:
         logger.exception("training failed with an unexpected error")
         tm.write_termination_message(
@@ -772,7 +773,7 @@ def train_command(manifest_path: str | None, output: str | None) -> int:
                 f"unexpected {type(exc).__name__}: {exc}; the pod's log has the traceback",
             )
         )
-        return 1
+        return tm.EXIT_FAILURE
     tm.write_termination_message(tm.format_success(summary))
     logger.info("training succeeded: model %s in %s", summary.digest, summary.artifact_uri)
     return 0

@@ -22,7 +22,8 @@ Deliberate simplifications, each one of a real behaviour the operator does not d
 - ``CreateContainerError`` fails the pod (a kubelet would keep retrying it), so a Job with a
   command the sandbox cannot run fails after its backoff limit instead of hanging.
 - Suspended Jobs are not started; suspending a running Job does not stop it. No Events are
-  posted, and ``podFailurePolicy``, ``successPolicy`` and indexed Jobs are not implemented.
+  posted; ``successPolicy`` and indexed Jobs are not implemented; podFailurePolicy rules
+  match on exit codes only (there are no disruptions here).
 
 The pure functions (environment resolution, status documents, backoff, termination
 messages) carry the decisions; :class:`Runner` only moves data between them, the API and
@@ -88,11 +89,13 @@ COND_FAILURE_TARGET = "FailureTarget"
 COND_FAILED = "Failed"
 REASON_COMPLETIONS_REACHED = "CompletionsReached"
 REASON_BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+REASON_POD_FAILURE_POLICY = "PodFailurePolicy"
 REASON_DEADLINE_EXCEEDED = "DeadlineExceeded"
 JOB_MESSAGES = {
     REASON_COMPLETIONS_REACHED: "Reached expected number of succeeded pods",
     REASON_BACKOFF_LIMIT_EXCEEDED: "Job has reached the specified backoff limit",
     REASON_DEADLINE_EXCEEDED: "Job was active longer than specified deadline",
+    REASON_POD_FAILURE_POLICY: "Container failed with an exit code matching a FailJob rule",
 }
 
 # Container waiting reasons, as the kubelet reports them.
@@ -469,6 +472,24 @@ def pod_status(
     return status
 
 
+def pod_failure_action(
+    policy: Mapping[str, Any] | None, container: str | None, exit_code: int | None
+) -> str:
+    """The podFailurePolicy action for a failed pod: the first rule whose ``onExitCodes``
+    matches decides (``FailJob``, ``Ignore`` or ``Count``); no match counts the failure.
+    ``onPodConditions`` rules never match: the sandbox has no disruptions."""
+    for rule in (policy or {}).get("rules") or []:
+        codes = rule.get("onExitCodes")
+        if not codes or exit_code is None:
+            continue
+        if codes.get("containerName") not in (None, container):
+            continue
+        listed = exit_code in (codes.get("values") or [])
+        if listed == (codes.get("operator") == "In"):
+            return str(rule.get("action", "Count"))
+    return "Count"
+
+
 def job_condition(kind: str, reason: str, now: str) -> Json:
     """A True Job condition with the Job controller's message for ``reason``."""
     return {
@@ -628,6 +649,8 @@ class PodResult:
 
     succeeded: bool
     deadline_exceeded: bool = False
+    container: str | None = None
+    exit_code: int | None = None
 
 
 def _pod_path(namespace: str, name: str) -> str:
@@ -759,7 +782,12 @@ class PodProcess:
         logger.info("Pod %s/%s: exited with code %d.", self.namespace, self.name, exit_code)
         state = terminated_state(exit_code, started_at, format_time(_now()), message)
         await self._write_status("Succeeded" if exit_code == 0 else "Failed", state)
-        return PodResult(succeeded=exit_code == 0, deadline_exceeded=deadline_exceeded)
+        return PodResult(
+            succeeded=exit_code == 0,
+            deadline_exceeded=deadline_exceeded,
+            container=self._container.get("name"),
+            exit_code=exit_code,
+        )
 
     async def _terminate(self, process: asyncio.subprocess.Process) -> int:
         """SIGTERM the process group, SIGKILL it after the grace period; return the exit status."""
@@ -892,13 +920,20 @@ class JobRun:
                 if deadline is not None and loop.time() >= deadline:
                     continue
             result = await self._run_pod(deadline)
+            action = "Count"
             if result.succeeded:
                 self._succeeded += 1
             else:
-                self._failed += 1
+                action = pod_failure_action(
+                    self._spec.get("podFailurePolicy"), result.container, result.exit_code
+                )
+                if action != "Ignore":
+                    self._failed += 1
             await self._patch_counts(active=0, ready=0)
             if result.deadline_exceeded:
                 return await self._finish(REASON_DEADLINE_EXCEEDED)
+            if action == "FailJob":
+                return await self._finish(REASON_POD_FAILURE_POLICY)
 
     async def _run_pod(self, deadline: float | None) -> PodResult:
         pod = await self._create_pod()

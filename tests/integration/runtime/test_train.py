@@ -211,7 +211,7 @@ def test_spec_failures_are_reported_before_touching_storage(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead_endpoint)
     doc = classifier_job("s3://nowhere/data.csv", "nowhere", **overrides)
-    assert train_command(write_manifest(tmp_path, doc), None) == 1
+    assert train_command(write_manifest(tmp_path, doc), None) == tm.exit_code_for(reason)
     got_reason, message = _failure(termination_log)
     assert got_reason == reason
     assert fragment in message
@@ -225,7 +225,7 @@ def test_a_missing_target_column_lists_the_columns(
 ) -> None:
     dataset, _ = breast_cancer_csv
     doc = classifier_job(dataset, bucket, dataset={"uri": dataset, "target": "label"})
-    assert train_command(write_manifest(tmp_path, doc), None) == 1
+    assert train_command(write_manifest(tmp_path, doc), None) == tm.EXIT_PERMANENT
     reason, message = _failure(termination_log)
     assert reason == tm.MISSING_COLUMN
     assert message.startswith(
@@ -282,14 +282,14 @@ def test_a_text_feature_is_refused_rather_than_encoded(
         dataset={"uri": f"file://{tmp_path}/d.csv", "target": "label"},
         estimator={"className": "sklearn.linear_model.LogisticRegression"},
     )
-    assert train_command(write_manifest(tmp_path, doc), f"file://{tmp_path}/out/") == 1
+    assert train_command(write_manifest(tmp_path, doc), f"file://{tmp_path}/out/") == 2
     reason, message = _failure(termination_log)
     assert reason == tm.NON_NUMERIC_FEATURE
     assert "are not numeric: city (" in message
     assert not (tmp_path / "out").exists()
 
 
-def test_the_cli_refuses_a_disallowed_class_with_exit_code_1(
+def test_the_cli_refuses_a_disallowed_class_as_a_permanent_failure(
     tmp_path: Path, termination_log: Path
 ) -> None:
     doc = trainingjob(
@@ -305,7 +305,7 @@ def test_the_cli_refuses_a_disallowed_class_with_exit_code_1(
         timeout=60,
         env=os.environ.copy(),
     )
-    assert result.returncode == 1
+    assert result.returncode == tm.EXIT_PERMANENT
     assert "Traceback" not in result.stderr
     assert "estimator class 'os.system' is not allowed" in result.stderr
     assert termination_log.read_text() == (

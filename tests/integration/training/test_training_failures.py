@@ -97,24 +97,44 @@ def test_missing_dataset_is_reported_before_a_job_is_created(
 
 
 def test_job_exceeding_backoff_limit_fails_after_every_retry(
-    start_operator: Any, resources: Any, cancer_csv: str, kube: Any, namespace: str
+    start_operator: Any, resources: Any, s3: Any, cancer_csv: str, kube: Any, namespace: str
 ) -> None:
+    # An unreadable dataset may be mid-upload, so it is retried until backoffLimit.
+    bucket, _, key = cancer_csv.removeprefix("s3://").partition("/")
+    s3.put_object(Bucket=bucket, Key=key.replace("breast-cancer", "empty"), Body=b"")
     start_operator()
     resources.create(
         "trainingjobs",
         "TrainingJob",
         "flaky",
-        spec(cancer_csv, dataset={"uri": cancer_csv, "target": "missing"}, backoffLimit=1),
+        spec(cancer_csv.replace("breast-cancer", "empty"), backoffLimit=1),
     )
     tj = resources.wait_status("trainingjobs", "flaky", failed, "to fail")
     ready = resources.condition(tj["status"], "Ready")
-    assert ready["reason"] == "MissingColumn"
+    assert ready["reason"] == "DatasetUnreadable"
     assert "after 2 attempts" in ready["message"]
     job = kubernetes.client.BatchV1Api(kube).read_namespaced_job(tj["status"]["jobName"], namespace)
     assert job.status.failed == 2
     assert [c.reason for c in job.status.conditions if c.type == "Failed"] == [
         "BackoffLimitExceeded"
     ]
+
+
+def test_a_failure_no_retry_can_fix_is_not_retried(
+    start_operator: Any, resources: Any, cancer_csv: str, kube: Any, namespace: str
+) -> None:
+    start_operator()
+    resources.create(
+        "trainingjobs",
+        "TrainingJob",
+        "permanent",
+        spec(cancer_csv, dataset={"uri": cancer_csv, "target": "missing"}, backoffLimit=3),
+    )
+    tj = resources.wait_status("trainingjobs", "permanent", failed, "to fail")
+    assert resources.condition(tj["status"], "Ready")["reason"] == "MissingColumn"
+    job = kubernetes.client.BatchV1Api(kube).read_namespaced_job(tj["status"]["jobName"], namespace)
+    assert job.status.failed == 1
+    assert [c.reason for c in job.status.conditions if c.type == "Failed"] == ["PodFailurePolicy"]
 
 
 def test_schema_rejects_a_bad_spec_with_the_field_path(resources: Any) -> None:

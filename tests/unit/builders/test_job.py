@@ -76,3 +76,13 @@ def test_long_names_are_shortened_deterministically() -> None:
     assert len(first) <= 63 and first.endswith("-train")
     assert first == names.training_job_name(long)
     assert first != names.training_job_name("a" * 69 + "b")
+
+
+def test_permanent_trainer_failures_fail_the_job_without_retries() -> None:
+    from mlops_operator.runtime.termination import EXIT_PERMANENT
+    from mlops_operator.sandbox.runner import pod_failure_action
+
+    policy = _job()["spec"]["podFailurePolicy"]
+    assert pod_failure_action(policy, "trainer", EXIT_PERMANENT) == "FailJob"
+    assert pod_failure_action(policy, "trainer", 1) == "Count"
+    assert pod_failure_action(policy, "sidecar", EXIT_PERMANENT) == "Count"

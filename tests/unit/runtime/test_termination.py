@@ -73,3 +73,12 @@ def test_the_message_goes_to_the_configured_path(
 def test_an_unwritable_path_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(tm.PATH_ENV, str(tmp_path / "missing-dir" / "log"))
     tm.write_termination_message("InvalidSpec: x")
+
+
+def test_exit_code_separates_failures_a_retry_can_fix() -> None:
+    from mlops_operator.runtime import termination as tm
+
+    assert tm.exit_code_for(tm.MISSING_COLUMN) == tm.EXIT_PERMANENT
+    assert tm.exit_code_for(tm.UNKNOWN_ESTIMATOR) == tm.EXIT_PERMANENT
+    assert tm.exit_code_for(tm.STORAGE_UNREACHABLE) == tm.EXIT_FAILURE
+    assert tm.exit_code_for(tm.DATASET_UNREADABLE) == tm.EXIT_FAILURE
