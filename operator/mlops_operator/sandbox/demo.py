@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -103,7 +103,10 @@ def run_scenario(sandbox: Sandbox, say: Narrator, timeout: float) -> bool:
         seen: set[str] = set()
 
         def trained() -> dict[str, Any] | None:
-            obj = api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingjobs", name)
+            obj: dict[str, Any] = cast(
+                dict[str, Any],
+                api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingjobs", name),
+            )
             status: dict[str, Any] = obj.get("status") or {}
             ready = _conditions(status).get("Ready", {})
             key = f"{status.get('phase')}/{ready.get('reason')}"
@@ -122,10 +125,12 @@ def run_scenario(sandbox: Sandbox, say: Narrator, timeout: float) -> bool:
         mv_name = status["modelVersion"]
 
         def verified() -> dict[str, Any] | None:
-            obj = api.get_namespaced_custom_object(
-                GROUP, VERSION, NAMESPACE, "modelversions", mv_name
+            mv = cast(
+                dict[str, Any],
+                api.get_namespaced_custom_object(
+                    GROUP, VERSION, NAMESPACE, "modelversions", mv_name
+                ),
             )
-            mv: dict[str, Any] = obj
             return mv if (mv.get("status") or {}).get("phase") in ("Ready", "Failed") else None
 
         mv = wait_for(f"ModelVersion {mv_name} to be verified", verified, timeout=timeout)
