@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import boto3
 import kubernetes
 import pytest
 
 from mlops_operator.sandbox.cluster import Sandbox
+from mlops_operator.sandbox.s3 import client_from_env
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -46,13 +46,6 @@ def namespace(sandbox: Sandbox, kube: kubernetes.client.ApiClient) -> Iterator[s
 @pytest.fixture
 def s3(sandbox: Sandbox) -> Iterator[S3Client]:
     """A boto3 S3 client pointed at the sandbox's endpoint, as the operator's would be."""
-    env = sandbox.env()
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
+    client = client_from_env(sandbox.env())
     yield client
     client.close()

@@ -27,6 +27,15 @@ class Context:
         return self._locks[key]
 
 
+class Requeue(Exception):
+    """A reconcile could not finish (storage not reachable yet, a number taken): run it
+    again after ``delay`` seconds. Handlers turn it into ``kopf.TemporaryError``."""
+
+    def __init__(self, delay: float, message: str) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
 def get_context(memo: Any) -> Context:
     """The context stored in kopf's memo at start-up."""
     ctx = memo.get("ctx") if hasattr(memo, "get") else getattr(memo, "ctx", None)

@@ -17,7 +17,7 @@ from mlops_operator.api.trainingjob import StorageSpec
 from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers import storage as storage_io
-from mlops_operator.controllers.context import Context, get_context
+from mlops_operator.controllers.context import Context, Requeue, get_context
 from mlops_operator.controllers.status import event, with_condition, write
 from mlops_operator.policy.gates import describe_failures, evaluate_gates, main_metric
 
@@ -26,10 +26,6 @@ logger = logging.getLogger(__name__)
 RETRY_SECONDS = 60
 SETTLED = ("Ready", "Failed", "Degraded", "Retired")
 MODEL_FILE = "model.joblib"
-
-
-class Requeue(Exception):
-    """Verification could not finish (storage not reachable yet); retry later."""
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
@@ -93,7 +89,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         await write(ctx.kube, k8s.MODELVERSIONS, namespace, name, status)
         if previous is None or previous.reason != reason:
             event(body, "Warning", reason, message)
-        raise Requeue(message)
+        raise Requeue(RETRY_SECONDS, message)
 
     if actual != spec.artifact.digest:
         message = (
@@ -144,4 +140,4 @@ async def modelversion_changed(namespace: str | None, name: str, memo: Any, **_:
     try:
         await reconcile(get_context(memo), namespace, name)
     except Requeue as exc:
-        raise kopf.TemporaryError(str(exc), delay=RETRY_SECONDS) from None
+        raise kopf.TemporaryError(str(exc), delay=exc.delay) from None

@@ -23,7 +23,7 @@ from mlops_operator.builders.job import CONTAINER, build_training_job
 from mlops_operator.builders.modelversion import build_model_version
 from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers import storage as storage_io
-from mlops_operator.controllers.context import Context, get_context
+from mlops_operator.controllers.context import Context, Requeue, get_context
 from mlops_operator.controllers.status import event, now, with_condition, write
 from mlops_operator.policy.gates import main_metric
 from mlops_operator.policy.training import job_outcome, next_version
@@ -33,14 +33,6 @@ logger = logging.getLogger(__name__)
 
 STORAGE_RETRY_SECONDS = 30
 TERMINAL = ("Succeeded", "Failed")
-
-
-class Requeue(Exception):
-    """The reconcile could not finish; run it again after ``delay`` seconds."""
-
-    def __init__(self, delay: float, message: str) -> None:
-        super().__init__(message)
-        self.delay = delay
 
 
 def allowed_estimator(class_name: str, prefixes: list[str]) -> bool:

@@ -60,17 +60,11 @@ class Narrator:
 
 
 def _upload_dataset(sandbox: Sandbox) -> str:
-    import boto3
     from sklearn.datasets import load_breast_cancer
 
-    env = sandbox.env()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
+    from mlops_operator.sandbox.s3 import client_from_env
+
+    s3 = client_from_env(sandbox.env())
     frame = load_breast_cancer(as_frame=True).frame
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
-from mlops_operator.sandbox.s3 import S3Server
+from mlops_operator.sandbox.s3 import S3Server, client_from_env
 
 
 def test_s3_server_creates_its_buckets_and_serves_them_quietly(
@@ -13,13 +12,7 @@ def test_s3_server_creates_its_buckets_and_serves_them_quietly(
 ) -> None:
     with S3Server(buckets=("first", "second")) as server:
         env = server.env()
-        client = boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_DEFAULT_REGION"],
-        )
+        client = client_from_env(env)
         try:
             names = {b["Name"] for b in client.list_buckets()["Buckets"]}
             client.put_object(Bucket="first", Key="k", Body=b"v")
