@@ -37,6 +37,11 @@ def start_operator(sandbox: Sandbox, namespace: str, tmp_path: Path) -> Iterator
     yield start
     for proc in started:
         proc.stop()
+    # An operator that "works" while printing tracebacks or warnings has a bug.
+    for proc in started:
+        output = proc.output()
+        for marker in ("Traceback", "Warning:"):
+            assert marker not in output, f"{proc.log_path} has a {marker}:\n{output}"
 
 
 @pytest.fixture(scope="module")

@@ -32,9 +32,10 @@ class ApiModel(BaseModel):
 
 
 class StatusModel(ApiModel):
-    """Status types tolerate fields written by newer operator versions."""
+    """Status types tolerate fields written by newer operator versions, and validate what
+    controllers assign (e.g. a timestamp string copied from a Job becomes a datetime)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
 
 class SecretKeyRef(ApiModel):

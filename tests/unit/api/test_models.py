@@ -69,3 +69,16 @@ def test_condition_transition_time_moves_only_when_status_changes() -> None:
     conds = set_condition(conds, "Ready", "True", "ModelRegistered", "done", now=T1)
     assert conds[0].last_transition_time == T1
     assert len(conds) == 1
+
+
+def test_status_assignment_parses_timestamps_copied_from_other_objects() -> None:
+    import warnings
+
+    from mlops_operator.api.trainingjob import TrainingJobStatus
+
+    status = TrainingJobStatus()
+    status.start_time = "2026-11-22T08:32:26Z"  # type: ignore[assignment]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert wire["startTime"] == "2026-11-22T08:32:26Z"
