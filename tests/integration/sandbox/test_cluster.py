@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import os
 import pathlib
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -134,17 +134,23 @@ def test_the_sandbox_command_starts_prints_how_to_connect_and_stops_on_sigint(
         text=True,
     )
     assert process.stdout is not None
-    output = ""
+    stdout = process.stdout
+    lines: list[str] = []
+    banner_done = threading.Event()
+
+    # A thread reads lines: select() on a buffered text pipe misses lines already buffered.
+    def read_banner() -> None:
+        for line in iter(stdout.readline, ""):
+            lines.append(line)
+            if "Press Ctrl+C" in line:
+                break
+        banner_done.set()
+
+    reader = threading.Thread(target=read_banner, daemon=True)
+    reader.start()
     try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            deadline = time.monotonic() + 30
-            while "Press Ctrl+C" not in output and time.monotonic() < deadline:
-                if selector.select(timeout=1):
-                    line = process.stdout.readline()
-                    if not line:
-                        break
-                    output += line
+        banner_done.wait(timeout=30)
+        output = "".join(lines)
         assert "Press Ctrl+C" in output, output
         assert "source " in output and "mlops-operator run" in output
         assert "load_kube_config" in output
