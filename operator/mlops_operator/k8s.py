@@ -47,6 +47,8 @@ MODELVERSIONS = Resource(GROUP, VERSION, "modelversions")
 INFERENCESERVICES = Resource(GROUP, VERSION, "inferenceservices")
 JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
+DEPLOYMENTS = Resource("apps", "v1", "deployments")
+SERVICES = Resource("", "v1", "services")
 SECRETS = Resource("", "v1", "secrets")
 
 

@@ -44,3 +44,12 @@ NO_GATES: Final = "NoGates"
 GATE_FAILED: Final = "GateFailed"
 GATES_NOT_EVALUATED: Final = "GatesNotEvaluated"
 VERSION_READY: Final = "VersionReady"
+
+# InferenceService
+NO_SERVABLE_VERSION: Final = "NoServableVersion"
+RESOLVED: Final = "VersionResolved"
+ROLLING_OUT: Final = "RollingOut"
+ROLLED_OUT: Final = "RolledOut"
+PREDICTOR_READY: Final = "PredictorReady"
+PREDICTOR_NOT_READY: Final = "PredictorNotReady"
+SCALED_TO_ZERO: Final = "ScaledToZero"

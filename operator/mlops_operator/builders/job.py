@@ -5,63 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops_operator.api.base import API_VERSION, ResourceRequirements
+from mlops_operator.api.base import API_VERSION
 from mlops_operator.api.trainingjob import KIND, TrainingJobSpec
 from mlops_operator.builders import names
+from mlops_operator.builders.pod import (
+    resources,
+    restricted_container_security,
+    restricted_pod_security,
+    storage_env,
+)
 from mlops_operator.builders.storage import ResolvedStorage
 from mlops_operator.runtime.termination import EXIT_PERMANENT
 
 CONTAINER = "trainer"
-RUNTIME_UID = 65532
 TERMINATION_LOG = "/dev/termination-log"
 DEFAULT_RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "500m", "memory": "512Mi"},
     "limits": {"memory": "2Gi"},
 }
-
-
-def restricted_pod_security() -> dict[str, Any]:
-    """Pod-level security context that passes the ``restricted`` Pod Security Standard."""
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUNTIME_UID,
-        "runAsGroup": RUNTIME_UID,
-        "fsGroup": RUNTIME_UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def restricted_container_security() -> dict[str, Any]:
-    """Container-level security context: no privileges, read-only root filesystem."""
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
-def _resources(spec: ResourceRequirements | None) -> dict[str, Any]:
-    if spec is None:
-        return DEFAULT_RESOURCES
-    return spec.model_dump(mode="json", exclude_none=True)
-
-
-def _storage_env(storage: ResolvedStorage) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = []
-    if storage.endpoint:
-        env.append({"name": "AWS_ENDPOINT_URL", "value": storage.endpoint})
-    if storage.region:
-        env.append({"name": "AWS_DEFAULT_REGION", "value": storage.region})
-    if storage.credentials_secret:
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.append(
-                {
-                    "name": key,
-                    "valueFrom": {"secretKeyRef": {"name": storage.credentials_secret, "key": key}},
-                }
-            )
-    return env
 
 
 def build_training_job(
@@ -96,7 +57,7 @@ def build_training_job(
         {"name": "MLOPS_ALLOWED_ESTIMATOR_PREFIXES", "value": json.dumps(allowed_prefixes)},
         {"name": "MLOPS_TERMINATION_MESSAGE_PATH", "value": TERMINATION_LOG},
         {"name": "HOME", "value": "/tmp"},
-        *_storage_env(storage),
+        *storage_env(storage),
     ]
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
@@ -132,7 +93,7 @@ def build_training_job(
                         "command": ["mlops-operator", "train"],
                         "args": ["--output", output_uri],
                         "env": env,
-                        "resources": _resources(spec.resources),
+                        "resources": resources(spec.resources, DEFAULT_RESOURCES),
                         "securityContext": restricted_container_security(),
                         "terminationMessagePath": TERMINATION_LOG,
                         "terminationMessagePolicy": "FallbackToLogsOnError",

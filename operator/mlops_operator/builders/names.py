@@ -46,3 +46,18 @@ def run_dir_uri(bucket: str, prefix: str, model: str, trainingjob: str, uid: str
 def version_dir_uri(bucket: str, prefix: str, model: str, version: int) -> str:
     """Where a registered version lives: ``s3://<bucket>/<prefix>/<model>/<version>/``."""
     return _join(bucket, prefix, model, str(version))
+
+
+LABEL_INFERENCESERVICE = "mlops.dev/inferenceservice"
+PREDICTOR_PORT = 8080
+SERVICE_PORT = 80
+
+
+def predictor_name(inferenceservice: str) -> str:
+    """The Deployment and Service of an InferenceService: ``<isvc>-predictor``."""
+    return _fit(inferenceservice, "-predictor")
+
+
+def service_url(inferenceservice: str, namespace: str) -> str:
+    """The in-cluster URL of an InferenceService."""
+    return f"http://{predictor_name(inferenceservice)}.{namespace}.svc.cluster.local"

@@ -1,0 +1,295 @@
+"""InferenceService controller: resolve the version → apply Deployment and Service → mirror
+the rollout into status → record which services serve each ModelVersion.
+
+Level-triggered like the TrainingJob controller: a change of the service, of any ModelVersion
+of its model, or of its Deployment runs the same idempotent ``reconcile``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any, cast
+
+import kopf
+from pydantic import ValidationError
+
+from mlops_operator import k8s
+from mlops_operator.api import reasons
+from mlops_operator.api.base import GROUP, VERSION
+from mlops_operator.api.inferenceservice import InferenceServiceSpec, InferenceServiceStatus
+from mlops_operator.api.modelversion import ModelVersionSpec
+from mlops_operator.api.trainingjob import StorageSpec
+from mlops_operator.api.validation import describe_validation_error
+from mlops_operator.builders import names
+from mlops_operator.builders.predictor import build_deployment, build_service
+from mlops_operator.builders.storage import resolve_storage
+from mlops_operator.controllers.context import Context, get_context
+from mlops_operator.controllers.status import event, now, with_condition, write
+from mlops_operator.policy.serving import (
+    Candidate,
+    change_reason,
+    record,
+    resolve_version,
+    rollout,
+)
+
+logger = logging.getLogger(__name__)
+
+SPEC_HASH = "mlops.dev/spec-hash"
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+async def _apply(
+    ctx: Context, res: k8s.Resource, owner: dict[str, Any], desired: dict[str, Any]
+) -> dict[str, Any]:
+    """Create the object, or patch it when what we want changed (tracked by a hash
+    annotation, so server-side defaults never cause a patch loop)."""
+    kopf.adopt(desired, owner=kopf.Body(cast(Any, owner)))
+    digest = _hash({"spec": desired["spec"], "labels": desired["metadata"].get("labels")})
+    desired["metadata"].setdefault("annotations", {})[SPEC_HASH] = digest
+    meta = desired["metadata"]
+    existing = await ctx.kube.get_or_none(res, meta["namespace"], meta["name"])
+    if existing is None:
+        try:
+            return await ctx.kube.create(res, meta["namespace"], desired)
+        except k8s.Conflict:
+            existing = await ctx.kube.get(res, meta["namespace"], meta["name"])
+    if (existing["metadata"].get("annotations") or {}).get(SPEC_HASH) == digest:
+        return existing
+    return await ctx.kube.patch(
+        res,
+        meta["namespace"],
+        meta["name"],
+        {
+            "metadata": {
+                "labels": meta.get("labels"),
+                "annotations": meta["annotations"],
+                "ownerReferences": meta["ownerReferences"],
+            },
+            "spec": desired["spec"],
+        },
+    )
+
+
+async def reconcile(ctx: Context, namespace: str, name: str) -> None:
+    """Bring one InferenceService closer to serving its resolved version."""
+    async with ctx.lock(("inferenceservice", namespace, name)):
+        body = await ctx.kube.get_or_none(k8s.INFERENCESERVICES, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        await _reconcile(ctx, body)
+
+
+async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+    before = body.get("status") or {}
+    status = InferenceServiceStatus.model_validate(before)
+    status.observed_generation = generation
+
+    def cond(type: str, value: bool, reason: str, message: str) -> None:
+        status.conditions = with_condition(
+            status.conditions, type, "True" if value else "False", reason, message, generation
+        )
+
+    try:
+        spec = InferenceServiceSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        message = describe_validation_error(exc, root="spec")
+        status.phase = "Failed"
+        cond(reasons.READY, False, reasons.INVALID_SPEC, message)
+        await _write(ctx, body, status, before)
+        if before.get("phase") != "Failed":
+            event(body, "Warning", reasons.INVALID_SPEC, message)
+        return
+
+    versions = [
+        mv
+        for mv in await ctx.kube.list(k8s.MODELVERSIONS, namespace)
+        if (mv.get("spec") or {}).get("model") == spec.model
+    ]
+    resolution = resolve_version(
+        spec.model, spec.version, [Candidate.from_object(mv) for mv in versions]
+    )
+    status.url = names.service_url(name, namespace)
+    if resolution.candidate is None:
+        if status.current_version is None:
+            status.phase = "Pending"
+        cond(
+            reasons.READY if status.current_version is None else reasons.PROGRESSING,
+            False,
+            resolution.reason,
+            resolution.message,
+        )
+        await _write(ctx, body, status, before)
+        if (before.get("conditions") or []) != [
+            c.model_dump(mode="json", by_alias=True) for c in status.conditions
+        ]:
+            event(body, "Warning", resolution.reason, resolution.message)
+        return
+
+    target = resolution.candidate
+    mv_obj = next(mv for mv in versions if mv["metadata"]["name"] == target.name)
+    mv_spec = ModelVersionSpec.model_validate(mv_obj["spec"])
+    storage = resolve_storage(
+        StorageSpec(
+            endpoint=mv_spec.artifact.endpoint,
+            credentials_secret=mv_spec.artifact.credentials_secret,
+        ),
+        ctx.settings,
+    )
+    deployment = await _apply(
+        ctx,
+        k8s.DEPLOYMENTS,
+        body,
+        build_deployment(
+            name=name,
+            namespace=namespace,
+            spec=spec,
+            model_version=mv_spec,
+            image=spec.image or ctx.settings.runtime_image,
+            storage=storage,
+        ),
+    )
+    await _apply(
+        ctx, k8s.SERVICES, body, build_service(name=name, namespace=namespace, model=spec.model)
+    )
+
+    if status.current_version != target.version:
+        reason = change_reason(status.current_version, spec.version, target.version)
+        message = f"Serving {target.name} ({resolution.message})"
+        status.history = record(status.history, target.version, reason, message, now())
+        event(
+            body,
+            "Normal",
+            "VersionChanged",
+            f"Serving version {target.version} of {spec.model} ({reason}).",
+        )
+        status.current_version = target.version
+
+    progress = rollout(deployment, spec.replicas)
+    status.ready_replicas = progress.ready_replicas
+    if progress.complete:
+        cond(
+            reasons.PROGRESSING,
+            False,
+            reasons.ROLLED_OUT,
+            f"Version {target.version} is rolled out to {spec.replicas} replica(s).",
+        )
+    else:
+        cond(
+            reasons.PROGRESSING,
+            True,
+            reasons.ROLLING_OUT,
+            f"Rolling out version {target.version}: {progress.ready_replicas}/{spec.replicas} "
+            "ready.",
+        )
+    if spec.replicas == 0:
+        status.phase = "Pending"
+        cond(reasons.READY, False, reasons.SCALED_TO_ZERO, "replicas is 0.")
+    elif progress.available:
+        status.phase = "Ready"
+        cond(
+            reasons.READY,
+            True,
+            reasons.PREDICTOR_READY,
+            f"{progress.ready_replicas} of {spec.replicas} replica(s) ready at {status.url}.",
+        )
+    else:
+        status.phase = "Pending"
+        cond(
+            reasons.READY,
+            False,
+            reasons.PREDICTOR_NOT_READY,
+            "No predictor pod is ready yet; see the pods' events and logs "
+            f"(label {names.LABEL_INFERENCESERVICE}={name}).",
+        )
+    await _write(ctx, body, status, before)
+    await _mark_served(ctx, namespace, name, versions, target.version)
+
+
+async def _write(
+    ctx: Context, body: dict[str, Any], status: InferenceServiceStatus, before: dict[str, Any]
+) -> None:
+    meta = body["metadata"]
+    wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if wire != before:
+        await write(ctx.kube, k8s.INFERENCESERVICES, meta["namespace"], meta["name"], status)
+
+
+async def _mark_served(
+    ctx: Context, namespace: str, name: str, versions: list[dict[str, Any]], serving: int
+) -> None:
+    """Keep ``status.servedBy`` of every version of the model true to what is served."""
+    for mv in versions:
+        served = list((mv.get("status") or {}).get("servedBy") or [])
+        wanted = sorted(
+            {*served, name} if mv["spec"]["version"] == serving else set(served) - {name}
+        )
+        if wanted != sorted(served):
+            await ctx.kube.patch_status(
+                k8s.MODELVERSIONS, namespace, mv["metadata"]["name"], {"servedBy": wanted}
+            )
+
+
+async def release(ctx: Context, namespace: str, name: str) -> None:
+    """A deleted service no longer serves anything."""
+    for mv in await ctx.kube.list(k8s.MODELVERSIONS, namespace):
+        served = list((mv.get("status") or {}).get("servedBy") or [])
+        if name in served:
+            await ctx.kube.patch_status(
+                k8s.MODELVERSIONS,
+                namespace,
+                mv["metadata"]["name"],
+                {"servedBy": sorted(set(served) - {name})},
+            )
+
+
+@kopf.on.create(GROUP, VERSION, "inferenceservices")
+@kopf.on.resume(GROUP, VERSION, "inferenceservices")
+@kopf.on.update(GROUP, VERSION, "inferenceservices", field="spec")
+async def inferenceservice_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """An InferenceService appeared or changed, or the operator restarted."""
+    assert namespace is not None
+    try:
+        await reconcile(get_context(memo), namespace, name)
+    except k8s.Conflict as exc:
+        raise kopf.TemporaryError(f"conflict, retrying: {exc.message}", delay=1) from None
+
+
+@kopf.on.event(GROUP, VERSION, "inferenceservices")
+async def inferenceservice_event(
+    type: str, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
+    """A deleted service releases the versions it served (its children go by GC)."""
+    if type == "DELETED" and namespace:
+        await release(get_context(memo), namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+async def modelversion_event(
+    type: str, body: kopf.Body, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """A version of some model changed: services of that model may now resolve differently."""
+    model = (body.get("spec") or {}).get("model")
+    if not namespace or not model:
+        return
+    ctx = get_context(memo)
+    for isvc in await ctx.kube.list(k8s.INFERENCESERVICES, namespace):
+        if (isvc.get("spec") or {}).get("model") == model:
+            await reconcile(ctx, namespace, isvc["metadata"]["name"])
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT})
+async def deployment_event(
+    type: str, body: kopf.Body, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """The predictor's rollout moved: mirror it into its InferenceService."""
+    owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
+    if owner and namespace and type != "DELETED":
+        await reconcile(get_context(memo), namespace, owner)
