@@ -293,3 +293,14 @@ async def deployment_event(
     owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
     if owner and namespace and type != "DELETED":
         await reconcile(get_context(memo), namespace, owner)
+
+
+def _not_ready(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") != "Ready"
+
+
+@kopf.timer(GROUP, VERSION, "inferenceservices", interval=10, initial_delay=10, when=_not_ready)
+async def inferenceservice_recheck(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """While not Ready, look again: pods explain themselves only once they listen."""
+    if namespace:
+        await reconcile(get_context(memo), namespace, name)

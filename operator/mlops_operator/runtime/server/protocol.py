@@ -1,0 +1,410 @@
+"""Request parsing and validation for the Open Inference Protocol (v2) and KServe v1. Pure.
+
+Every function here turns an already decoded JSON document into numpy rows of shape
+``(N, n_features)`` (float64, in the model's feature order) or raises :class:`ProtocolError`
+with the HTTP status and a message that says what was wrong. Nothing here does I/O, so the
+whole table of bad inputs is unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+Rows = npt.NDArray[np.float64]
+
+OUTPUT_PREDICT: Final = "predict"
+"""Name of the output holding predicted labels (classifiers) or values (regressors)."""
+
+OUTPUT_PROBA: Final = "predict_proba"
+"""Name of the output holding class probabilities, ``[N, n_classes]`` (classifiers only)."""
+
+DATATYPES: Final = frozenset({"FP32", "FP64", "INT32", "INT64", "BYTES"})
+"""Input datatypes accepted by ``/infer``; every feature is numeric, so BYTES data must hold
+numbers written as strings."""
+
+_INTEGER_DATATYPES: Final = frozenset({"INT32", "INT64"})
+_MAX_LISTED: Final = 10
+
+
+class ProtocolError(Exception):
+    """A request the server refuses: ``status`` is the HTTP status, ``message`` the reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """A validated v2 inference request."""
+
+    rows: Rows
+    outputs: tuple[str, ...]
+    """Requested outputs, in request order; ``("predict",)`` when the request names none."""
+    id: str | None
+
+
+@dataclass(frozen=True)
+class LabelledIds:
+    """Feedback as ground-truth labels for earlier predictions, by prediction id."""
+
+    ids: tuple[str, ...]
+    labels: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """Feedback as rows with their ground-truth labels: predicted now and compared."""
+
+    rows: Rows
+    labels: tuple[Any, ...]
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_MAX_LISTED])
+    more = len(names) - _MAX_LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON document in ``body``; malformed or empty JSON is a 400."""
+    if not body.strip():
+        raise ProtocolError(400, "the request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(400, f"malformed JSON: {exc}") from exc
+
+
+def _object(doc: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(doc, dict):
+        raise ProtocolError(400, f"{what} must be a JSON object, got {_json_type(doc)}")
+    return doc
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _to_numbers(data: Any, where: str, *, strings: bool) -> npt.NDArray[Any]:
+    """``data`` (a number, or nested arrays of numbers) as a numeric or object array.
+
+    JSON ``null`` becomes NaN (a missing value). Strings are parsed as numbers only when
+    ``strings`` is set (BYTES tensors); booleans and anything else are refused.
+    """
+    try:
+        arr = np.asarray(data)
+    except ValueError as exc:
+        raise ProtocolError(
+            400, f"{where} is ragged: its nested arrays have different lengths"
+        ) from exc
+    kind = arr.dtype.kind
+    if kind in "iuf":
+        return arr
+    if kind == "U" and strings:
+        try:
+            return arr.astype(np.float64)
+        except ValueError as exc:
+            raise ProtocolError(400, f"{where} holds a value that is not a number: {exc}") from exc
+    if kind == "O":
+        flat = arr.ravel()
+        out = np.empty(flat.size, dtype=np.float64)
+        for i, value in enumerate(flat):
+            if value is None:
+                out[i] = math.nan
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                out[i] = float(value)
+            elif strings and isinstance(value, str):
+                try:
+                    out[i] = float(value)
+                except ValueError as exc:
+                    raise ProtocolError(
+                        400, f"{where} holds {value!r}, which is not a number"
+                    ) from exc
+            elif isinstance(value, list):
+                raise ProtocolError(
+                    400, f"{where} is ragged: its nested arrays have different depths"
+                )
+            else:
+                raise ProtocolError(400, f"{where} holds {_json_type(value)}, expected numbers")
+        return out.reshape(arr.shape)
+    if kind == "b":
+        raise ProtocolError(400, f"{where} holds booleans, expected numbers")
+    raise ProtocolError(400, f"{where} holds strings, expected numbers")
+
+
+def check_finite(rows: Rows, features: Sequence[str], *, allow_nan: bool) -> None:
+    """Refuse infinities always, and NaN (missing values) when the model cannot take them."""
+    bad = ~np.isfinite(rows)
+    if allow_nan:
+        bad &= ~np.isnan(rows)
+    if not bad.any():
+        return
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    value = rows[row, col]
+    what = "a missing value (null or NaN)" if np.isnan(value) else f"{value}"
+    hint = "; this model does not accept missing values" if np.isnan(value) else ""
+    raise ProtocolError(400, f"row {row}, feature {features[col]!r} is {what}{hint}")
+
+
+def _shape(raw: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in raw
+    ):
+        raise ProtocolError(400, f"{where}: 'shape' must be an array of non-negative integers")
+    return tuple(raw)
+
+
+def _tensor(raw: Any, index: int) -> tuple[str, tuple[int, ...], npt.NDArray[Any]]:
+    """One v2 input tensor: its name, shape and data (shaped as declared)."""
+    tensor = _object(raw, f"inputs[{index}]")
+    name = tensor.get("name")
+    if not isinstance(name, str) or not name:
+        raise ProtocolError(400, f"inputs[{index}] needs a 'name' (a non-empty string)")
+    where = f"input {name!r}"
+    datatype = tensor.get("datatype")
+    if not isinstance(datatype, str):
+        raise ProtocolError(400, f"{where} needs a 'datatype', one of {', '.join(sorted(DATATYPES))}")
+    if datatype not in DATATYPES:
+        raise ProtocolError(
+            400,
+            f"{where} has unsupported datatype {datatype!r}; "
+            f"expected one of {', '.join(sorted(DATATYPES))}",
+        )
+    shape = _shape(tensor.get("shape"), where)
+    if "data" not in tensor:
+        raise ProtocolError(400, f"{where} has no 'data'")
+    data = _to_numbers(tensor["data"], f"data of {where}", strings=datatype == "BYTES")
+    expected = math.prod(shape)
+    if data.ndim > 1:
+        if data.shape != shape:
+            raise ProtocolError(
+                400, f"{where} has shape {list(shape)} but its nested data has shape {list(data.shape)}"
+            )
+    elif data.size != expected:
+        raise ProtocolError(
+            400,
+            f"{where} has shape {list(shape)} ({expected} values) but {data.size} data values",
+        )
+    if datatype in _INTEGER_DATATYPES and data.dtype.kind == "f":
+        finite = data[np.isfinite(data)]
+        if not np.array_equal(finite, np.round(finite)):
+            raise ProtocolError(400, f"{where} is {datatype} but its data holds fractions")
+    return name, shape, data.astype(np.float64, copy=False).reshape(shape)
+
+
+def _outputs(raw: Any, output_names: Sequence[str]) -> tuple[str, ...]:
+    if raw is None:
+        return (OUTPUT_PREDICT,)
+    if not isinstance(raw, list) or not raw:
+        raise ProtocolError(400, "'outputs' must be a non-empty array of {\"name\": ...} objects")
+    names: list[str] = []
+    for i, item in enumerate(raw):
+        name = _object(item, f"outputs[{i}]").get("name")
+        if name not in output_names:
+            raise ProtocolError(
+                400,
+                f"unknown output {name!r}; this model has outputs {_listed(list(output_names))}",
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def parse_v2_infer(
+    doc: Any, features: Sequence[str], output_names: Sequence[str], *, allow_nan: bool
+) -> InferRequest:
+    """Validate a v2 ``/infer`` request body.
+
+    The features come either as ONE tensor of shape ``[N, n_features]`` (any name), or as one
+    tensor per feature, named after it, of shape ``[N]`` or ``[N, 1]``.
+    """
+    body = _object(doc, "the request body")
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ProtocolError(400, "'id' must be a string")
+    if "parameters" in body and not isinstance(body["parameters"], dict | None):
+        raise ProtocolError(400, "'parameters' must be a JSON object")
+    raw_inputs = body.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise ProtocolError(400, "'inputs' must be a non-empty array of input tensors")
+    outputs = _outputs(body.get("outputs"), output_names)
+    tensors = [_tensor(raw, i) for i, raw in enumerate(raw_inputs)]
+    n_features = len(features)
+    names = [name for name, _, _ in tensors]
+    if len(tensors) == 1 and len(tensors[0][1]) == 2 and (n_features > 1 or names[0] not in features):
+        name, shape, data = tensors[0]
+        if shape[1] != n_features:
+            raise ProtocolError(
+                400,
+                f"input {name!r} has {shape[1]} features per row (shape {list(shape)}); "
+                f"this model takes {n_features}: {_listed(list(features))}",
+            )
+        rows = data
+    else:
+        rows = _per_feature(tensors, features)
+    if rows.shape[0] == 0:
+        raise ProtocolError(400, "the request has no rows")
+    check_finite(rows, features, allow_nan=allow_nan)
+    return InferRequest(rows=rows, outputs=outputs, id=request_id)
+
+
+def _per_feature(
+    tensors: Sequence[tuple[str, tuple[int, ...], npt.NDArray[Any]]], features: Sequence[str]
+) -> Rows:
+    by_name = {name: (shape, data) for name, shape, data in tensors}
+    if len(by_name) != len(tensors):
+        raise ProtocolError(400, "two inputs have the same name")
+    missing = [f for f in features if f not in by_name]
+    unknown = [n for n in by_name if n not in features]
+    if unknown or missing:
+        if len(tensors) == 1:
+            name, shape, _ = tensors[0]
+            raise ProtocolError(
+                400,
+                f"input {name!r} has shape {list(shape)}; send one input of shape "
+                f"[N, {len(features)}] or one input per feature of shape [N]",
+            )
+        problems = []
+        if unknown:
+            problems.append(f"unknown features {_listed(unknown)}")
+        if missing:
+            problems.append(f"missing features {_listed(missing)}")
+        raise ProtocolError(
+            400, f"inputs do not match the model's features: {'; '.join(problems)}"
+        )
+    columns = []
+    count: int | None = None
+    for feature in features:
+        shape, data = by_name[feature]
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise ProtocolError(
+                400, f"input {feature!r} has shape {list(shape)}; expected [N] or [N, 1]"
+            )
+        if count is None:
+            count = shape[0]
+        elif shape[0] != count:
+            raise ProtocolError(
+                400, f"input {feature!r} has {shape[0]} rows but the others have {count}"
+            )
+        columns.append(data.reshape(-1))
+    return np.column_stack(columns)
+
+
+def parse_rows(instances: Any, features: Sequence[str], *, allow_nan: bool) -> Rows:
+    """KServe v1 ``instances``: rows as arrays in feature order, or objects keyed by feature."""
+    if not isinstance(instances, list) or not instances:
+        raise ProtocolError(400, "'instances' must be a non-empty array of rows")
+    n_features = len(features)
+    if all(isinstance(row, dict) for row in instances):
+        expected = set(features)
+        for i, row in enumerate(instances):
+            if row.keys() != expected:
+                missing = [f for f in features if f not in row]
+                unknown = [k for k in row if k not in expected]
+                problems = []
+                if unknown:
+                    problems.append(f"unknown features {_listed(unknown)}")
+                if missing:
+                    problems.append(f"missing features {_listed(missing)}")
+                raise ProtocolError(400, f"instances[{i}]: {'; '.join(problems)}")
+        data: Any = [[row[f] for f in features] for row in instances]
+    elif all(isinstance(row, list) for row in instances):
+        data = instances
+        for i, row in enumerate(instances):
+            if len(row) != n_features:
+                raise ProtocolError(
+                    400,
+                    f"instances[{i}] has {len(row)} values; this model takes {n_features} "
+                    f"features: {_listed(list(features))}",
+                )
+    else:
+        raise ProtocolError(
+            400, "each instance must be an array of feature values or an object keyed by feature"
+        )
+    rows = _to_numbers(data, "instances", strings=False)
+    if rows.ndim != 2:
+        raise ProtocolError(400, "each instance must be a flat array of numbers")
+    rows = rows.astype(np.float64, copy=False)
+    check_finite(rows, features, allow_nan=allow_nan)
+    return rows
+
+
+def parse_v1_predict(doc: Any, features: Sequence[str], *, allow_nan: bool) -> Rows:
+    """Validate a KServe v1 ``:predict`` body, ``{"instances": [...]}``."""
+    body = _object(doc, "the request body")
+    if "instances" not in body:
+        raise ProtocolError(400, "the request needs 'instances': an array of rows")
+    return parse_rows(body["instances"], features, allow_nan=allow_nan)
+
+
+def _label(value: Any, where: str, *, regression: bool) -> Any:
+    if regression:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+            value
+        ):
+            raise ProtocolError(400, f"{where} must be a finite number for a regression model")
+        return value
+    if value is None or isinstance(value, list | dict):
+        raise ProtocolError(400, f"{where} must be a class label (a string or a number)")
+    return value
+
+
+def parse_feedback(
+    doc: Any, features: Sequence[str], *, regression: bool, allow_nan: bool
+) -> LabelledIds | LabelledRows:
+    """Validate a feedback body: ``{"feedback": [{"id", "label"}, ...]}`` or
+    ``{"instances": [...], "labels": [...]}``."""
+    body = _object(doc, "the request body")
+    if "feedback" in body:
+        items = body["feedback"]
+        if not isinstance(items, list) or not items:
+            raise ProtocolError(400, "'feedback' must be a non-empty array of {id, label} objects")
+        ids: list[str] = []
+        labels: list[Any] = []
+        for i, raw in enumerate(items):
+            item = _object(raw, f"feedback[{i}]")
+            pid = item.get("id")
+            if not isinstance(pid, str) or not pid:
+                raise ProtocolError(400, f"feedback[{i}].id must be a prediction id (a string)")
+            if "label" not in item:
+                raise ProtocolError(400, f"feedback[{i}] has no 'label'")
+            ids.append(pid)
+            labels.append(_label(item["label"], f"feedback[{i}].label", regression=regression))
+        return LabelledIds(tuple(ids), tuple(labels))
+    if "instances" in body:
+        rows = parse_rows(body["instances"], features, allow_nan=allow_nan)
+        raw_labels = body.get("labels")
+        if not isinstance(raw_labels, list) or len(raw_labels) != rows.shape[0]:
+            raise ProtocolError(
+                400, f"'labels' must be an array with one label per instance ({rows.shape[0]})"
+            )
+        return LabelledRows(
+            rows,
+            tuple(
+                _label(v, f"labels[{i}]", regression=regression) for i, v in enumerate(raw_labels)
+            ),
+        )
+    raise ProtocolError(
+        400,
+        "the request needs 'feedback' ([{\"id\": ..., \"label\": ...}]) "
+        "or 'instances' with 'labels'",
+    )
