@@ -37,6 +37,12 @@ def _train(args: argparse.Namespace) -> int:
     return train_command(manifest_path=args.file, output=args.output)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from mlops_operator.runtime.server.cli import serve_command
+
+    return serve_command(args)
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from mlops_operator.sandbox.cluster import sandbox_command
 
@@ -85,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "default: <bucket>/<prefix>/<model>/runs/<name>/ from the spec and settings",
     )
     train.set_defaults(func=_train)
+
+    from mlops_operator.runtime.server.cli import configure_parser as configure_serve
+
+    serve = sub.add_parser("serve", help="serve a model over HTTP (runs in a predictor's pod)")
+    configure_serve(serve)
+    serve.set_defaults(func=_serve)
 
     sandbox = sub.add_parser(
         "sandbox", help="start a local cluster: API emulator, S3 and workload runner"

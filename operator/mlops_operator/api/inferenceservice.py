@@ -29,7 +29,7 @@ class ServerSpec(ApiModel):
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     """Worker processes per replica."""
 
-    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 256
     """Most rows collected into one ``predict`` call."""
 
     max_batch_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0

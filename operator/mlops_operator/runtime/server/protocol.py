@@ -107,8 +107,9 @@ def _json_type(value: Any) -> str:
 def _to_numbers(data: Any, where: str, *, strings: bool) -> npt.NDArray[Any]:
     """``data`` (a number, or nested arrays of numbers) as a numeric or object array.
 
-    JSON ``null`` becomes NaN (a missing value). Strings are parsed as numbers only when
-    ``strings`` is set (BYTES tensors); booleans and anything else are refused.
+    JSON ``null`` becomes NaN (a missing value) and booleans 1 and 0 (numpy mixes them
+    into numbers anyway; refusing them would cost a scan of every value). Strings are
+    parsed as numbers only when ``strings`` is set (BYTES tensors).
     """
     try:
         arr = np.asarray(data)
@@ -117,7 +118,7 @@ def _to_numbers(data: Any, where: str, *, strings: bool) -> npt.NDArray[Any]:
             400, f"{where} is ragged: its nested arrays have different lengths"
         ) from exc
     kind = arr.dtype.kind
-    if kind in "iuf":
+    if kind in "biuf":
         return arr
     if kind == "U" and strings:
         try:
@@ -130,7 +131,7 @@ def _to_numbers(data: Any, where: str, *, strings: bool) -> npt.NDArray[Any]:
         for i, value in enumerate(flat):
             if value is None:
                 out[i] = math.nan
-            elif isinstance(value, int | float) and not isinstance(value, bool):
+            elif isinstance(value, int | float):
                 out[i] = float(value)
             elif strings and isinstance(value, str):
                 try:
@@ -146,8 +147,6 @@ def _to_numbers(data: Any, where: str, *, strings: bool) -> npt.NDArray[Any]:
             else:
                 raise ProtocolError(400, f"{where} holds {_json_type(value)}, expected numbers")
         return out.reshape(arr.shape)
-    if kind == "b":
-        raise ProtocolError(400, f"{where} holds booleans, expected numbers")
     raise ProtocolError(400, f"{where} holds strings, expected numbers")
 
 
@@ -182,7 +181,9 @@ def _tensor(raw: Any, index: int) -> tuple[str, tuple[int, ...], npt.NDArray[Any
     where = f"input {name!r}"
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str):
-        raise ProtocolError(400, f"{where} needs a 'datatype', one of {', '.join(sorted(DATATYPES))}")
+        raise ProtocolError(
+            400, f"{where} needs a 'datatype', one of {', '.join(sorted(DATATYPES))}"
+        )
     if datatype not in DATATYPES:
         raise ProtocolError(
             400,
@@ -192,12 +193,17 @@ def _tensor(raw: Any, index: int) -> tuple[str, tuple[int, ...], npt.NDArray[Any
     shape = _shape(tensor.get("shape"), where)
     if "data" not in tensor:
         raise ProtocolError(400, f"{where} has no 'data'")
+    if not isinstance(tensor["data"], list):
+        raise ProtocolError(
+            400, f"{where}: 'data' must be an array, got {_json_type(tensor['data'])}"
+        )
     data = _to_numbers(tensor["data"], f"data of {where}", strings=datatype == "BYTES")
     expected = math.prod(shape)
     if data.ndim > 1:
         if data.shape != shape:
             raise ProtocolError(
-                400, f"{where} has shape {list(shape)} but its nested data has shape {list(data.shape)}"
+                400,
+                f"{where} has shape {list(shape)} but its nested data has shape {list(data.shape)}",
             )
     elif data.size != expected:
         raise ProtocolError(
@@ -219,7 +225,7 @@ def _outputs(raw: Any, output_names: Sequence[str]) -> tuple[str, ...]:
     names: list[str] = []
     for i, item in enumerate(raw):
         name = _object(item, f"outputs[{i}]").get("name")
-        if name not in output_names:
+        if not isinstance(name, str) or name not in output_names:
             raise ProtocolError(
                 400,
                 f"unknown output {name!r}; this model has outputs {_listed(list(output_names))}",
@@ -250,7 +256,11 @@ def parse_v2_infer(
     tensors = [_tensor(raw, i) for i, raw in enumerate(raw_inputs)]
     n_features = len(features)
     names = [name for name, _, _ in tensors]
-    if len(tensors) == 1 and len(tensors[0][1]) == 2 and (n_features > 1 or names[0] not in features):
+    if (
+        len(tensors) == 1
+        and len(tensors[0][1]) == 2
+        and (n_features > 1 or names[0] not in features)
+    ):
         name, shape, data = tensors[0]
         if shape[1] != n_features:
             raise ProtocolError(
@@ -288,9 +298,7 @@ def _per_feature(
             problems.append(f"unknown features {_listed(unknown)}")
         if missing:
             problems.append(f"missing features {_listed(missing)}")
-        raise ProtocolError(
-            400, f"inputs do not match the model's features: {'; '.join(problems)}"
-        )
+        raise ProtocolError(400, f"inputs do not match the model's features: {'; '.join(problems)}")
     columns = []
     count: int | None = None
     for feature in features:
@@ -358,8 +366,10 @@ def parse_v1_predict(doc: Any, features: Sequence[str], *, allow_nan: bool) -> R
 
 def _label(value: Any, where: str, *, regression: bool) -> Any:
     if regression:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
         ):
             raise ProtocolError(400, f"{where} must be a finite number for a regression model")
         return value
@@ -405,6 +415,6 @@ def parse_feedback(
         )
     raise ProtocolError(
         400,
-        "the request needs 'feedback' ([{\"id\": ..., \"label\": ...}]) "
+        'the request needs \'feedback\' ([{"id": ..., "label": ...}]) '
         "or 'instances' with 'labels'",
     )

@@ -1,0 +1,536 @@
+"""The model server's ASGI app: Open Inference Protocol v2, KServe v1, feedback, metrics.
+
+One :class:`ModelServer` per worker process. Liveness answers from the first moment; the
+model loads in the background (retrying until it verifies) and readiness follows it.
+Requests are validated by the pure functions of :mod:`.protocol`, batched by
+:mod:`.batching`, and every prediction gets an id that feedback can refer to later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlops_operator.runtime.server.batching import MicroBatcher, Predictions
+from mlops_operator.runtime.server.cli import MULTIPROC_ENV, configure_logging
+from mlops_operator.runtime.server.config import ServeConfig
+from mlops_operator.runtime.server.drift import DriftWindow
+from mlops_operator.runtime.server.feedback import (
+    PredictionBuffer,
+    PredictionIds,
+    RollingScore,
+    worker_of,
+)
+from mlops_operator.runtime.server.metrics import ServerMetrics, render
+from mlops_operator.runtime.server.model import LoadError, ServedModel, load_model
+from mlops_operator.runtime.server.peers import PeerServer, claim_from, socket_path
+from mlops_operator.runtime.server.protocol import (
+    OUTPUT_PREDICT,
+    OUTPUT_PROBA,
+    LabelledRows,
+    ProtocolError,
+    Rows,
+    decode_json,
+    parse_feedback,
+    parse_v1_predict,
+    parse_v2_infer,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME: Final = "mlops-operator"
+MAX_ID_HEADER_ROWS: Final = 100
+"""Prediction ids go into the ``X-Prediction-Ids`` header only up to this many rows."""
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+def _server_version() -> str:
+    try:
+        return package_version(SERVER_NAME)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response serialised with orjson (numpy arrays included)."""
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """``{"error": message}``, the error body of both protocols."""
+    return json_response({"error": message}, status, headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError as exc:
+            raise ProtocolError(400, f"invalid Content-Length {declared!r}") from exc
+        if length > limit:
+            raise ProtocolError(413, f"the request body is {length} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError(413, f"the request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ModelServer:
+    """The state of one worker: the model, its batcher, feedback and drift windows, metrics."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.model: ServedModel | None = None
+        self.reason = "the model is loading"
+        self.ids = PredictionIds(os.getpid())
+        self.buffer = PredictionBuffer()
+        self.registry = CollectorRegistry()
+        self.metrics = ServerMetrics(config.name, config.version_label, self.registry)
+        self._version = _server_version()
+        self._batcher: MicroBatcher | None = None
+        self._score: RollingScore | None = None
+        self._drift: DriftWindow | None = None
+        self._peers: PeerServer | None = None
+        self._socket_dir = Path(config.socket_dir)
+        self._ready_dir = Path(config.run_dir) / "ready"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Start loading the model and listening for peers; clean up on shutdown."""
+        loader = asyncio.create_task(self._load_until_ready(), name="model-loader")
+        if self.config.workers > 1:
+            self._peers = PeerServer(
+                socket_path(self._socket_dir, self.ids.worker), self.buffer.claim
+            )
+            await self._peers.start()
+        try:
+            yield
+        finally:
+            loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loader
+            if self._batcher is not None:
+                await self._batcher.close()
+            if self._peers is not None:
+                await self._peers.close()
+            (self._ready_dir / str(os.getpid())).unlink(missing_ok=True)
+            if os.environ.get(MULTIPROC_ENV):
+                from prometheus_client import multiprocess
+
+                # Drops this worker's live gauges from the sums of the others.
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    async def _load_until_ready(self) -> None:
+        config = self.config
+        last = None
+        while True:
+            try:
+                model = await asyncio.to_thread(
+                    load_model, config.model_uri, config.cache_path, config.digest
+                )
+            except LoadError as exc:
+                reason = exc.message
+            except Exception as exc:
+                logger.exception("loading the model failed unexpectedly")
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+            else:
+                self._activate(model)
+                return
+            self.reason = f"model {config.name} is not loaded: {reason}"
+            if reason != last:
+                logger.error("%s; retrying every %g s", self.reason, config.load_retry_seconds)
+                last = reason
+            await asyncio.sleep(config.load_retry_seconds)
+
+    def _activate(self, model: ServedModel) -> None:
+        info = model.info
+        regression = not info.is_classifier
+        self._score = RollingScore(regression=regression)
+        if model.reference is not None:
+            self._drift = DriftWindow(model.reference, info.features)
+        self._batcher = MicroBatcher(
+            model.predict,
+            max_batch_size=self.config.max_batch_size,
+            max_delay=self.config.max_batch_delay,
+            on_batch=self._on_batch,
+        )
+        self._batcher.start()
+        self.metrics.model_loaded(regression=regression)
+        self.model = model
+        self.reason = ""
+        self._ready_dir.mkdir(exist_ok=True)
+        (self._ready_dir / str(os.getpid())).touch()
+        logger.info(
+            "model %s ready: %s %s, %d features (%s)",
+            self.config.name,
+            type(model.estimator).__name__,
+            info.task,
+            len(info.features),
+            info.digest,
+        )
+
+    def _on_batch(self, rows: Rows, predictions: Predictions) -> None:
+        """Bookkeeping after each predict call; runs on the prediction thread."""
+        if self.model is not None and self.model.info.is_classifier:
+            classes, counts = np.unique(predictions, return_counts=True)
+            by_class: Iterable[tuple[str, int]] = zip(
+                (str(c) for c in classes.tolist()), counts.tolist(), strict=True
+            )
+        else:
+            by_class = [("", len(predictions))]
+        self.metrics.batch(len(rows), by_class)
+        if self._drift is not None:
+            psi = self._drift.add(rows)
+            if psi is not None:
+                self.metrics.drift(psi, self._drift.rows)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_model(self, request: Request) -> None:
+        name = request.path_params["name"]
+        if name != self.config.name:
+            raise ProtocolError(
+                404, f"model {name!r} is not served here; this server serves {self.config.name!r}"
+            )
+        version = request.path_params.get("version")
+        if version is not None and version != self.config.model_version:
+            served = (
+                f"version {self.config.model_version}"
+                if self.config.model_version
+                else "an unversioned model"
+            )
+            raise ProtocolError(
+                404, f"model {name!r} has no version {version!r}; it serves {served}"
+            )
+
+    def _not_ready(self) -> str | None:
+        """Why the server is not ready, or ``None`` when it is.
+
+        With several workers a probe reaches any one of them: the server is ready only when
+        every worker has loaded the model, or traffic would reach one that answers 503.
+        Each loaded worker leaves a marker named after its pid in the run directory.
+        """
+        if self.model is None:
+            return self.reason
+        if self.config.workers == 1:
+            return None
+        loaded = sum(1 for marker in self._ready_dir.iterdir() if _alive(marker.name))
+        if loaded < self.config.workers:
+            return f"{loaded} of {self.config.workers} workers have loaded the model"
+        return None
+
+    def _ready_model(self) -> tuple[ServedModel, MicroBatcher]:
+        if self.model is None or self._batcher is None:
+            raise ProtocolError(503, self.reason)
+        return self.model, self._batcher
+
+    def _remember(self, values: list[Any]) -> list[str]:
+        ids = self.ids.next(len(values))
+        self.buffer.add(ids, values)
+        return ids
+
+    def _headers(self, request_id: str, ids: list[str]) -> dict[str, str]:
+        headers = {"X-Request-Id": request_id}
+        if len(ids) <= MAX_ID_HEADER_ROWS:
+            headers["X-Prediction-Ids"] = ",".join(ids)
+        return headers
+
+    async def _claim(self, ids: Iterable[str]) -> dict[str, Any]:
+        """Claim predictions by id from this worker's buffer and the other workers'."""
+        by_worker: dict[str, list[str]] = {}
+        for pid in ids:
+            worker = worker_of(pid)
+            if worker is not None:
+                by_worker.setdefault(worker, []).append(pid)
+        found = self.buffer.claim(by_worker.pop(self.ids.worker, []))
+        if by_worker and self.config.workers > 1:
+            replies = await asyncio.gather(
+                *(
+                    claim_from(socket_path(self._socket_dir, worker), worker_ids)
+                    for worker, worker_ids in by_worker.items()
+                )
+            )
+            for reply in replies:
+                found.update(reply)
+        return found
+
+    async def _inference(self, request: Request, protocol: str, handler: Handler) -> Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            response = await handler(request, request_id)
+        except ProtocolError as exc:
+            response = error_response(exc.status, exc.message, {"X-Request-Id": request_id})
+        except Exception as exc:
+            logger.exception("prediction failed (request %s)", request_id)
+            response = error_response(
+                500, f"prediction failed: {type(exc).__name__}: {exc}", {"X-Request-Id": request_id}
+            )
+        self.metrics.request(protocol, response.status_code, time.perf_counter() - started)
+        return response
+
+    # ------------------------------------------------------------------ v2
+
+    async def server_metadata(self, request: Request) -> Response:
+        """``GET /v2``."""
+        return json_response({"name": SERVER_NAME, "version": self._version, "extensions": []})
+
+    async def live(self, request: Request) -> Response:
+        """``GET /v2/health/live``: the process answers."""
+        return json_response({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        """``GET /v2/health/ready``: 200 once the model is loaded and verified (by every
+        worker), else 503 with the reason."""
+        reason = self._not_ready()
+        if reason is not None:
+            return json_response({"ready": False, "error": reason}, 503)
+        return json_response({"ready": True})
+
+    async def model_ready(self, request: Request) -> Response:
+        """``GET /v2/models/{name}[/versions/{v}]/ready``."""
+        try:
+            self._check_model(request)
+        except ProtocolError as exc:
+            return error_response(exc.status, exc.message)
+        return await self.ready(request)
+
+    async def model_metadata(self, request: Request) -> Response:
+        """``GET /v2/models/{name}[/versions/{v}]``."""
+        try:
+            self._check_model(request)
+            model, _ = self._ready_model()
+        except ProtocolError as exc:
+            return error_response(exc.status, exc.message)
+        info = model.info
+        outputs: list[dict[str, Any]] = [
+            {"name": OUTPUT_PREDICT, "datatype": info.predict_datatype, "shape": [-1]}
+        ]
+        if model.has_proba:
+            outputs.append(
+                {"name": OUTPUT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]}
+            )
+        return json_response(
+            {
+                "name": self.config.name,
+                "versions": [self.config.model_version] if self.config.model_version else [],
+                "platform": "sklearn",
+                "inputs": [
+                    {"name": "input-0", "datatype": "FP64", "shape": [-1, len(info.features)]}
+                ],
+                "outputs": outputs,
+            }
+        )
+
+    async def infer(self, request: Request) -> Response:
+        """``POST /v2/models/{name}[/versions/{v}]/infer``."""
+        return await self._inference(request, "v2", self._infer)
+
+    async def _infer(self, request: Request, request_id: str) -> Response:
+        self._check_model(request)
+        model, batcher = self._ready_model()
+        doc = decode_json(await read_body(request, self.config.max_body_bytes))
+        parsed = parse_v2_infer(
+            doc, model.info.features, model.output_names, allow_nan=model.allow_nan
+        )
+        predictions, proba = await batcher.submit(parsed.rows, OUTPUT_PROBA in parsed.outputs)
+        values = predictions.tolist()
+        ids = self._remember(values)
+        rows = len(values)
+        datatype = model.info.predict_datatype
+        outputs: list[dict[str, Any]] = []
+        for name in parsed.outputs:
+            if name == OUTPUT_PREDICT:
+                data = [str(v) for v in values] if datatype == "BYTES" else values
+                outputs.append({"name": name, "shape": [rows], "datatype": datatype, "data": data})
+            elif proba is not None:
+                outputs.append(
+                    {
+                        "name": name,
+                        "shape": list(proba.shape),
+                        "datatype": "FP64",
+                        "data": proba.reshape(-1),
+                    }
+                )
+        body: dict[str, Any] = {"model_name": self.config.name}
+        if self.config.model_version:
+            body["model_version"] = self.config.model_version
+        body["id"] = parsed.id or request_id
+        body["parameters"] = {"prediction_ids": ids}
+        body["outputs"] = outputs
+        return json_response(body, headers=self._headers(request_id, ids))
+
+    # ------------------------------------------------------------------ v1
+
+    async def v1_models(self, request: Request) -> Response:
+        """``GET /v1/models``."""
+        return json_response({"models": [self.config.name]})
+
+    async def v1_model(self, request: Request) -> Response:
+        """``GET /v1/models/{name}``: 200 when ready, 503 while not."""
+        try:
+            self._check_model(request)
+        except ProtocolError as exc:
+            return error_response(exc.status, exc.message)
+        reason = self._not_ready()
+        body: dict[str, Any] = {"name": self.config.name, "ready": reason is None}
+        if reason is not None:
+            body["error"] = reason
+        return json_response(body, 200 if reason is None else 503)
+
+    async def v1_predict(self, request: Request) -> Response:
+        """``POST /v1/models/{name}:predict``."""
+        return await self._inference(request, "v1", self._v1_predict)
+
+    async def _v1_predict(self, request: Request, request_id: str) -> Response:
+        self._check_model(request)
+        model, batcher = self._ready_model()
+        doc = decode_json(await read_body(request, self.config.max_body_bytes))
+        rows = parse_v1_predict(doc, model.info.features, allow_nan=model.allow_nan)
+        predictions, _ = await batcher.submit(rows, False)
+        values = predictions.tolist()
+        ids = self._remember(values)
+        return json_response(
+            {"predictions": values, "prediction_ids": ids},
+            headers=self._headers(request_id, ids),
+        )
+
+    # ------------------------------------------------------------------ feedback
+
+    async def feedback(self, request: Request) -> Response:
+        """``POST /v1/models/{name}/feedback``: ground truth for earlier predictions (by id)
+        or for rows sent along; updates the rolling online accuracy (or MAE)."""
+        try:
+            return await self._feedback(request)
+        except ProtocolError as exc:
+            return error_response(exc.status, exc.message)
+
+    async def _feedback(self, request: Request) -> Response:
+        self._check_model(request)
+        model, batcher = self._ready_model()
+        score = self._score
+        if score is None:
+            raise ProtocolError(503, self.reason)
+        doc = decode_json(await read_body(request, self.config.max_body_bytes))
+        parsed = parse_feedback(
+            doc,
+            model.info.features,
+            regression=not model.info.is_classifier,
+            allow_nan=model.allow_nan,
+        )
+        unknown: list[str] = []
+        if isinstance(parsed, LabelledRows):
+            predicted: list[Any] = (await batcher.predict_unbatched(parsed.rows)).tolist()
+            labels: list[Any] = list(parsed.labels)
+        else:
+            found = await self._claim(parsed.ids)
+            predicted, labels = [], []
+            missing = object()
+            for pid, label in zip(parsed.ids, parsed.labels, strict=True):
+                value = found.pop(pid, missing)
+                if value is missing:
+                    unknown.append(pid)
+                else:
+                    predicted.append(value)
+                    labels.append(label)
+        scores = score.add(predicted, labels)
+        self.metrics.feedback(scores, score.total, score.samples)
+        body: dict[str, Any] = {"accepted": len(scores), "unknown_ids": unknown}
+        body["mae" if score.regression else "accuracy"] = score.value
+        body["samples"] = score.samples
+        return json_response(body)
+
+    # ------------------------------------------------------------------ metrics
+
+    async def prometheus(self, request: Request) -> Response:
+        """``GET /metrics``: every worker's metrics (read from the multiprocess files)."""
+        text = await asyncio.to_thread(render, self.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        message = (
+            f"no route for {request.method} {request.url.path}"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        return error_response(exc.status_code, message, dict(exc.headers or {}))
+    raise exc
+
+
+def build_app(config: ServeConfig) -> Starlette:
+    """The ASGI app serving ``config``'s model."""
+    server = ModelServer(config)
+    get, post = ["GET"], ["POST"]
+    routes = [
+        Route("/v2", server.server_metadata, methods=get),
+        Route("/v2/health/live", server.live, methods=get),
+        Route("/v2/health/ready", server.ready, methods=get),
+        Route("/v2/models/{name}", server.model_metadata, methods=get),
+        Route("/v2/models/{name}/versions/{version}", server.model_metadata, methods=get),
+        Route("/v2/models/{name}/ready", server.model_ready, methods=get),
+        Route("/v2/models/{name}/versions/{version}/ready", server.model_ready, methods=get),
+        Route("/v2/models/{name}/infer", server.infer, methods=post),
+        Route("/v2/models/{name}/versions/{version}/infer", server.infer, methods=post),
+        Route("/v1/models", server.v1_models, methods=get),
+        Route("/v1/models/{name}:predict", server.v1_predict, methods=post),
+        Route("/v1/models/{name}/feedback", server.feedback, methods=post),
+        Route("/v1/models/{name}", server.v1_model, methods=get),
+        Route("/metrics", server.prometheus, methods=get),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=server.lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.server = server
+    return app
+
+
+def create_app() -> Starlette:
+    """The app factory uvicorn calls in each worker; the configuration comes from ``serve``."""
+    configure_logging()
+    return build_app(ServeConfig.from_env())
