@@ -26,6 +26,7 @@ from mlops_operator.builders import names
 from mlops_operator.builders.predictor import build_deployment, build_service
 from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers.context import Context, get_context
+from mlops_operator.controllers.pods import unready_reasons
 from mlops_operator.controllers.status import event, now, with_condition, write
 from mlops_operator.policy.serving import (
     Candidate,
@@ -202,12 +203,17 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         )
     else:
         status.phase = "Pending"
+        said = await unready_reasons(ctx.kube, namespace, name)
+        detail = (
+            "; ".join(said)
+            if said
+            else f"see the pods' events and logs (label {names.LABEL_INFERENCESERVICE}={name})"
+        )
         cond(
             reasons.READY,
             False,
             reasons.PREDICTOR_NOT_READY,
-            "No predictor pod is ready yet; see the pods' events and logs "
-            f"(label {names.LABEL_INFERENCESERVICE}={name}).",
+            f"No predictor pod is ready yet: {detail}.",
         )
     await _write(ctx, body, status, before)
     await _mark_served(ctx, namespace, name, versions, target.version)

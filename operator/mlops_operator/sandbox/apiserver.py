@@ -41,7 +41,8 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
 - **Deletion**: objects with finalizers get ``deletionTimestamp`` and stay until a write
   removes the last finalizer; then, and for objects without finalizers at once, they are
   removed and **garbage collection** deletes (the same way, recursively) every object whose
-  ``ownerReferences`` all point at removed objects. Deleting a Namespace deletes what is in
+  ``ownerReferences`` all point at removed objects, including an object created with owners
+  that are already gone. Deleting a Namespace deletes what is in
   it; deleting a CRD deletes its objects. Delete preconditions (uid, resourceVersion) are
   checked.
 - **Custom-resource validation** against the storage version's ``openAPIV3Schema`` on create,
@@ -65,7 +66,7 @@ What it does not do:
 - server-side apply and ``managedFields``; ``deletecollection``; pagination (``limit`` and
   ``continue`` are ignored: everything comes in one page);
 - ``propagationPolicy`` (always background; ``Orphan`` is ignored), foreground deletion,
-  ``blockOwnerDeletion``, collecting objects created with already-dangling owner references;
+  ``blockOwnerDeletion``;
 - Terminating namespaces: a deleted Namespace goes at once, and objects with finalizers in
   it linger until their finalizers are removed;
 - watch bookmarks other than the initial-events one; ``follow`` of pod logs (the text so far
@@ -687,6 +688,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
         kind, version = self._resolve(request)
         body = _body_object(request)
         created = self._create(kind, request.namespace, body, dry_run=_dry_run(request))
+        if not _dry_run(request):
+            self._collect_if_orphaned(kind, created)
         return _reply(self._present(kind, version, created), status=201)
 
     async def _serve_replace(self, request: kmock.Request) -> kmock.Payload:
@@ -1038,6 +1041,23 @@ class SandboxAPI(kmock.KubernetesEmulator):
         for dep_kind, dep_key in doomed:
             if self._live(dep_key) is not None:
                 self._delete(dep_kind, dep_key)
+
+    def _collect_if_orphaned(self, kind: _Kind, obj: Mapping[str, Any]) -> None:
+        """An object created with owners that are all gone is collected at once, as the
+        garbage collector would do soon after (a controller racing its owner's deletion)."""
+        refs = _meta(obj).get("ownerReferences") or []
+        uids = {ref.get("uid") for ref in refs if isinstance(ref, Mapping)}
+        if not uids:
+            return
+        live_uids = {
+            _meta(other.last.raw).get("uid")
+            for other in self._objects.values()
+            if not other.deleted
+        }
+        if not uids & live_uids:
+            key: ObjectKey = (kind.storage, _meta(obj).get("namespace"), _meta(obj)["name"])
+            if self._live(key) is not None:
+                self._delete(kind, key)
 
     def _kind_of(self, key: ObjectKey) -> _Kind | None:
         """The served kind of a stored object; None for objects put into kmock directly."""

@@ -69,6 +69,8 @@ class Sandbox:
         self.state_dir = state_dir.resolve()
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.env_file = self.state_dir / "sandbox.env"
+        self.services_file = self.state_dir / "services.txt"
+        """``namespace/name http://127.0.0.1:PORT`` per Service, while the runner forwards."""
         self._api_port = api_port
         self._s3_port = s3_port
         self._crd_dir = crd_dir if crd_dir is not None else default_crd_dir()
@@ -168,6 +170,26 @@ class Sandbox:
         """Create namespace ``name`` (if absent) with the S3 credentials Secret in it."""
         self._call(self._ensure_namespace(name))
 
+    def service_address(self, namespace: str, name: str) -> str | None:
+        """Where the runner forwards a Service (``http://127.0.0.1:PORT``, its first port),
+        or ``None`` if the Service does not exist or is not forwarded (yet)."""
+        return self._call(self._service_address(namespace, name))
+
+    async def _service_address(self, namespace: str, name: str) -> str | None:
+        from mlops_operator.sandbox.services import ADDRESS_ANNOTATION
+
+        assert self._session is not None
+        path = f"/api/v1/namespaces/{namespace}/services/{name}"
+        async with self._session.get(self.api_url + path) as response:
+            if response.status == 404:
+                return None
+            response.raise_for_status()
+            service = await response.json()
+        address: str | None = ((service.get("metadata") or {}).get("annotations") or {}).get(
+            ADDRESS_ANNOTATION
+        )
+        return address
+
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
             coro.close()
@@ -194,7 +216,7 @@ class Sandbox:
         self._stack.push_async_callback(self._session.close)
         await self._ensure_namespace(DEFAULT_NAMESPACE)
         if self._run_workloads:
-            runner = Runner(url, self.state_dir / "runner")
+            runner = Runner(url, self.state_dir / "runner", services_file=self.services_file)
             await self._stack.enter_async_context(runner)
             api.log_provider = runner.read_log
 
@@ -288,7 +310,10 @@ or talk to it with the kubernetes client:
   python -c "import kubernetes; kubernetes.config.load_kube_config(); \\
 print(kubernetes.client.CoreV1Api().list_namespace())"
 
-Jobs run as local processes; pod logs are under {sandbox.state_dir / "runner" / "pods"}.
+Jobs and Deployments run as local processes, each Deployment pod on its own 127.0.x.y
+address; pod logs are under {sandbox.state_dir / "runner" / "pods"}.
+Services are forwarded from 127.0.0.1 ports, listed in {sandbox.services_file}
+(and in each Service's annotation sandbox.mlops.dev/address).
 Press Ctrl+C to stop.
 """
 

@@ -1,11 +1,18 @@
-"""The sandbox's workload runner: the Job controller and the kubelet, as local processes.
+"""The sandbox's workload runner: the Job and Deployment controllers, the kubelet and
+kube-proxy, as local processes.
 
-The runner watches batch/v1 Jobs over HTTP, like a controller does, and runs each Job's
-pod template the way the Job controller and a kubelet would: it creates the Pod object,
-resolves the container's environment from Secrets, ConfigMaps and the downward API, runs the
-container as a local process, and writes Pod and Job status through the ``/status``
-subresources. Only the runtime image's entrypoint exists here: a container whose command is
-``mlops-operator …`` runs as ``python -m mlops_operator …``; any other command fails to start.
+The runner lists and watches Pods, Jobs, Deployments and Services over HTTP (one
+:class:`Informer` each), like controllers do. Deployments are run by
+:mod:`mlops_operator.sandbox.deployments` (each pod on its own ``127.0.X.Y`` address from
+:class:`AddressPool`), Services forwarded by :mod:`mlops_operator.sandbox.services`; this
+module has the Jobs, the shared kubelet half (:class:`PodProcess`) and the :class:`Runner`.
+
+The runner runs each Job's pod template the way the Job controller and a kubelet would: it
+creates the Pod object, resolves the container's environment from Secrets, ConfigMaps and
+the downward API, runs the container as a local process, and writes Pod and Job status
+through the ``/status`` subresources. Only the runtime image's entrypoint exists here: a
+container whose command is ``mlops-operator …`` runs as ``python -m mlops_operator …``; any
+other command fails to start.
 
 Deliberate simplifications, each one of a real behaviour the operator does not depend on:
 
@@ -15,7 +22,10 @@ Deliberate simplifications, each one of a real behaviour the operator does not d
 - Retry backoff is short (0.2 s doubling, capped at 2 s by default) where the real controller
   waits 10 s doubling, capped at 6 minutes, so failure paths are testable in seconds.
 - A pod has exactly one container and no init containers (anything else fails with
-  ``CreateContainerError``); volumes, probes and resource limits are ignored.
+  ``CreateContainerError``); resource limits are ignored, and so are a Job pod's probes.
+  An emptyDir volume is a per-pod directory, and environment values naming a path under its
+  mountPath are rewritten to it (a process cannot have its own ``/cache``); other volume
+  types are ignored.
   ``workingDir`` and ``terminationMessagePath`` name paths inside an image, so the process
   runs in a per-pod directory and writes its termination message to the file named by
   ``MLOPS_TERMINATION_MESSAGE_PATH``.
@@ -27,7 +37,7 @@ Deliberate simplifications, each one of a real behaviour the operator does not d
 
 The pure functions (environment resolution, status documents, backoff, termination
 messages) carry the decisions; :class:`Runner` only moves data between them, the API and
-the processes. Deployments will reuse :class:`PodProcess`, the kubelet half.
+the processes.
 """
 
 from __future__ import annotations
@@ -48,9 +58,12 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+
+if TYPE_CHECKING:
+    from mlops_operator.sandbox.deployments import DeploymentController
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +79,8 @@ NODE_NAME = "sandbox"
 """``spec.nodeName`` of every pod the runner runs."""
 
 POD_IP = "127.0.0.1"
-"""The address every pod reports; processes share the host's loopback."""
+"""The node's address (``status.hostIP`` of every pod), and the pod IP of Job pods: their
+processes share the host's loopback. Deployment pods get addresses of their own."""
 
 MAX_TERMINATION_MESSAGE_BYTES = 4096
 """The kubelet reads at most this much of a termination message file."""
@@ -153,6 +167,7 @@ class PodFacts:
     namespace: str
     uid: str = ""
     pod_ip: str = POD_IP
+    host_ip: str = POD_IP
     node_name: str = NODE_NAME
     service_account: str = "default"
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -223,8 +238,8 @@ def _field_ref(path: str, pod: PodFacts) -> str:
         "spec.serviceAccountName": pod.service_account,
         "status.podIP": pod.pod_ip,
         "status.podIPs": pod.pod_ip,
-        "status.hostIP": pod.pod_ip,
-        "status.hostIPs": pod.pod_ip,
+        "status.hostIP": pod.host_ip,
+        "status.hostIPs": pod.host_ip,
     }
     if path in simple:
         return simple[path]
@@ -327,6 +342,20 @@ def base_env(
     return env
 
 
+def map_volume_paths(env: Mapping[str, str], mounts: Mapping[str, str]) -> dict[str, str]:
+    """Point environment values that name a path inside an emptyDir mount at the pod's own
+    directory for it: a local process cannot have its own ``/cache``, but a program that is
+    told ``MLOPS_CACHE_DIR=/cache`` then writes where a pod's emptyDir would be."""
+    result = dict(env)
+    for key, value in env.items():
+        for mount_path, local in mounts.items():
+            root = mount_path.rstrip("/") or "/"
+            if value == root or value.startswith(root.rstrip("/") + "/"):
+                result[key] = local + value[len(root) :]
+                break
+    return result
+
+
 def container_argv(
     container: Mapping[str, Any], env: Mapping[str, str], entrypoint: Sequence[str]
 ) -> list[str]:
@@ -356,6 +385,52 @@ def unsupported_pod_features(spec: Mapping[str, Any]) -> str | None:
     if spec.get("initContainers"):
         return "the sandbox does not run init containers"
     return None
+
+
+ADDRESS_POOL_SIZE = 256 * 254
+"""How many pod addresses there are: ``127.0.X.Y`` for X in 0..255 and Y in 1..254."""
+
+
+def pod_address(index: int) -> str:
+    """The ``index``-th pod address of the pool (``127.0.0.1`` is index 0; never handed out)."""
+    x, y = divmod(index % ADDRESS_POOL_SIZE, 254)
+    return f"127.0.{x}.{y + 1}"
+
+
+class AddressPool:
+    """Loopback addresses for pods, one per running pod, like a CNI plugin's IPAM.
+
+    Linux routes all of 127.0.0.0/8 to the loopback interface, so each pod's process can
+    bind its own address and replicas can share a port. Addresses are handed out round-robin
+    from ``start`` (a random start makes two runners on one host unlikely to collide, and a
+    freed address is not reused at once, so a late connection does not reach a new pod).
+    """
+
+    def __init__(self, start: int = 0) -> None:
+        self._next = start % ADDRESS_POOL_SIZE
+        self._used: set[str] = set()
+
+    def allocate(self, usable: Callable[[str], bool] | None = None) -> str:
+        """A free address for which ``usable`` (e.g. "its ports can be bound") holds."""
+        for offset in range(ADDRESS_POOL_SIZE):
+            index = (self._next + offset) % ADDRESS_POOL_SIZE
+            address = pod_address(index)
+            if address == POD_IP or address in self._used:
+                continue
+            if usable is not None and not usable(address):
+                continue
+            self._used.add(address)
+            self._next = index + 1
+            return address
+        raise RuntimeError("no free loopback address for a pod")
+
+    def release(self, address: str) -> None:
+        """Return ``address`` to the pool."""
+        self._used.discard(address)
+
+    def in_use(self) -> frozenset[str]:
+        """The addresses handed out and not released."""
+        return frozenset(self._used)
 
 
 def exit_code_of(returncode: int) -> int:
@@ -425,17 +500,34 @@ def pod_status(
     start_time: str,
     now: str,
     pod_ip: str = POD_IP,
+    ready: bool | None = None,
+    started: bool | None = None,
+    restart_count: int = 0,
+    last_state: Json | None = None,
+    previous_conditions: Sequence[Json] = (),
 ) -> Json:
-    """A pod's whole ``status`` as a kubelet reports it for a one-container pod."""
+    """A pod's whole ``status`` as a kubelet reports it for a one-container pod.
+
+    ``ready`` and ``started`` default to whether the container runs (a pod without probes);
+    a condition whose status is the same as in ``previous_conditions`` keeps its
+    ``lastTransitionTime``. ``last_state`` is the previous container's ``state`` after a
+    restart (written only when given).
+    """
     running = "running" in state
     finished = phase in ("Succeeded", "Failed")
+    is_ready = running if ready is None else ready
+    previous = {c.get("type"): c for c in previous_conditions}
 
     def condition(kind: str, ok: bool, reason: str | None = None) -> Json:
+        status = "True" if ok else "False"
+        before = previous.get(kind) or {}
         cond: Json = {
             "type": kind,
-            "status": "True" if ok else "False",
+            "status": status,
             "lastProbeTime": None,
-            "lastTransitionTime": now,
+            "lastTransitionTime": before.get("lastTransitionTime", now)
+            if before.get("status") == status
+            else now,
         }
         if reason:
             cond["reason"] = reason
@@ -444,8 +536,8 @@ def pod_status(
     not_ready_reason = "PodCompleted" if finished else "ContainersNotReady"
     status: Json = {
         "phase": phase,
-        "hostIP": pod_ip,
-        "hostIPs": [{"ip": pod_ip}],
+        "hostIP": POD_IP,
+        "hostIPs": [{"ip": POD_IP}],
         "podIP": pod_ip,
         "podIPs": [{"ip": pod_ip}],
         "startTime": start_time,
@@ -453,8 +545,8 @@ def pod_status(
         "conditions": [
             condition("PodScheduled", True),
             condition("Initialized", True, "PodCompleted" if finished else None),
-            condition("ContainersReady", running, None if running else not_ready_reason),
-            condition("Ready", running, None if running else not_ready_reason),
+            condition("ContainersReady", is_ready, None if is_ready else not_ready_reason),
+            condition("Ready", is_ready, None if is_ready else not_ready_reason),
         ],
         "containerStatuses": [
             {
@@ -462,13 +554,15 @@ def pod_status(
                 "image": container.get("image", ""),
                 "imageID": "",
                 "containerID": "",
-                "ready": running,
-                "started": running,
-                "restartCount": 0,
+                "ready": is_ready,
+                "started": running if started is None else started,
+                "restartCount": restart_count,
                 "state": state,
             }
         ],
     }
+    if last_state is not None:
+        status["containerStatuses"][0]["lastState"] = last_state
     return status
 
 
@@ -638,6 +732,92 @@ class KubeClient:
                 yield json.loads(buffer)
 
 
+ObjectName = tuple[str, str]
+"""An object's namespace and name."""
+
+
+def object_name(obj: Mapping[str, Any]) -> ObjectName:
+    """``(namespace, name)`` of an object."""
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace", ""), meta.get("name", ""))
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
+
+
+class Informer:
+    """A list + watch of one resource, kept in :attr:`cache`, as client-go's informers do.
+
+    ``on_event(type, obj)`` is called after the cache changes, with ``ADDED``, ``MODIFIED``
+    or ``DELETED``. After a watch error it lists again and reports what changed meanwhile in
+    the same terms, an object deleted and created again under its name as DELETED + ADDED.
+    """
+
+    def __init__(
+        self, client: KubeClient, path: str, on_event: Callable[[str, Json], None]
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._on_event = on_event
+        self.cache: dict[ObjectName, Json] = {}
+        self.synced = asyncio.Event()
+        self.version = 0
+        """Bumped on every change of the cache, so readers can cache what they derive."""
+
+    async def run(self) -> None:
+        """List and watch until cancelled; an unreachable API is retried with backoff."""
+        delay = 0.2
+        while True:
+            try:
+                listing = await self._client.request("GET", self._path)
+                version = (listing.get("metadata") or {}).get("resourceVersion")
+                self._relisted(listing.get("items") or [])
+                self.synced.set()
+                delay = 0.2
+                while True:  # a clean end of a watch stream is a server timeout: resume
+                    async for event in self._client.watch(self._path, version):
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            raise _Relist(obj.get("message", "watch error"))
+                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                        if kind in ("ADDED", "MODIFIED", "DELETED"):
+                            self._apply(kind, obj)
+            except asyncio.CancelledError:
+                raise
+            except _Relist as e:
+                logger.debug("Watch of %s: %s; listing again.", self._path, e)
+            except Exception as e:  # the API restarting or unreachable: keep trying
+                logger.warning("Watch of %s failed (%s); retrying in %.1fs.", self._path, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _relisted(self, items: Sequence[Json]) -> None:
+        fresh = {object_name(obj): obj for obj in items}
+        for key, cached in list(self.cache.items()):
+            if key not in fresh:
+                self._apply("DELETED", cached)
+        for obj in items:
+            self._apply("MODIFIED" if object_name(obj) in self.cache else "ADDED", obj)
+
+    def _apply(self, kind: str, obj: Json) -> None:
+        key = object_name(obj)
+        cached = self.cache.get(key)
+        if kind == "DELETED":
+            if cached is not None and _uid(cached) != _uid(obj):
+                return  # a stale deletion of an object replaced since
+            self.cache.pop(key, None)
+        else:
+            if cached is not None and _uid(cached) != _uid(obj):
+                self.cache.pop(key)
+                self.version += 1
+                self._on_event("DELETED", cached)
+                kind = "ADDED"
+            self.cache[key] = obj
+        self.version += 1
+        self._on_event(kind, obj)
+
+
 # --------------------------------------------------------------------------------------------
 # The kubelet half: one pod, one process.
 # --------------------------------------------------------------------------------------------
@@ -669,6 +849,9 @@ class PodProcess:
         runner: Runner,
         pod: Json,
         on_running: Callable[[], Awaitable[None]] | None = None,
+        *,
+        pod_ip: str = POD_IP,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self._runner = runner
         self._pod = pod
@@ -676,10 +859,19 @@ class PodProcess:
         meta = pod["metadata"]
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
+        self.pod_ip = pod_ip
+        self._extra_env = dict(extra_env or {})
         self._container: Json = (pod["spec"].get("containers") or [{}])[0]
         self.directory = runner.pod_directory(self.namespace, self.name)
         self._start_time = format_time(_now())
         self._last_status: Json | None = None
+        self._conditions: list[Json] = []
+        # What a restarting kubelet tracks; a Job's pod never restarts and has no probes, so
+        # None means "as the container's state says".
+        self._ready: bool | None = None
+        self._started: bool | None = None
+        self.restart_count = 0
+        self._last_state: Json | None = None
 
     @property
     def log_path(self) -> pathlib.Path:
@@ -712,6 +904,7 @@ class PodProcess:
             name=self.name,
             namespace=self.namespace,
             uid=meta.get("uid", ""),
+            pod_ip=self.pod_ip,
             service_account=self._pod["spec"].get("serviceAccountName", "default"),
             labels=meta.get("labels") or {},
             annotations=meta.get("annotations") or {},
@@ -732,14 +925,27 @@ class PodProcess:
                 await self._write_status("Pending", waiting_state(WAITING_CONFIG_ERROR, str(e)))
                 await asyncio.sleep(self._runner.config_retry_seconds)
                 continue
+            env = map_volume_paths(env, self._local_mounts())
             env[TERMINATION_MESSAGE_ENV] = str(self.directory / "termination-log")
+            env.update(self._extra_env)
             return env
 
-    async def _run_process(
-        self, argv: list[str], env: dict[str, str], deadline: float | None
-    ) -> PodResult:
-        termination_log = self.directory / "termination-log"
-        termination_log.write_bytes(b"")
+    def _local_mounts(self) -> dict[str, str]:
+        """emptyDir mounts of the container as per-pod directories: ``{mountPath: dir}``."""
+        empty_dirs = {v["name"] for v in self._pod["spec"].get("volumes") or [] if "emptyDir" in v}
+        mounts: dict[str, str] = {}
+        for mount in self._container.get("volumeMounts") or []:
+            if mount.get("name") in empty_dirs and mount.get("mountPath"):
+                local = self.directory / "volumes" / str(mount["name"])
+                local.mkdir(parents=True, exist_ok=True)
+                mounts[str(mount["mountPath"])] = str(local)
+        return mounts
+
+    async def _start_container(
+        self, argv: list[str], env: dict[str, str]
+    ) -> asyncio.subprocess.Process:
+        """Start the container's process with a fresh log and termination message file."""
+        (self.directory / "termination-log").write_bytes(b"")
         with self.log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -751,14 +957,32 @@ class PodProcess:
                 # Its own process group, so everything it spawns can be signalled together.
                 start_new_session=True,
             )
+        # The spec's command, not argv: $(VAR) expansion may have put a Secret's value in it.
+        command = [*self._container.get("command", []), *self._container.get("args", [])]
+        logger.info(
+            "Pod %s/%s: started %s (pid %d).", self.namespace, self.name, command, process.pid
+        )
+        return process
+
+    def _terminated(self, returncode: int, started_at: str) -> tuple[int, Json]:
+        """The exit code and ``terminated`` state of an exited container."""
+        exit_code = exit_code_of(returncode)
+        message = termination_message(
+            (self.directory / "termination-log").read_bytes(),
+            self.log_path.read_bytes(),
+            policy=self._container.get("terminationMessagePolicy"),
+            exit_code=exit_code,
+        )
+        logger.info("Pod %s/%s: exited with code %d.", self.namespace, self.name, exit_code)
+        return exit_code, terminated_state(exit_code, started_at, format_time(_now()), message)
+
+    async def _run_process(
+        self, argv: list[str], env: dict[str, str], deadline: float | None
+    ) -> PodResult:
+        process = await self._start_container(argv, env)
         started_at = format_time(_now())
         deadline_exceeded = False
         try:
-            # The spec's command, not argv: $(VAR) expansion may have put a Secret's value in it.
-            command = [*self._container.get("command", []), *self._container.get("args", [])]
-            logger.info(
-                "Pod %s/%s: started %s (pid %d).", self.namespace, self.name, command, process.pid
-            )
             await self._write_status("Running", running_state(started_at))
             if self._on_running is not None:
                 await self._on_running()
@@ -772,15 +996,7 @@ class PodProcess:
             # Cancelled (Job deleted, runner stopping) or failed: leave no process behind.
             await self._terminate(process)
 
-        exit_code = exit_code_of(returncode)
-        message = termination_message(
-            termination_log.read_bytes(),
-            self.log_path.read_bytes(),
-            policy=self._container.get("terminationMessagePolicy"),
-            exit_code=exit_code,
-        )
-        logger.info("Pod %s/%s: exited with code %d.", self.namespace, self.name, exit_code)
-        state = terminated_state(exit_code, started_at, format_time(_now()), message)
+        exit_code, state = self._terminated(returncode, started_at)
         await self._write_status("Succeeded" if exit_code == 0 else "Failed", state)
         return PodResult(
             succeeded=exit_code == 0,
@@ -819,11 +1035,18 @@ class PodProcess:
             state=state,
             start_time=self._start_time,
             now=format_time(_now()),
+            pod_ip=self.pod_ip,
+            ready=self._ready,
+            started=self._started,
+            restart_count=self.restart_count,
+            last_state=self._last_state,
+            previous_conditions=self._conditions,
         )
         comparable = {**status, "conditions": None}
         if comparable == self._last_status:
             return
         self._last_status = comparable
+        self._conditions = status["conditions"]
         try:
             await self._runner.client.merge_patch(
                 _pod_path(self.namespace, self.name) + "/status", {"status": status}
@@ -1072,11 +1295,14 @@ class JobRun:
 
 
 class Runner:
-    """Runs batch/v1 Jobs from the API at ``api_url`` as local processes.
+    """Runs batch/v1 Jobs and apps/v1 Deployments from the API at ``api_url`` as local
+    processes, and forwards v1 Services to their ready pods.
 
     ``entrypoint`` is what ``mlops-operator`` means in a container: by default this
-    interpreter running ``-m mlops_operator``. Use as ``async with Runner(...)``, or call
-    :meth:`start` and :meth:`stop`.
+    interpreter running ``-m mlops_operator``. ``backoff_base`` and ``backoff_cap`` pace both
+    Job retries and container restarts; ``max_probe_period`` caps probes' ``periodSeconds``.
+    Service addresses are listed in ``services_file`` (default ``state_dir/services.txt``).
+    Use as ``async with Runner(...)``, or call :meth:`start` and :meth:`stop`.
     """
 
     def __init__(
@@ -1090,6 +1316,8 @@ class Runner:
         max_grace_seconds: float = 3.0,
         config_retry_seconds: float = 1.0,
         start_timeout: float = 30.0,
+        max_probe_period: float = 1.0,
+        services_file: pathlib.Path | None = None,
     ) -> None:
         self.api_url = api_url
         self.state_dir = state_dir
@@ -1099,13 +1327,21 @@ class Runner:
         self.max_grace_seconds = max_grace_seconds
         self.config_retry_seconds = config_retry_seconds
         self.start_timeout = start_timeout
+        self.max_probe_period = max_probe_period
+        self.services_file = services_file or state_dir / "services.txt"
+        self.addresses = AddressPool(start=secrets.randbelow(ADDRESS_POOL_SIZE))
         self._session: aiohttp.ClientSession | None = None
+        self._probe_session: aiohttp.ClientSession | None = None
         self._client: KubeClient | None = None
+        self._pods: Informer | None = None
         self._jobs: dict[JobKey, asyncio.Task[None]] = {}
         self._done: set[JobKey] = set()
+        self._deployments: dict[JobKey, DeploymentController] = {}
         # Every task, including cancelled Job tasks still killing their processes.
         self._tasks: set[asyncio.Task[None]] = set()
-        self._synced = asyncio.Event()
+        # Tasks that stop() waits for but leaves to their owners to cancel: pod processes
+        # shutting down gracefully must not be interrupted by a second cancellation.
+        self._owned: set[asyncio.Task[None]] = set()
 
     @property
     def client(self) -> KubeClient:
@@ -1114,32 +1350,72 @@ class Runner:
             raise RuntimeError("The runner is not started.")
         return self._client
 
+    @property
+    def probe_session(self) -> aiohttp.ClientSession:
+        """The HTTP session of probes: no keep-alive, like the kubelet's prober."""
+        if self._probe_session is None:
+            raise RuntimeError("The runner is not started.")
+        return self._probe_session
+
+    @property
+    def pods(self) -> Informer:
+        """Every Pod in the cluster, as last seen by the runner's watch."""
+        if self._pods is None:
+            raise RuntimeError("The runner is not started.")
+        return self._pods
+
     async def start(self) -> None:
-        """Start watching Jobs; returns once the existing Jobs have been listed."""
+        """Start watching; returns once the existing Pods, Jobs, Deployments and Services
+        have been listed."""
+        from mlops_operator.sandbox.services import ServiceProxy
+
         if self._session is not None:
             raise RuntimeError("The runner is already started.")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._session = aiohttp.ClientSession()
-        self._client = KubeClient(self._session, self.api_url)
-        self._spawn(self._watch_jobs(), name="sandbox-runner-watch")
+        self._probe_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True)
+        )
+        self._client = client = KubeClient(self._session, self.api_url)
+        self._pods = Informer(client, "/api/v1/pods", self._on_pod_event)
+        jobs = Informer(client, "/apis/batch/v1/jobs", self._on_job_event)
+        deployments = Informer(client, "/apis/apps/v1/deployments", self._on_deployment_event)
+        proxy = ServiceProxy(client, self._pods, self.services_file)
         try:
             async with asyncio.timeout(self.start_timeout):
-                await self._synced.wait()
+                # Pods first: Deployment controllers look for the pods a previous runner left.
+                self.spawn(self._pods.run(), name="sandbox-runner-watch-pods")
+                await self._pods.synced.wait()
+                self.spawn(jobs.run(), name="sandbox-runner-watch-jobs")
+                self.spawn(deployments.run(), name="sandbox-runner-watch-deployments")
+                self.spawn(proxy.run(), name="sandbox-runner-services")
+                for informer in (jobs, deployments, proxy.services):
+                    await informer.synced.wait()
         except TimeoutError:
             await self.stop()
-            raise RuntimeError(f"The runner could not list Jobs at {self.api_url}.") from None
+            raise RuntimeError(f"The runner could not list workloads at {self.api_url}.") from None
 
     async def stop(self) -> None:
-        """Stop watching and terminate every pod process (SIGTERM, then SIGKILL)."""
+        """Stop watching and forwarding, and terminate every pod process (SIGTERM, then
+        SIGKILL)."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        owned = list(self._owned)
+        for task in owned:
+            if not task.cancelling():
+                task.cancel()
+        if owned:
+            await asyncio.wait(owned)
         self._jobs.clear()
-        self._synced.clear()
-        if self._session is not None:
-            await self._session.close()
+        self._deployments.clear()
+        self._pods = None
+        for session in (self._session, self._probe_session):
+            if session is not None:
+                await session.close()
         self._session = None
+        self._probe_session = None
         self._client = None
 
     async def __aenter__(self) -> Runner:
@@ -1183,45 +1459,58 @@ class Runner:
                 result[(kind, name)] = secret_data(obj) if kind == "secret" else configmap_data(obj)
         return result
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    def spawn(
+        self, coro: Coroutine[Any, Any, None], name: str, *, owned: bool = False
+    ) -> asyncio.Task[None]:
+        """Run ``coro`` as a task that :meth:`stop` ends: by cancelling it, or for an
+        ``owned`` task (one its owner cancels) by waiting for it."""
         task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._owned if owned else self._tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task
 
-    async def _watch_jobs(self) -> None:
-        delay = 0.2
-        path = "/apis/batch/v1/jobs"
-        while True:
-            try:
-                listing = await self.client.request("GET", path)
-                version = (listing.get("metadata") or {}).get("resourceVersion")
-                seen = set()
-                for job in listing.get("items") or []:
-                    seen.add(_job_key(job))
-                    self._on_job(job)
-                for key in set(self._jobs) - seen:
-                    self._forget(key)
-                self._synced.set()
-                delay = 0.2
-                while True:  # a clean end of a watch stream is a server timeout: resume
-                    async for event in self.client.watch(path, version):
-                        kind, obj = event.get("type"), event.get("object") or {}
-                        if kind == "ERROR":
-                            raise _Relist(obj.get("message", "watch error"))
-                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                        if kind == "DELETED":
-                            self._forget(_job_key(obj))
-                        elif kind in ("ADDED", "MODIFIED"):
-                            self._on_job(obj)
-            except asyncio.CancelledError:
-                raise
-            except _Relist as e:
-                logger.debug("Job watch: %s; listing again.", e)
-            except Exception as e:  # the API restarting or unreachable: keep trying
-                logger.warning("Job watch failed (%s); retrying in %.1fs.", e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    async def wait_pod_gone(self, namespace: str, name: str, timeout: float) -> None:
+        """Wait (at most ``timeout``) until the runner's Pod watch has seen a pod's deletion,
+        so Service forwarders no longer pick it."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while (namespace, name) in self.pods.cache:
+                    await asyncio.sleep(0.01)
+
+    def _on_pod_event(self, kind: str, pod: Json) -> None:
+        if kind != "DELETED":
+            return
+        for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+            if ref.get("kind") != "Deployment" or not ref.get("controller"):
+                continue
+            for key, controller in self._deployments.items():
+                if key[2] == ref.get("uid"):
+                    controller.on_pod_deleted(object_name(pod)[1])
+
+    def _on_deployment_event(self, kind: str, deployment: Json) -> None:
+        from mlops_operator.sandbox.deployments import DeploymentController
+
+        key = _job_key(deployment)
+        if kind == "DELETED" or (deployment.get("metadata") or {}).get("deletionTimestamp"):
+            controller = self._deployments.pop(key, None)
+            if controller is not None:
+                logger.info("Deployment %s/%s deleted: stopping its pods.", key[0], key[1])
+                controller.cancel()
+            return
+        controller = self._deployments.get(key)
+        if controller is not None:
+            controller.update(deployment)
+            return
+        controller = DeploymentController(self, deployment)
+        self._deployments[key] = controller
+        controller.start()
+
+    def _on_job_event(self, kind: str, job: Json) -> None:
+        if kind == "DELETED":
+            self._forget(_job_key(job))
+        else:
+            self._on_job(job)
 
     def _on_job(self, job: Json) -> None:
         key = _job_key(job)
@@ -1239,7 +1528,7 @@ class Runner:
         if job_finished(status) and spec.get("ttlSecondsAfterFinished") is None:
             self._done.add(key)
             return
-        self._jobs[key] = self._spawn(self._supervise(key, job), name=f"job {key[0]}/{key[1]}")
+        self._jobs[key] = self.spawn(self._supervise(key, job), name=f"job {key[0]}/{key[1]}")
 
     async def _supervise(self, key: JobKey, job: Json) -> None:
         """Run a Job; after an unexpected error, re-read it and carry on from its status."""

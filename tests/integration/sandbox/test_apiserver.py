@@ -335,6 +335,25 @@ async def test_status_subresource_separates_status_from_the_rest(
     assert replaced["status"] == {"succeeded": 1}
 
 
+async def test_an_object_created_for_a_deleted_owner_is_collected(
+    http: aiohttp.ClientSession,
+) -> None:
+    owner = await call(http, "POST", WIDGETS, widget(), status=201)
+    ref = {
+        "apiVersion": "test.mlops.dev/v1beta1",
+        "kind": "Widget",
+        "name": "w1",
+        "uid": owner["metadata"]["uid"],
+    }
+    await call(http, "DELETE", f"{WIDGETS}/w1")
+    jobs = "/apis/batch/v1/namespaces/default/jobs"
+    # A controller that read the owner just before it went creates a child anyway.
+    await call(
+        http, "POST", jobs, {"metadata": {"name": "late", "ownerReferences": [ref]}}, status=201
+    )
+    await call(http, "GET", f"{jobs}/late", status=404)
+
+
 async def test_owner_references_are_garbage_collected(http: aiohttp.ClientSession) -> None:
     owner = await call(http, "POST", WIDGETS, widget(), status=201)
     ref = {

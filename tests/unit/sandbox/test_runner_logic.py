@@ -319,3 +319,16 @@ def test_kubeconfig_points_the_sandbox_context_at_the_api(tmp_path: pathlib.Path
     assert config["contexts"][0]["context"]["namespace"] == "default"
     assert config["clusters"][0]["cluster"]["insecure-skip-tls-verify"] is True
     assert path.stat().st_mode & 0o077 == 0
+
+
+def test_env_paths_inside_an_empty_dir_mount_point_at_the_pods_directory() -> None:
+    from mlops_operator.sandbox.runner import map_volume_paths
+
+    env = {"MLOPS_CACHE_DIR": "/cache", "HOME": "/tmp", "DATA": "/tmp/x/y", "OTHER": "/cached"}
+    mapped = map_volume_paths(env, {"/cache": "/pods/p/volumes/cache", "/tmp": "/pods/p/tmp"})
+    assert mapped == {
+        "MLOPS_CACHE_DIR": "/pods/p/volumes/cache",
+        "HOME": "/pods/p/tmp",
+        "DATA": "/pods/p/tmp/x/y",
+        "OTHER": "/cached",
+    }
