@@ -10,7 +10,7 @@ import pytest
 
 
 @pytest.mark.timeout(300)
-def test_demo_trains_registers_and_verifies_a_model(tmp_path: Path) -> None:
+def test_demo_trains_registers_verifies_and_serves_a_model(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mlops_operator", "demo", "--once", "--state-dir", str(tmp_path)],
         capture_output=True,
@@ -23,5 +23,9 @@ def test_demo_trains_registers_and_verifies_a_model(tmp_path: Path) -> None:
     assert "ModelVersion breast-cancer-v1: Ready" in out
     assert "(DigestMatch)" in out
     assert "gate      accuracy >= 0.9:" in out and "passed" in out
+    assert "InferenceService breast-cancer: Ready, serving version 1" in out
+    assert "POST /v2/models/breast-cancer/infer with 50 rows → predict" in out
+    assert "online accuracy" in out
+    assert 'mlops_online_accuracy{model="breast-cancer",version="1"}' in out
     assert "done: every step happened" in out
     assert (tmp_path / "kubeconfig").exists()

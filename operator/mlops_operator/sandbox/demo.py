@@ -1,8 +1,9 @@
-"""``mlops-operator demo``: the training path end to end in the sandbox, narrated.
+"""``mlops-operator demo``: training and serving end to end in the sandbox, narrated.
 
 Starts the sandbox and the operator (a real process), uploads scikit-learn's breast-cancer
-dataset to the sandbox S3, applies ``examples/trainingjob-classification.yaml`` and prints
-what happens until the ModelVersion is verified and Ready.
+dataset to the sandbox S3, applies ``examples/trainingjob-classification.yaml``, waits for the
+ModelVersion to be verified and Ready, applies ``examples/inferenceservice.yaml``, and sends
+predictions and feedback to the model server through the Service.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mlops_operator.sandbox.process import OperatorProcess, wait_for
 GROUP, VERSION, NAMESPACE = "mlops.dev", "v1alpha1", "default"
 DATA_BUCKET = "datasets"
 EXAMPLE = "trainingjob-classification.yaml"
+SERVICE_EXAMPLE = "inferenceservice.yaml"
 
 
 def examples_dir() -> pathlib.Path:
@@ -147,7 +149,88 @@ def run_scenario(sandbox: Sandbox, say: Narrator, timeout: float) -> bool:
             f"({spec['source'].get('datasetDigest', '')[:19]}…)",
             flush=True,
         )
-        return bool(mv_status["phase"] == "Ready")
+        if mv_status["phase"] != "Ready":
+            return False
+        return serve(sandbox, api, say, timeout)
+
+
+def serve(sandbox: Sandbox, api: Any, say: Narrator, timeout: float) -> bool:
+    """Apply the example InferenceService, wait for it, predict and send feedback."""
+    import httpx
+    from sklearn.datasets import load_breast_cancer
+
+    manifest = yaml.safe_load((examples_dir() / SERVICE_EXAMPLE).read_text())
+    name = manifest["metadata"]["name"]
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "inferenceservices", manifest)
+    say.say(f"applied examples/{SERVICE_EXAMPLE}: InferenceService {name} (version: latest)")
+
+    def ready() -> dict[str, Any] | None:
+        obj = cast(
+            dict[str, Any],
+            api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "inferenceservices", name),
+        )
+        status: dict[str, Any] = obj.get("status") or {}
+        return status if status.get("phase") == "Ready" else None
+
+    status = wait_for(f"InferenceService {name} to be Ready", ready, timeout=timeout)
+    predictor = f"{name}-predictor"
+    address = wait_for(
+        f"Service {predictor} to be forwarded",
+        lambda: sandbox.service_address(NAMESPACE, predictor),
+        timeout=timeout,
+    )
+    say.say(
+        f"InferenceService {name}: Ready, serving version {status['currentVersion']} at "
+        f"{status['url']} (from this machine: {address})"
+    )
+    data = load_breast_cancer(as_frame=True)
+    rows = data.data.iloc[:50]
+    labels = data.target.iloc[:50].tolist()
+    model = manifest["spec"]["model"]
+    with httpx.Client(base_url=address, timeout=10) as http:
+        response = http.post(
+            f"/v2/models/{model}/infer",
+            json={
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": list(rows.shape),
+                        "datatype": "FP64",
+                        "data": rows.to_numpy().ravel().tolist(),
+                    }
+                ],
+                "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+            },
+        )
+        response.raise_for_status()
+        body = response.json()
+        outputs = {o["name"]: o["data"] for o in body["outputs"]}
+        say.say(
+            f"POST /v2/models/{model}/infer with {len(rows)} rows → predict "
+            f"{outputs['predict'][:8]}…, predict_proba[0] "
+            f"{[round(p, 3) for p in outputs['predict_proba'][:2]]}"
+        )
+        ids = body["parameters"]["prediction_ids"]
+        feedback = http.post(
+            f"/v1/models/{model}/feedback",
+            json={"feedback": [{"id": i, "label": y} for i, y in zip(ids, labels, strict=True)]},
+        )
+        feedback.raise_for_status()
+        result = feedback.json()
+        say.say(
+            f"POST /v1/models/{model}/feedback with the true labels → online accuracy "
+            f"{result['accuracy']:.3f} over {result['samples']} samples"
+        )
+        metrics = [
+            line
+            for line in http.get("/metrics").text.splitlines()
+            if line.startswith(
+                ("mlops_online_accuracy", "mlops_drift_psi_max", "mlops_drift_window_rows")
+            )
+        ]
+        for line in metrics:
+            print(f"    /metrics  {line}")
+    return True
 
 
 def demo_command(args: argparse.Namespace) -> int:
