@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,3 +42,18 @@ def get_context(memo: Any) -> Context:
     if not isinstance(ctx, Context):
         raise RuntimeError("the operator context was not initialised at start-up")
     return ctx
+
+
+Step = Callable[[Context, dict[str, Any]], Awaitable[None]]
+
+
+async def reconcile_object(
+    ctx: Context, res: k8s.Resource, namespace: str, name: str, step: Step
+) -> None:
+    """Run ``step`` on the object's current state, one reconcile of it at a time; an object
+    that is gone or being deleted is left alone."""
+    async with ctx.lock((res.plural, namespace, name)):
+        body = await ctx.kube.get_or_none(res, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        await step(ctx, body)

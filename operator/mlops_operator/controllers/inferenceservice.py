@@ -25,7 +25,7 @@ from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.builders import names
 from mlops_operator.builders.predictor import build_deployment, build_service
 from mlops_operator.builders.storage import resolve_storage
-from mlops_operator.controllers.context import Context, get_context
+from mlops_operator.controllers.context import Context, get_context, reconcile_object
 from mlops_operator.controllers.pods import unready_reasons
 from mlops_operator.controllers.status import event, now, with_condition, write
 from mlops_operator.policy.serving import (
@@ -79,11 +79,7 @@ async def _apply(
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
     """Bring one InferenceService closer to serving its resolved version."""
-    async with ctx.lock(("inferenceservice", namespace, name)):
-        body = await ctx.kube.get_or_none(k8s.INFERENCESERVICES, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        await _reconcile(ctx, body)
+    await reconcile_object(ctx, k8s.INFERENCESERVICES, namespace, name, _reconcile)
 
 
 async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:

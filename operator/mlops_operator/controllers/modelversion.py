@@ -17,7 +17,7 @@ from mlops_operator.api.trainingjob import StorageSpec
 from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers import storage as storage_io
-from mlops_operator.controllers.context import Context, Requeue, get_context
+from mlops_operator.controllers.context import Context, Requeue, get_context, reconcile_object
 from mlops_operator.controllers.status import event, with_condition, write
 from mlops_operator.policy.gates import describe_failures, evaluate_gates, main_metric
 
@@ -30,11 +30,7 @@ MODEL_FILE = "model.joblib"
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
     """Verify one ModelVersion; skips versions already settled for their generation."""
-    async with ctx.lock(("modelversion", namespace, name)):
-        body = await ctx.kube.get_or_none(k8s.MODELVERSIONS, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        await _reconcile(ctx, body)
+    await reconcile_object(ctx, k8s.MODELVERSIONS, namespace, name, _reconcile)
 
 
 async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from mlops_operator.builders.job import CONTAINER, build_training_job
 from mlops_operator.builders.modelversion import build_model_version
 from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers import storage as storage_io
-from mlops_operator.controllers.context import Context, Requeue, get_context
+from mlops_operator.controllers.context import Context, Requeue, get_context, reconcile_object
 from mlops_operator.controllers.status import event, now, with_condition, write
 from mlops_operator.policy.gates import main_metric
 from mlops_operator.policy.training import job_outcome, next_version
@@ -42,11 +42,7 @@ def allowed_estimator(class_name: str, prefixes: list[str]) -> bool:
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
     """Bring one TrainingJob a step closer to Succeeded or Failed; safe to run any time."""
-    async with ctx.lock(("trainingjob", namespace, name)):
-        body = await ctx.kube.get_or_none(k8s.TRAININGJOBS, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        await _reconcile(ctx, body)
+    await reconcile_object(ctx, k8s.TRAININGJOBS, namespace, name, _reconcile)
 
 
 async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:

@@ -68,9 +68,9 @@ from mlops_operator.sandbox.runner import (
     Runner,
     backoff_delay,
     container_argv,
+    create_owned_pod,
     format_time,
     parse_time,
-    pod_name_for,
     running_state,
     unsupported_pod_features,
     waiting_state,
@@ -813,41 +813,19 @@ class DeploymentController:
 
     async def _post_pod(self, meta: Json, spec: Json, pod_hash: str) -> Json:
         labels = {**(meta.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash}
-        for _ in range(10):
-            body: Json = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": pod_name_for(f"{self.name}-{pod_hash}"),
-                    "namespace": self.namespace,
-                    "labels": labels,
-                    "annotations": dict(meta.get("annotations") or {}),
-                    "ownerReferences": [
-                        {
-                            "apiVersion": "apps/v1",
-                            "kind": "Deployment",
-                            "name": self.name,
-                            "uid": self.uid,
-                            "controller": True,
-                            "blockOwnerDeletion": True,
-                        }
-                    ],
-                },
-                "spec": spec,
-            }
-            try:
-                created = await self._runner.client.request(
-                    "POST", f"/api/v1/namespaces/{self.namespace}/pods", body=body
-                )
-            except ApiError as e:
-                if e.status == 409:  # a name clash: draw another suffix, as generateName does
-                    continue
-                if e.status == 404:
-                    raise _DeploymentGone from e
-                raise
-            # An emulator may answer a create without the object: fall back to what was sent.
-            return created if created.get("metadata", {}).get("name") else body
-        raise RuntimeError(f"no free pod name for Deployment {self.namespace}/{self.name}")
+        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": self.name, "uid": self.uid}
+        created = await create_owned_pod(
+            self._runner.client,
+            self.namespace,
+            prefix=f"{self.name}-{pod_hash}",
+            labels=labels,
+            annotations=dict(meta.get("annotations") or {}),
+            owner=owner,
+            spec=spec,
+        )
+        if created is None:
+            raise _DeploymentGone()
+        return created
 
     def _stop(self, name: str, *, delete: bool) -> None:
         replica = self._replicas.pop(name)

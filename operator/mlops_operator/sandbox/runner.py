@@ -823,6 +823,46 @@ class Informer:
 # --------------------------------------------------------------------------------------------
 
 
+async def create_owned_pod(
+    client: KubeClient,
+    namespace: str,
+    *,
+    prefix: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    owner: Mapping[str, str],
+    spec: Json,
+) -> Json | None:
+    """Create a Pod ``<prefix>-<5 chars>`` controlled by ``owner``, drawing another suffix on
+    a name clash as ``generateName`` does; ``None`` when the namespace is gone."""
+    for _ in range(10):
+        body: Json = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name_for(prefix),
+                "namespace": namespace,
+                "labels": dict(labels),
+                "annotations": dict(annotations),
+                "ownerReferences": [{**owner, "controller": True, "blockOwnerDeletion": True}],
+            },
+            "spec": spec,
+        }
+        try:
+            created: Json = await client.request(
+                "POST", f"/api/v1/namespaces/{namespace}/pods", body=body
+            )
+        except ApiError as e:
+            if e.status == 409:
+                continue
+            if e.status == 404:
+                return None
+            raise
+        # An emulator may answer a create without the object: fall back to what was sent.
+        return created if created.get("metadata", {}).get("name") else body
+    raise RuntimeError(f"no free pod name for {owner['kind']} {namespace}/{owner['name']}")
+
+
 @dataclasses.dataclass(frozen=True)
 class PodResult:
     """How a pod ended."""
@@ -1181,41 +1221,19 @@ class JobRun:
             "controller-uid": self.uid,
             "job-name": self.name,
         }
-        for _ in range(10):
-            body: Json = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": pod_name_for(self.name),
-                    "namespace": self.namespace,
-                    "labels": labels,
-                    "annotations": dict(template_meta.get("annotations") or {}),
-                    "ownerReferences": [
-                        {
-                            "apiVersion": "batch/v1",
-                            "kind": "Job",
-                            "name": self.name,
-                            "uid": self.uid,
-                            "controller": True,
-                            "blockOwnerDeletion": True,
-                        }
-                    ],
-                },
-                "spec": spec,
-            }
-            try:
-                created = await self._runner.client.request(
-                    "POST", f"/api/v1/namespaces/{self.namespace}/pods", body=body
-                )
-            except ApiError as e:
-                if e.status == 409:  # a name clash: draw another suffix, as generateName does
-                    continue
-                if e.status == 404:
-                    raise _JobGone from e
-                raise
-            # An emulator may answer a create without the object: fall back to what was sent.
-            return created if created.get("metadata", {}).get("name") else body
-        raise RuntimeError(f"could not find a free pod name for Job {self.namespace}/{self.name}")
+        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": self.name, "uid": self.uid}
+        created = await create_owned_pod(
+            self._runner.client,
+            self.namespace,
+            prefix=self.name,
+            labels=labels,
+            annotations=dict(template_meta.get("annotations") or {}),
+            owner=owner,
+            spec=spec,
+        )
+        if created is None:
+            raise _JobGone()
+        return created
 
     async def _adopt_existing_pods(self) -> None:
         """Restart safety: count pods a previous runner left; an active one has lost its
