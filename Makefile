@@ -47,8 +47,13 @@ check: crds ## Regenerate and fail if anything generated is stale.
 	git diff --exit-code -- crds
 
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite (unit, integration, e2e).
+test: $(STAMP) prometheus ## Run the whole test suite (unit, integration, e2e).
 	$(BIN)/pytest
+
+.PHONY: prometheus
+prometheus: ## Install Prometheus for the PromQL tests if missing (Debian, as root).
+	@command -v prometheus >/dev/null || { apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## Run the fast unit tests only.

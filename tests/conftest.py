@@ -31,7 +31,8 @@ DATA_BUCKET = "datasets"
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """A started sandbox (API, S3, workload runner) shared by the whole session."""
-    with Sandbox(tmp_path_factory.mktemp("sandbox")) as started:
+    # With a real Prometheus scraping the pods, for the PromQL metric source.
+    with Sandbox(tmp_path_factory.mktemp("sandbox"), prometheus=True) as started:
         yield started
 
 
@@ -205,12 +206,18 @@ class Resources:
         what: str,
         timeout: float = 90.0,
     ) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
         def probe() -> dict[str, Any] | None:
             obj = self.get(plural, name)
             status = (obj or {}).get("status") or {}
+            seen["status"] = status
             return obj if obj and predicate(status) else None
 
-        return wait_for(f"{plural}/{name} {what}", probe, timeout=timeout)
+        try:
+            return wait_for(f"{plural}/{name} {what}", probe, timeout=timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; last status: {seen.get('status')}") from None
 
 
 @pytest.fixture

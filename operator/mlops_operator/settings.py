@@ -39,5 +39,8 @@ class Settings(BaseSettings):
     namespace: str | None = None
     """Watch only this namespace; unset watches the whole cluster."""
 
+    prometheus_url: str | None = None
+    """Prometheus base URL for ``prometheus`` metric policies that name no address."""
+
     storage_check_timeout_seconds: float = 10.0
     """Timeout of the storage reachability check done before a training Job is created."""

@@ -41,7 +41,9 @@ class PrometheusSource(ApiModel):
 
     query: Annotated[str, Field(min_length=1)]
     """PromQL expression returning one sample, e.g.
-    ``sum(rate(mlops_requests_total{code=~"5.."}[5m]))``."""
+    ``sum(rate(mlops_requests_total{version="{{ version }}",code=~"5.."}[5m]))``;
+    ``{{ model }}``, ``{{ version }}`` (the served version), ``{{ namespace }}`` and
+    ``{{ service }}`` are filled in before each query."""
 
     address: str | None = None
     """Prometheus base URL; unset means the operator's setting."""
@@ -221,8 +223,43 @@ class Evaluation(StatusModel):
     time: dt.datetime
     """When it ran."""
 
+    version: int | None = None
+    """The version that was evaluated; streaks start over when the served version changes."""
+
     metrics: list[MetricResult] = Field(default_factory=list)
     """One result per policy."""
+
+
+class RejectedVersion(StatusModel):
+    """A version this service declined to promote."""
+
+    version: int
+    """The version."""
+
+    reason: str
+    """Why it is not served."""
+
+    time: dt.datetime
+    """When it was declined."""
+
+
+class RetrainingStatus(StatusModel):
+    """Retraining runs this service started."""
+
+    active: str | None = None
+    """The TrainingJob running now, if any."""
+
+    started: Annotated[list[dt.datetime], Field(max_length=100)] = Field(default_factory=list)
+    """Start times of recent retrainings, for the cooldown and the daily budget."""
+
+    count: int = 0
+    """Retrainings started so far; the next TrainingJob is ``<service>-retrain-<count+1>``."""
+
+    last_result: str | None = None
+    """What became of the last retraining."""
+
+    next_scheduled: dt.datetime | None = None
+    """When ``spec.retrain.schedule`` starts the next one."""
 
 
 Phase = Literal["Pending", "Ready", "Degraded", "Failed"]
@@ -254,3 +291,12 @@ class InferenceServiceStatus(StatusModel):
 
     last_evaluation: Evaluation | None = None
     """The latest evaluation of the metric policies."""
+
+    rejected_versions: Annotated[list[RejectedVersion], Field(max_length=50)] = Field(
+        default_factory=list
+    )
+    """Versions this service will not promote, with the reason (e.g. it did not beat the
+    version it would replace)."""
+
+    retraining: RetrainingStatus = Field(default_factory=lambda: RetrainingStatus())
+    """Retraining started by this service."""

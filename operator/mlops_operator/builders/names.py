@@ -61,3 +61,8 @@ def predictor_name(inferenceservice: str) -> str:
 def service_url(inferenceservice: str, namespace: str) -> str:
     """The in-cluster URL of an InferenceService."""
     return f"http://{predictor_name(inferenceservice)}.{namespace}.svc.cluster.local"
+
+
+def retrain_name(inferenceservice: str, n: int) -> str:
+    """The n-th retraining TrainingJob of a service: ``<isvc>-retrain-<n>``."""
+    return _fit(inferenceservice, f"-retrain-{n}")

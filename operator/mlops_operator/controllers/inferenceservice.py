@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
@@ -18,7 +19,11 @@ from pydantic import ValidationError
 from mlops_operator import k8s
 from mlops_operator.api import reasons
 from mlops_operator.api.base import GROUP, VERSION
-from mlops_operator.api.inferenceservice import InferenceServiceSpec, InferenceServiceStatus
+from mlops_operator.api.inferenceservice import (
+    InferenceServiceSpec,
+    InferenceServiceStatus,
+    RejectedVersion,
+)
 from mlops_operator.api.modelversion import ModelVersionSpec
 from mlops_operator.api.trainingjob import StorageSpec
 from mlops_operator.api.validation import describe_validation_error
@@ -28,6 +33,7 @@ from mlops_operator.builders.storage import resolve_storage
 from mlops_operator.controllers.context import Context, get_context, reconcile_object
 from mlops_operator.controllers.pods import unready_reasons
 from mlops_operator.controllers.status import event, now, with_condition, write
+from mlops_operator.policy.monitoring import promotion_verdict, validate_cron
 from mlops_operator.policy.serving import (
     Candidate,
     change_reason,
@@ -96,11 +102,19 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
 
     try:
         spec = InferenceServiceSpec.model_validate(body.get("spec") or {})
-    except ValidationError as exc:
-        message = describe_validation_error(exc, root="spec")
+        schedule = spec.retrain.schedule if spec.retrain else None
+        cron_error = validate_cron(schedule) if schedule else None
+        if cron_error:
+            raise ValueError(f"spec.retrain.schedule: {cron_error}")
+    except (ValidationError, ValueError) as exc:
+        message = (
+            describe_validation_error(exc, root="spec")
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
         status.phase = "Failed"
         cond(reasons.READY, False, reasons.INVALID_SPEC, message)
-        await _write(ctx, body, status, before)
+        await write_if_changed(ctx, body, status, before)
         if before.get("phase") != "Failed":
             event(body, "Warning", reasons.INVALID_SPEC, message)
         return
@@ -110,9 +124,38 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         for mv in await ctx.kube.list(k8s.MODELVERSIONS, namespace)
         if (mv.get("spec") or {}).get("model") == spec.model
     ]
-    resolution = resolve_version(
-        spec.model, spec.version, [Candidate.from_object(mv) for mv in versions]
-    )
+    candidates = {c.version: c for c in (Candidate.from_object(mv) for mv in versions)}
+    metrics = {int(mv["spec"]["version"]): mv["spec"].get("metrics") or {} for mv in versions}
+    await _follow_retraining(ctx, body, status, versions, cond)
+    while True:
+        rejected = {r.version for r in status.rejected_versions}
+        resolution = resolve_version(spec.model, spec.version, candidates.values(), rejected)
+        target = resolution.candidate
+        current = candidates.get(status.current_version or 0)
+        if (
+            target is None
+            or spec.version != "latest"
+            or current is None
+            or current.degraded
+            or target.version <= current.version
+        ):
+            break
+        promote, why = promotion_verdict(
+            metrics.get(target.version, {}),
+            target,
+            metrics.get(current.version),
+            spec.promotion.must_beat,
+        )
+        if promote:
+            break
+        status.rejected_versions = [
+            *status.rejected_versions,
+            RejectedVersion(version=target.version, reason=why, time=now()),
+        ][-50:]
+        message = f"Version {target.version} is not promoted: {why}"
+        cond(reasons.RETRAINING, False, reasons.NOT_PROMOTED, message)
+        status.retraining.last_result = message
+        event(body, "Warning", reasons.NOT_PROMOTED, message)
     status.url = names.service_url(name, namespace)
     if resolution.candidate is None:
         if status.current_version is None:
@@ -123,7 +166,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
             resolution.reason,
             resolution.message,
         )
-        await _write(ctx, body, status, before)
+        await write_if_changed(ctx, body, status, before)
         if (before.get("conditions") or []) != [
             c.model_dump(mode="json", by_alias=True) for c in status.conditions
         ]:
@@ -158,8 +201,18 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
     )
 
     if status.current_version != target.version:
-        reason = change_reason(status.current_version, spec.version, target.version)
+        previous = candidates.get(status.current_version or 0)
+        degraded = previous is not None and previous.degraded
+        reason = change_reason(status.current_version, spec.version, target.version, degraded)
         message = f"Serving {target.name} ({resolution.message})"
+        if reason == reasons.VERSION_ROLLED_BACK and previous is not None:
+            why = _degraded_message(versions, previous.version)
+            message = f"Rolled back from version {previous.version} to {target.version}: {why}"
+            cond(reasons.ROLLED_BACK, True, reasons.VERSION_ROLLED_BACK, message)
+            event(body, "Warning", reasons.VERSION_ROLLED_BACK, message)
+        elif reason == "NewLatest" and status.retraining.last_result is not None:
+            cond(reasons.RETRAINING, False, reasons.PROMOTED, f"Promoted version {target.version}.")
+            status.retraining.last_result = f"promoted version {target.version}"
         status.history = record(status.history, target.version, reason, message, now())
         event(
             body,
@@ -211,13 +264,74 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
             reasons.PREDICTOR_NOT_READY,
             f"No predictor pod is ready yet: {detail}.",
         )
-    await _write(ctx, body, status, before)
+    await write_if_changed(ctx, body, status, before)
     await _mark_served(ctx, namespace, name, versions, target.version)
 
 
-async def _write(
+def _degraded_message(versions: list[dict[str, Any]], version: int) -> str:
+    """The reason a version was marked Degraded, from its condition."""
+    for mv in versions:
+        if mv["spec"]["version"] == version:
+            for c in (mv.get("status") or {}).get("conditions") or []:
+                if c.get("type") == reasons.DEGRADED:
+                    return str(c.get("message") or "")
+    return "it was marked Degraded"
+
+
+Cond = Callable[[str, bool, str, str], None]
+
+
+async def _follow_retraining(
+    ctx: Context,
+    body: dict[str, Any],
+    status: InferenceServiceStatus,
+    versions: list[dict[str, Any]],
+    cond: Cond,
+) -> None:
+    """Track the retraining this service started: finished, failed, or gated out."""
+    active = status.retraining.active
+    if not active:
+        return
+    namespace = body["metadata"]["namespace"]
+    tj = await ctx.kube.get_or_none(k8s.TRAININGJOBS, namespace, active)
+    tj_status = (tj or {}).get("status") or {}
+    if tj is None or tj_status.get("phase") == "Failed":
+        why = tj_status.get("failureReason") or "the TrainingJob was deleted"
+        message = f"Retraining {active} failed: {why}"
+        status.retraining.active = None
+        status.retraining.last_result = message
+        cond(reasons.RETRAINING, False, reasons.RETRAINING_FAILED, message)
+        event(body, "Warning", reasons.RETRAINING_FAILED, message)
+        return
+    mv_name = tj_status.get("modelVersion")
+    if tj_status.get("phase") != "Succeeded" or not mv_name:
+        return
+    mv = next((v for v in versions if v["metadata"]["name"] == mv_name), None)
+    phase = ((mv or {}).get("status") or {}).get("phase")
+    if phase not in ("Ready", "Failed"):
+        return  # registered, still being verified
+    status.retraining.active = None
+    if phase == "Failed":
+        gates = next(
+            (
+                c.get("message", "")
+                for c in (mv or {}).get("status", {}).get("conditions") or []
+                if c.get("type") == reasons.READY
+            ),
+            "",
+        )
+        message = f"Retrained {mv_name} is not promoted: {gates}"
+        status.retraining.last_result = message
+        cond(reasons.RETRAINING, False, reasons.NOT_PROMOTED, message)
+        event(body, "Warning", reasons.NOT_PROMOTED, message)
+    else:
+        status.retraining.last_result = f"registered {mv_name}"
+
+
+async def write_if_changed(
     ctx: Context, body: dict[str, Any], status: InferenceServiceStatus, before: dict[str, Any]
 ) -> None:
+    """Write the status only when it differs from what was read."""
     meta = body["metadata"]
     wire = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     if wire != before:

@@ -8,11 +8,11 @@ from typing import Any
 import kopf
 
 from mlops_operator import k8s
-from mlops_operator.controllers import inferenceservice, modelversion, trainingjob
+from mlops_operator.controllers import inferenceservice, modelversion, monitor, trainingjob
 from mlops_operator.controllers.context import Context
 from mlops_operator.settings import Settings
 
-HANDLER_MODULES = (trainingjob, modelversion, inferenceservice)
+HANDLER_MODULES = (trainingjob, modelversion, inferenceservice, monitor)
 """Imported for their kopf decorators; listed so the import is not an accident."""
 
 

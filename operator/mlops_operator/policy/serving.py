@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -59,13 +59,19 @@ class Resolution:
 
 
 def resolve_version(
-    model: str, requested: int | Literal["latest"], candidates: Iterable[Candidate]
+    model: str,
+    requested: int | Literal["latest"],
+    candidates: Iterable[Candidate],
+    exclude: Collection[int] = (),
 ) -> Resolution:
-    """``latest`` = the newest version servable as latest; a pinned number must exist and
-    have a verified artifact (a person pinning it may serve a version that missed its gates)."""
+    """``latest`` = the newest version servable as latest and not in ``exclude`` (versions
+    this service declined to promote); a pinned number must exist and have a verified artifact
+    (a person pinning it may serve a version that missed its gates)."""
     by_version = {c.version: c for c in candidates}
     if requested == "latest":
-        servable = [c for c in by_version.values() if c.servable_as_latest]
+        servable = [
+            c for c in by_version.values() if c.servable_as_latest and c.version not in exclude
+        ]
         if not servable:
             return Resolution(
                 None,
@@ -92,12 +98,20 @@ def resolve_version(
     return Resolution(pinned, reasons.RESOLVED, f"Serving pinned version {requested}.")
 
 
-def change_reason(previous: int | None, requested: int | Literal["latest"], new: int) -> str:
-    """Why the served version changes: ``Initial``, ``Pinned`` or ``NewLatest``."""
+def change_reason(
+    previous: int | None,
+    requested: int | Literal["latest"],
+    new: int,
+    previous_degraded: bool = False,
+) -> str:
+    """Why the served version changes: ``Initial``, ``Pinned``, ``RolledBack`` (the served
+    version was marked Degraded) or ``NewLatest``."""
     if previous is None:
         return "Initial"
     if requested != "latest":
         return "Pinned"
+    if previous_degraded:
+        return "RolledBack"
     return "NewLatest" if new > previous else "LatestChanged"
 
 

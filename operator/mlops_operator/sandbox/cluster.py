@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from mlops_operator.sandbox.apiserver import SandboxAPI
+    from mlops_operator.sandbox.prometheus import PrometheusServer
     from mlops_operator.sandbox.s3 import S3Server
 
 T = TypeVar("T")
@@ -55,7 +56,8 @@ def default_crd_dir() -> pathlib.Path | None:
 class Sandbox:
     """API emulator + S3 + workload runner, running in a background thread with its own event
     loop, so synchronous and asynchronous callers (tests, the CLI, a demo) can all use it over
-    HTTP."""
+    HTTP. With ``prometheus=True``, also a Prometheus server scraping the pods annotated
+    ``prometheus.io/scrape: "true"`` (see :mod:`mlops_operator.sandbox.prometheus`)."""
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class Sandbox:
         s3_port: int = 0,
         crd_dir: pathlib.Path | None = None,
         run_workloads: bool = True,
+        prometheus: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.kubeconfig = self.state_dir / "kubeconfig"
@@ -75,6 +78,8 @@ class Sandbox:
         self._s3_port = s3_port
         self._crd_dir = crd_dir if crd_dir is not None else default_crd_dir()
         self._run_workloads = run_workloads
+        self._with_prometheus = prometheus
+        self._prometheus: PrometheusServer | None = None
         self._api: SandboxAPI | None = None
         self._api_url: str | None = None
         self._s3: S3Server | None = None
@@ -104,29 +109,46 @@ class Sandbox:
             raise RuntimeError("The sandbox is not started.")
         return self._s3.endpoint
 
+    @property
+    def prometheus_url(self) -> str:
+        """The sandbox Prometheus' URL; only when started with ``prometheus=True``."""
+        if self._prometheus is None:
+            raise RuntimeError("The sandbox runs no Prometheus (start it with prometheus=True).")
+        return self._prometheus.url
+
     def env(self) -> dict[str, str]:
         """What an operator process, boto3 or a person's shell needs to use the sandbox."""
         from mlops_operator.sandbox.s3 import credentials_env
 
-        return {
+        env = {
             "KUBECONFIG": str(self.kubeconfig),
             **credentials_env(self.s3_endpoint),
             "MLOPS_S3_ENDPOINT": self.s3_endpoint,
             "MLOPS_S3_BUCKET": BUCKET,
         }
+        if self._prometheus is not None:
+            env["MLOPS_PROMETHEUS_URL"] = self.prometheus_url
+        return env
 
     def start(self) -> None:
-        """Start S3, the API and the runner; write the kubeconfig and the env file."""
+        """Start S3, the API, the runner and (if asked for) Prometheus; write the kubeconfig
+        and the env file."""
         if self._loop is not None:
             raise RuntimeError("The sandbox is already started.")
+        from mlops_operator.sandbox.prometheus import PrometheusServer, find_binary
         from mlops_operator.sandbox.s3 import S3Server
 
+        # Before anything starts: a missing binary is the likeliest failure, and the clearest.
+        binary = find_binary() if self._with_prometheus else None
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._s3 = S3Server(port=self._s3_port, buckets=(BUCKET,))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sandbox", daemon=True)
         self._thread.start()
         try:
+            if binary is not None:
+                self._prometheus = PrometheusServer(self.state_dir / "prometheus", binary=binary)
+                self._prometheus.start()
             self._s3.start()
             self._call(self._astart())
             self._write_files()
@@ -153,6 +175,9 @@ class Sandbox:
         if self._s3 is not None:
             self._s3.stop()
             self._s3 = None
+        if self._prometheus is not None:
+            self._prometheus.stop()
+            self._prometheus = None
 
     def __enter__(self) -> Sandbox:
         self.start()
@@ -219,6 +244,27 @@ class Sandbox:
             runner = Runner(url, self.state_dir / "runner", services_file=self.services_file)
             await self._stack.enter_async_context(runner)
             api.log_provider = runner.read_log
+        if self._prometheus is not None:
+            await self._watch_scrape_targets(url, self._prometheus)
+
+    async def _watch_scrape_targets(self, api_url: str, prometheus: PrometheusServer) -> None:
+        """Keep Prometheus' targets file in step with the pods, from a watch of them."""
+        from mlops_operator.sandbox.runner import Informer, KubeClient
+
+        assert self._stack is not None and self._session is not None
+
+        def on_event(kind: str, pod: dict[str, Any]) -> None:
+            prometheus.update_targets(pods.cache.values())
+
+        pods = Informer(KubeClient(self._session, api_url), "/api/v1/pods", on_event)
+        task = asyncio.create_task(pods.run(), name="sandbox-prometheus-targets")
+
+        async def cancel() -> None:
+            task.cancel()
+            await asyncio.wait({task})
+
+        self._stack.push_async_callback(cancel)
+        await pods.synced.wait()
 
     async def _astop(self) -> None:
         if self._stack is not None:
@@ -288,15 +334,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="CRD YAML to serve (default: the repository's crds/ folder)",
     )
+    parser.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="also run Prometheus (the Debian package `prometheus`), scraping annotated pods",
+    )
 
 
 def _banner(sandbox: Sandbox) -> str:
     env_file = os.path.relpath(sandbox.env_file)
+    prometheus_url = sandbox.env().get("MLOPS_PROMETHEUS_URL")
+    prometheus = f"\n  Prometheus       {prometheus_url}" if prometheus_url else ""
     return f"""\
 The mlops sandbox is running.
 
   Kubernetes API   {sandbox.api_url}
-  S3 endpoint      {sandbox.s3_endpoint}  (bucket {BUCKET})
+  S3 endpoint      {sandbox.s3_endpoint}  (bucket {BUCKET}){prometheus}
   kubeconfig       {sandbox.kubeconfig}
   state and logs   {sandbox.state_dir}
 
@@ -320,6 +373,8 @@ Press Ctrl+C to stop.
 
 def sandbox_command(args: argparse.Namespace) -> int:
     """``mlops-operator sandbox``: run a sandbox until SIGINT or SIGTERM."""
+    from mlops_operator.sandbox.prometheus import PrometheusNotInstalled
+
     # Pod starts and exits are worth seeing; every request the API serves is not.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("mlops_operator.sandbox").setLevel(logging.INFO)
@@ -332,12 +387,17 @@ def sandbox_command(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     sandbox = Sandbox(
-        args.state_dir, api_port=args.api_port, s3_port=args.s3_port, crd_dir=args.crd_dir
+        args.state_dir,
+        api_port=args.api_port,
+        s3_port=args.s3_port,
+        crd_dir=args.crd_dir,
+        prometheus=args.prometheus,
     )
     try:
         try:
             sandbox.start()
-        except OSError as e:  # most likely a port in use: say so, without a traceback
+        # Most likely a port in use, or no prometheus binary: say so, without a traceback.
+        except (OSError, PrometheusNotInstalled) as e:
             print(f"mlops-operator sandbox: cannot start: {e}", file=sys.stderr)
             return 1
         try:

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from mlops_operator.runtime.server.batching import MicroBatcher, Predictions
 from mlops_operator.runtime.server.cli import MULTIPROC_ENV, configure_logging
 from mlops_operator.runtime.server.config import ServeConfig
+from mlops_operator.runtime.server.drift import DEFAULT_EVERY_SECONDS as DRIFT_REFRESH_SECONDS
 from mlops_operator.runtime.server.drift import DriftWindow
 from mlops_operator.runtime.server.feedback import (
     PredictionBuffer,
@@ -130,6 +131,7 @@ class ModelServer:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """Start loading the model and listening for peers; clean up on shutdown."""
         loader = asyncio.create_task(self._load_until_ready(), name="model-loader")
+        refresher = asyncio.create_task(self._refresh_drift(), name="drift-refresher")
         if self.config.workers > 1:
             self._peers = PeerServer(
                 socket_path(self._socket_dir, self.ids.worker), self.buffer.claim
@@ -138,9 +140,10 @@ class ModelServer:
         try:
             yield
         finally:
-            loader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loader
+            for task in (loader, refresher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if self._batcher is not None:
                 await self._batcher.close()
             if self._peers is not None:
@@ -151,6 +154,17 @@ class ModelServer:
 
                 # Drops this worker's live gauges from the sums of the others.
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+    async def _refresh_drift(self) -> None:
+        """Recompute drift every few seconds when rows arrived since the last computation."""
+        while True:
+            await asyncio.sleep(DRIFT_REFRESH_SECONDS)
+            drift, batcher = self._drift, self._batcher
+            if drift is None or batcher is None:
+                continue
+            psi = await batcher.on_predict_thread(drift.refresh)
+            if psi is not None:
+                self.metrics.drift(psi, drift.rows)
 
     async def _load_until_ready(self) -> None:
         config = self.config

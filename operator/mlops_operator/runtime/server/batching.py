@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +63,9 @@ def take_batch(queue: deque[Pending], batch: list[Pending], rows: int, max_rows:
     return rows
 
 
+T = TypeVar("T")
+
+
 class MicroBatcher:
     """Collects concurrent requests into batches for ``predict``; see the module docstring."""
 
@@ -100,6 +103,11 @@ class MicroBatcher:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the server is shutting down"))
         self._executor.shutdown(wait=False)
+
+    async def on_predict_thread(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the prediction thread, between batches (state it shares with the
+        batch hook needs no lock)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def submit(self, rows: Rows, with_proba: bool) -> tuple[Predictions, Rows | None]:
         """Predictions (and probabilities, if asked) for ``rows``, computed in some batch."""

@@ -48,6 +48,7 @@ class DriftWindow:
         self._every = every_seconds
         self._clock = clock
         self._last = -math.inf
+        self._dirty = False
 
     @property
     def rows(self) -> int:
@@ -69,10 +70,20 @@ class DriftWindow:
             self._buffer[: n - first] = values[first:]
             self._next = (self._next + n) % self._size
         self._filled = min(self._size, self._filled + n)
+        self._dirty = True
+        return self.refresh()
+
+    def refresh(self) -> dict[str, float] | None:
+        """Fresh PSI by feature when rows arrived since the last computation and it is time
+        to recompute; called after each batch and periodically, so the last rows of a burst
+        are counted even when no request follows them."""
+        if not self._dirty:
+            return None
         now = self._clock()
         if now - self._last < self._every:
             return None
         self._last = now
+        self._dirty = False
         return self.psi()
 
     def psi(self) -> dict[str, float]:
