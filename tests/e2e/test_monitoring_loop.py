@@ -319,3 +319,49 @@ def test_a_breaching_promql_query_through_a_real_prometheus_rolls_back(
     result = isvc["status"]["lastEvaluation"]["metrics"][0]
     assert result["name"] == "request-budget"
     assert resources.get("modelversions", "cancer-v2")["status"]["phase"] == "Degraded"
+
+
+def test_scheduled_retraining_runs_on_its_cron_and_promotes_a_better_version(
+    start_operator: Any, resources: Any, cancer_csv: str
+) -> None:
+    start_operator()
+    train(resources, "cancer-a", trainingjob(cancer_csv, 2))
+    resources.create(
+        "inferenceservices",
+        "InferenceService",
+        "cancer",
+        {
+            "model": "cancer",
+            "retrain": {"schedule": "* * * * *", "template": trainingjob(cancer_csv, 8)},
+            "promotion": {"mustBeat": "accuracy"},
+        },
+    )
+    isvc = resources.wait_status(
+        "inferenceservices",
+        "cancer",
+        lambda s: (s.get("retraining") or {}).get("nextScheduled"),
+        "to plan the next scheduled run",
+    )
+    assert isvc["status"]["currentVersion"] == 1
+    isvc = resources.wait_status(
+        "inferenceservices",
+        "cancer",
+        lambda s: (s.get("retraining") or {}).get("count", 0) >= 1,
+        "to start the scheduled retraining",
+        timeout=90,
+    )
+    assert "scheduled" in isvc["status"]["retraining"]["lastResult"]
+    tj = resources.wait_status(
+        "trainingjobs", "cancer-retrain-1", lambda s: s.get("phase") == "Succeeded", "to train"
+    )
+    v1 = resources.get("modelversions", "cancer-v1")["spec"]["metrics"]["accuracy"]
+    v2 = resources.get("modelversions", tj["status"]["modelVersion"])["spec"]["metrics"]["accuracy"]
+    isvc = resources.wait_status(
+        "inferenceservices",
+        "cancer",
+        lambda s: resources.condition(s, "Retraining").get("reason") in ("Promoted", "NotPromoted"),
+        "to decide on promotion",
+    )
+    # Promoted exactly when it beats the version it would replace (mustBeat: accuracy).
+    promoted = resources.condition(isvc["status"], "Retraining")["reason"] == "Promoted"
+    assert promoted == (v2 > v1), (v1, v2, isvc["status"])

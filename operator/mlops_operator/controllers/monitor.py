@@ -261,7 +261,8 @@ async def start_retraining(
     event(body, "Normal", reasons.RETRAINING_STARTED, message)
 
 
-async def _evaluate(ctx: Context, body: dict[str, Any], state: MonitorState) -> None:
+async def _evaluate(ctx: Context, body: dict[str, Any], state: MonitorState) -> dt.datetime | None:
+    """Evaluate and remediate once; the time of the next scheduled retraining, if any."""
     meta = body["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
     before = body.get("status") or {}
@@ -269,7 +270,7 @@ async def _evaluate(ctx: Context, body: dict[str, Any], state: MonitorState) -> 
     try:
         spec = InferenceServiceSpec.model_validate(body.get("spec") or {})
     except ValidationError:
-        return  # the reconcile reports it
+        return None  # the reconcile reports it
     moment = now()
     versions = [
         mv
@@ -332,6 +333,7 @@ async def _evaluate(ctx: Context, body: dict[str, Any], state: MonitorState) -> 
                 generation,
             )
     await inferenceservice.write_if_changed(ctx, body, status, before)
+    return status.retraining.next_scheduled
 
 
 async def _remediate(
@@ -402,7 +404,9 @@ async def evaluate(ctx: Context, namespace: str, name: str, state: MonitorState)
         nonlocal interval
         monitoring = (body.get("spec") or {}).get("monitoring") or {}
         interval = float(monitoring.get("intervalSeconds") or IDLE_INTERVAL)
-        await _evaluate(ctx, body, state)
+        scheduled = await _evaluate(ctx, body, state)
+        if scheduled is not None:  # wake up in time for the schedule
+            interval = min(interval, max(1.0, (scheduled - now()).total_seconds() + 0.5))
 
     await reconcile_object(ctx, k8s.INFERENCESERVICES, namespace, name, step)
     # Remediation changed what should be served: let the reconcile act on it now.
