@@ -20,10 +20,11 @@ import signal
 import sys
 import threading
 from collections.abc import Coroutine
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlops_operator
+from mlops_operator.sandbox._lifecycle import Managed
 
 # The heavy parts (moto, kmock, aiohttp) are imported in start(): the CLI imports this module
 # to build its parser, and every pod the runner starts runs that CLI.
@@ -53,7 +54,7 @@ def default_crd_dir() -> pathlib.Path | None:
     return path if path.is_dir() else None
 
 
-class Sandbox:
+class Sandbox(Managed):
     """API emulator + S3 + workload runner, running in a background thread with its own event
     loop, so synchronous and asynchronous callers (tests, the CLI, a demo) can all use it over
     HTTP. With ``prometheus=True``, also a Prometheus server scraping the pods annotated
@@ -178,18 +179,6 @@ class Sandbox:
         if self._prometheus is not None:
             self._prometheus.stop()
             self._prometheus = None
-
-    def __enter__(self) -> Sandbox:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def ensure_namespace(self, name: str) -> None:
         """Create namespace ``name`` (if absent) with the S3 credentials Secret in it."""

@@ -32,10 +32,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
 import yaml
+
+from mlops_operator.sandbox._lifecycle import Managed
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def _free_port() -> int:
         return port
 
 
-class PrometheusServer:
+class PrometheusServer(Managed):
     """A Prometheus process on ``127.0.0.1`` whose scrape targets are the pods given to
     :meth:`update_targets`.
 
@@ -231,18 +232,6 @@ class PrometheusServer:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
         self._url = None
-
-    def __enter__(self) -> PrometheusServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def update_targets(self, pods: Iterable[Mapping[str, Any]]) -> None:
         """Scrape exactly the eligible ones among ``pods`` (see :func:`targets_from_pods`);

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -19,6 +18,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from mlops_operator.sandbox._lifecycle import Managed
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -60,7 +61,7 @@ def credentials_env(endpoint: str) -> dict[str, str]:
     }
 
 
-class S3Server:
+class S3Server(Managed):
     """moto's S3 (and the other moto services) on ``host:port``, in a daemon thread.
 
     moto keeps its state in process-wide backends: buckets made here are also seen by
@@ -132,18 +133,6 @@ class S3Server:
                     client.create_bucket(Bucket=bucket)
         finally:
             client.close()
-
-    def __enter__(self) -> S3Server:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def client_from_env(env: Mapping[str, str]) -> S3Client:
