@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -28,6 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         verbose=args.verbose,
         liveness=args.liveness,
+        metrics_port=args.metrics_port,
     )
 
 
@@ -71,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     run.add_argument(
         "--liveness", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("MLOPS_METRICS_PORT", "0")),
+        help="serve the operator's Prometheus metrics on this port "
+        "(default: $MLOPS_METRICS_PORT, else 0 = off)",
     )
     run.set_defaults(func=_run)
 

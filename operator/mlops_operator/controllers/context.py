@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_operator import k8s
+from mlops_operator.controllers import metrics
 from mlops_operator.settings import Settings
 
 
@@ -56,4 +57,9 @@ async def reconcile_object(
         body = await ctx.kube.get_or_none(res, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        await step(ctx, body)
+        metrics.RECONCILES.labels(res.plural).inc()
+        try:
+            await step(ctx, body)
+        except Exception:
+            metrics.ERRORS.labels(res.plural).inc()
+            raise

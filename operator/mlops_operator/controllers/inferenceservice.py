@@ -30,6 +30,7 @@ from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.builders import names
 from mlops_operator.builders.predictor import build_deployment, build_service
 from mlops_operator.builders.storage import resolve_storage
+from mlops_operator.controllers import metrics
 from mlops_operator.controllers.context import Context, get_context, reconcile_object
 from mlops_operator.controllers.pods import unready_reasons
 from mlops_operator.controllers.status import event, now, with_condition, write
@@ -125,7 +126,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         if (mv.get("spec") or {}).get("model") == spec.model
     ]
     candidates = {c.version: c for c in (Candidate.from_object(mv) for mv in versions)}
-    metrics = {int(mv["spec"]["version"]): mv["spec"].get("metrics") or {} for mv in versions}
+    held_out = {int(mv["spec"]["version"]): mv["spec"].get("metrics") or {} for mv in versions}
     await _follow_retraining(ctx, body, status, versions, cond)
     while True:
         rejected = {r.version for r in status.rejected_versions}
@@ -141,9 +142,9 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         ):
             break
         promote, why = promotion_verdict(
-            metrics.get(target.version, {}),
+            held_out.get(target.version, {}),
             target,
-            metrics.get(current.version),
+            held_out.get(current.version),
             spec.promotion.must_beat,
         )
         if promote:
@@ -209,6 +210,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
             why = _degraded_message(versions, previous.version)
             message = f"Rolled back from version {previous.version} to {target.version}: {why}"
             cond(reasons.ROLLED_BACK, True, reasons.VERSION_ROLLED_BACK, message)
+            metrics.ROLLBACKS.labels(namespace, name).inc()
             event(body, "Warning", reasons.VERSION_ROLLED_BACK, message)
         elif reason == "NewLatest" and status.retraining.last_result is not None:
             cond(reasons.RETRAINING, False, reasons.PROMOTED, f"Promoted version {target.version}.")
@@ -221,6 +223,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
             f"Serving version {target.version} of {spec.model} ({reason}).",
         )
         status.current_version = target.version
+    metrics.SERVED_VERSION.labels(namespace, name, spec.model).set(target.version)
 
     progress = rollout(deployment, spec.replicas)
     status.ready_replicas = progress.ready_replicas

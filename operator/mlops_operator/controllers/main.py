@@ -8,7 +8,13 @@ from typing import Any
 import kopf
 
 from mlops_operator import k8s
-from mlops_operator.controllers import inferenceservice, modelversion, monitor, trainingjob
+from mlops_operator.controllers import (
+    inferenceservice,
+    metrics,
+    modelversion,
+    monitor,
+    trainingjob,
+)
 from mlops_operator.controllers.context import Context
 from mlops_operator.settings import Settings
 
@@ -42,10 +48,17 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 
 def run(
-    *, namespace: str | None, standalone: bool, verbose: bool, liveness: str | None = None
+    *,
+    namespace: str | None,
+    standalone: bool,
+    verbose: bool,
+    liveness: str | None = None,
+    metrics_port: int = 0,
 ) -> int:
-    """Run the operator until interrupted."""
+    """Run the operator until interrupted; ``metrics_port`` 0 serves no metrics."""
     kopf.configure(verbose=verbose, log_prefix=True)
+    if metrics_port:
+        metrics.serve(metrics_port)
     kopf.run(
         standalone=standalone,
         clusterwide=namespace is None,

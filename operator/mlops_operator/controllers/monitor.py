@@ -29,7 +29,7 @@ from mlops_operator.api.inferenceservice import (
 )
 from mlops_operator.api.trainingjob import TrainingJobSpec
 from mlops_operator.builders import names
-from mlops_operator.controllers import inferenceservice
+from mlops_operator.controllers import inferenceservice, metrics
 from mlops_operator.controllers.context import Context, get_context, reconcile_object
 from mlops_operator.controllers.status import event, now, with_condition
 from mlops_operator.monitoring.prometheus import PrometheusError, query_scalar, scrape
@@ -247,6 +247,7 @@ async def start_retraining(
     day_ago = moment - dt.timedelta(days=1)
     status.retraining.started = [t for t in status.retraining.started if t > day_ago] + [moment]
     status.retraining.count += 1
+    metrics.RETRAININGS.labels(namespace, name).inc()
     status.retraining.active = tj_name
     message = f"Started TrainingJob {tj_name}: {why}"
     status.retraining.last_result = message
@@ -304,6 +305,8 @@ async def _evaluate(ctx: Context, body: dict[str, Any], state: MonitorState) -> 
             for p in spec.monitoring.metrics
         ]
         status.last_evaluation = Evaluation(time=moment, version=current, metrics=results)
+        for result in results:
+            metrics.EVALUATIONS.labels(namespace, name, result.name, result.verdict).inc()
         decision = decide(spec.monitoring.metrics, results)
         was_degraded = get_condition(status.conditions, reasons.DEGRADED)
         if decision.degraded:

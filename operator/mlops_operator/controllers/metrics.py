@@ -1,0 +1,33 @@
+"""The operator's own Prometheus metrics: what it reconciled, what failed, what it decided."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, start_http_server
+
+RECONCILES = Counter(
+    "mlops_operator_reconciles_total", "Reconciles run, by resource kind.", ["kind"]
+)
+ERRORS = Counter(
+    "mlops_operator_errors_total", "Reconciles that failed and will be retried.", ["kind"]
+)
+EVALUATIONS = Counter(
+    "mlops_operator_evaluations_total",
+    "Metric policy evaluations, by verdict.",
+    ["namespace", "service", "policy", "verdict"],
+)
+ROLLBACKS = Counter(
+    "mlops_operator_rollbacks_total", "Versions rolled back.", ["namespace", "service"]
+)
+RETRAININGS = Counter(
+    "mlops_operator_retrainings_total", "Retrainings started.", ["namespace", "service"]
+)
+SERVED_VERSION = Gauge(
+    "mlops_operator_served_version",
+    "The model version each InferenceService serves.",
+    ["namespace", "service", "model"],
+)
+
+
+def serve(port: int) -> None:
+    """Expose the metrics on ``0.0.0.0:port`` in a background thread."""
+    start_http_server(port)
