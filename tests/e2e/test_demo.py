@@ -10,7 +10,7 @@ import pytest
 
 
 @pytest.mark.timeout(300)
-def test_demo_trains_registers_verifies_and_serves_a_model(tmp_path: Path) -> None:
+def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mlops_operator", "demo", "--once", "--state-dir", str(tmp_path)],
         capture_output=True,
@@ -27,5 +27,9 @@ def test_demo_trains_registers_verifies_and_serves_a_model(tmp_path: Path) -> No
     assert "POST /v2/models/breast-cancer/infer with 50 rows → predict" in out
     assert "online accuracy" in out
     assert 'mlops_online_accuracy{model="breast-cancer",version="1"}' in out
+    assert "rolled forward to version 2 (NewLatest)" in out
+    assert "RolledBack: Rolled back from version 2 to 1" in out
+    assert "Retraining: TrainingJob breast-cancer-retrain-1" in out
+    assert "v1 Initial → v2 NewLatest → v1 RolledBack → v3 NewLatest" in out
     assert "done: every step happened" in out
     assert (tmp_path / "kubeconfig").exists()

@@ -26,6 +26,9 @@ from mlops_operator.sandbox.process import OperatorProcess, wait_for
 GROUP, VERSION, NAMESPACE = "mlops.dev", "v1alpha1", "default"
 DATA_BUCKET = "datasets"
 EXAMPLE = "trainingjob-classification.yaml"
+SHIFTED = "breast-cancer-2026.csv"
+DEMO_INTERVAL = 5
+DEMO_FAILURE_LIMIT = 2
 SERVICE_EXAMPLE = "inferenceservice.yaml"
 
 
@@ -72,6 +75,13 @@ def _upload_dataset(sandbox: Sandbox) -> str:
     frame.to_csv(buffer, index=False)
     s3.create_bucket(Bucket=DATA_BUCKET)
     s3.put_object(Bucket=DATA_BUCKET, Key="breast-cancer.csv", Body=buffer.getvalue().encode())
+    # The "newer data" retraining uses: the same patients, measured on a new scale.
+    shifted = frame.copy()
+    features = [c for c in frame.columns if c != "target"]
+    shifted[features] = shifted[features] * 3
+    newer = io.StringIO()
+    shifted.to_csv(newer, index=False)
+    s3.put_object(Bucket=DATA_BUCKET, Key=SHIFTED, Body=newer.getvalue().encode())
     s3.close()
     return f"s3://{DATA_BUCKET}/breast-cancer.csv ({len(frame)} rows, {frame.shape[1]} columns)"
 
@@ -159,10 +169,14 @@ def serve(sandbox: Sandbox, api: Any, say: Narrator, timeout: float) -> bool:
     import httpx
     from sklearn.datasets import load_breast_cancer
 
-    manifest = yaml.safe_load((examples_dir() / SERVICE_EXAMPLE).read_text())
+    manifest = demo_service(yaml.safe_load((examples_dir() / SERVICE_EXAMPLE).read_text()))
     name = manifest["metadata"]["name"]
     api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "inferenceservices", manifest)
-    say.say(f"applied examples/{SERVICE_EXAMPLE}: InferenceService {name} (version: latest)")
+    say.say(
+        f"applied examples/{SERVICE_EXAMPLE}: InferenceService {name} (version: latest; "
+        f"demo timing: policies every {DEMO_INTERVAL} s, acting after {DEMO_FAILURE_LIMIT} "
+        "breaches)"
+    )
 
     def ready() -> dict[str, Any] | None:
         obj = cast(
@@ -230,6 +244,109 @@ def serve(sandbox: Sandbox, api: Any, say: Narrator, timeout: float) -> bool:
         ]
         for line in metrics:
             print(f"    /metrics  {line}")
+    return degrade(api, say, timeout, name, address)
+
+
+def demo_service(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The example InferenceService with demo timings and the newer dataset for retraining."""
+    spec = manifest["spec"]
+    spec["monitoring"]["intervalSeconds"] = DEMO_INTERVAL
+    for policy in spec["monitoring"]["metrics"]:
+        policy["failureLimit"] = DEMO_FAILURE_LIMIT
+        policy["minSamples"] = min(policy.get("minSamples", 100), 100)
+    spec["retrain"]["dataset"] = {"uri": f"s3://{DATA_BUCKET}/{SHIFTED}", "target": "target"}
+    spec.pop("promotion", None)  # gates only: the shifted data's model need not beat v1
+    return manifest
+
+
+def _service(api: Any, name: str) -> dict[str, Any]:
+    obj = cast(
+        dict[str, Any],
+        api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "inferenceservices", name),
+    )
+    status: dict[str, Any] = obj.get("status") or {}
+    return status
+
+
+def degrade(api: Any, say: Narrator, timeout: float, name: str, address: str) -> bool:
+    """Train v2, then feed it drifted inputs and wrong labels: rollback, retraining, promotion."""
+    import httpx
+    from sklearn.datasets import load_breast_cancer
+
+    manifest = yaml.safe_load((examples_dir() / EXAMPLE).read_text())
+    manifest["metadata"]["name"] = "breast-cancer-rf-deep"
+    manifest["spec"]["estimator"]["params"]["max_depth"] = 12
+    api.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingjobs", manifest)
+    say.say("applied TrainingJob breast-cancer-rf-deep (a second version of the model)")
+    wait_for(
+        "version 2 to be served",
+        lambda: (
+            (s := _service(api, name)).get("currentVersion") == 2
+            and _conditions(s).get("Progressing", {}).get("reason") == "RolledOut"
+        ),
+        timeout=timeout,
+    )
+    say.say(f"InferenceService {name}: rolled forward to version 2 (NewLatest)")
+
+    data = load_breast_cancer()
+    drifted = (data.data[:200] * 3).tolist()
+    with httpx.Client(base_url=address, timeout=10) as http:
+        ids: list[str] = []
+        predicted: list[int] = []
+        for start in range(0, 200, 50):
+            rows = drifted[start : start + 50]
+            response = http.post(
+                f"/v2/models/{name}/infer",
+                json={
+                    "inputs": [
+                        {
+                            "name": "input-0",
+                            "shape": [len(rows), len(rows[0])],
+                            "datatype": "FP64",
+                            "data": [x for r in rows for x in r],
+                        }
+                    ]
+                },
+            )
+            response.raise_for_status()
+            body = response.json()
+            ids += body["parameters"]["prediction_ids"]
+            predicted += {o["name"]: o["data"] for o in body["outputs"]}["predict"]
+        http.post(
+            f"/v1/models/{name}/feedback",
+            json={
+                "feedback": [{"id": i, "label": 1 - p} for i, p in zip(ids, predicted, strict=True)]
+            },
+        ).raise_for_status()
+    say.say("sent 200 drifted rows (features × 3) and feedback whose labels disagree")
+
+    seen: set[str] = set()
+
+    def narrate() -> dict[str, Any] | None:
+        status = _service(api, name)
+        for result in (status.get("lastEvaluation") or {}).get("metrics") or []:
+            key = f"{result['name']}:{result['verdict']}:{result.get('consecutiveBreaches')}"
+            if result["verdict"] == "Breached" and key not in seen:
+                seen.add(key)
+                say.say(f"evaluation: {result['message']}")
+        history = status.get("history") or []
+        if history and history[-1]["reason"] == "RolledBack" and "rollback" not in seen:
+            seen.add("rollback")
+            say.say(f"RolledBack: {history[-1]['message'][:160]}")
+        retraining = status.get("retraining") or {}
+        if retraining.get("active") and "retrain" not in seen:
+            seen.add("retrain")
+            say.say(
+                f"Retraining: TrainingJob {retraining['active']} on s3://{DATA_BUCKET}/{SHIFTED}"
+            )
+        promoted = _conditions(status).get("Retraining", {}).get("reason") == "Promoted"
+        return status if promoted and status.get("currentVersion") == 3 else None
+
+    status = wait_for("the retrained version to be promoted", narrate, timeout=timeout)
+    say.say(
+        "Promoted: version 3 passed its gates and serves now; history: "
+        + " → ".join(f"v{h['version']} {h['reason']}" for h in status["history"])
+    )
     return True
 
 
