@@ -40,11 +40,11 @@ fmt: $(STAMP) ## Format and autofix.
 
 .PHONY: crds
 crds: $(STAMP) ## Regenerate crds/ from the API types.
-	$(BIN)/mlops-operator crds --output-dir crds
+	$(BIN)/mlops-operator crds --output-dir crds --reference docs/reference.md
 
 .PHONY: check
 check: crds ## Regenerate and fail if anything generated is stale.
-	git diff --exit-code -- crds
+	git diff --exit-code -- crds docs/reference.md
 
 .PHONY: test
 test: $(STAMP) prometheus ## Run the whole test suite (unit, integration, e2e).
@@ -73,3 +73,23 @@ sandbox: $(STAMP) ## Start the local cluster (API emulator + S3 + workload runne
 run: $(STAMP) ## Run the operator against the sandbox started by `make sandbox`.
 	@test -f .sandbox/sandbox.env || { echo "start the sandbox first: make sandbox"; exit 1; }
 	. .sandbox/sandbox.env && $(BIN)/mlops-operator run --standalone
+
+##@ Packaging
+
+IMAGE_REPO ?= mlops-operator
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+.PHONY: images
+images: ## Build the operator and runtime images (needs a Docker engine; skipped without one).
+	@if ! docker info >/dev/null 2>&1; then \
+		echo "images: no Docker engine answers (docker info failed): skipping the image builds."; \
+		echo "images: the Dockerfiles are still linted by hadolint in 'make test'."; \
+		exit 0; \
+	fi; \
+	set -e; \
+	docker build -f images/operator/Dockerfile --build-arg VERSION=$(IMAGE_TAG) \
+		-t $(IMAGE_REPO):$(IMAGE_TAG) .; \
+	docker build -f images/runtime/Dockerfile --build-arg VERSION=$(IMAGE_TAG) \
+		-t $(IMAGE_REPO)-runtime:$(IMAGE_TAG) .; \
+	docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
+		| grep -E '^$(IMAGE_REPO)(-runtime)?:$(IMAGE_TAG) '

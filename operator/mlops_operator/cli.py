@@ -16,6 +16,10 @@ def _crds(args: argparse.Namespace) -> int:
 
         for path in crds.write(Path(args.output_dir)):
             print(f"wrote {path}")
+        if args.reference:
+            from mlops_operator.api import reference
+
+            print(f"wrote {reference.write(Path(args.reference))}")
     else:
         sys.stdout.write(crds.render_all())
     return 0
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     crds = sub.add_parser("crds", help="print the CustomResourceDefinitions as YAML")
     crds.add_argument("--output-dir", "-o", help="write one file per CRD into this folder")
+    crds.add_argument("--reference", help="also write the Markdown API reference to this file")
     crds.set_defaults(func=_crds)
 
     train = sub.add_parser("train", help="train a model from a TrainingJob (runs in the Job's pod)")

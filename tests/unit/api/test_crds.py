@@ -97,3 +97,13 @@ def test_cli_prints_the_same_yaml(capsys: pytest.CaptureFixture[str]) -> None:
         "modelversions.mlops.dev",
         "inferenceservices.mlops.dev",
     }
+
+
+def test_checked_in_api_reference_matches_the_types() -> None:
+    from mlops_operator.api import reference
+
+    path = REPO / "docs" / "reference.md"
+    assert path.read_text() == reference.render(), (
+        "docs/reference.md is stale: run `make crds` and commit the result"
+    )
+    assert "| `spec.monitoring.metrics[].failureLimit` | integer |" in path.read_text()
