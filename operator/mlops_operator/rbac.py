@@ -1,0 +1,144 @@
+"""Every Kubernetes permission the operator needs, and why: the single list the Helm chart's
+RBAC templates must grant exactly. ``tests/unit/packaging/test_chart_rbac.py`` checks the
+operator's code paths against this list, ``tests/integration/packaging/test_chart_render.py``
+this list against the rendered chart.
+
+Two sources of API calls: our own, all through ``k8s.Kube`` (get/list/create/patch, the
+status subresource), and kopf's: watching the resources that have handlers (list, watch,
+and patch for its progress annotations and finalizers), posting Events, observing CRDs (and
+namespaces when namespace-scoped) and, with several replicas, the peering objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from mlops_operator.api.base import GROUP
+
+
+class Scope(Enum):
+    """Where a rule is granted."""
+
+    NAMESPACED = "namespaced"
+    """On namespaced resources: a ClusterRole when cluster-wide, a Role per watched namespace."""
+
+    CLUSTER = "cluster"
+    """On cluster-scoped resources: always a ClusterRole."""
+
+
+class Mode(Enum):
+    """Which operator deployments need a rule."""
+
+    ALWAYS = "always"
+    CLUSTERWIDE = "clusterwide"
+    NAMESPACED = "namespaced"
+    CLUSTERWIDE_PEERING = "clusterwide-peering"
+    NAMESPACED_PEERING = "namespaced-peering"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One resource (``plural`` or ``plural/subresource``) of one API group and its verbs."""
+
+    group: str
+    resource: str
+    verbs: frozenset[str]
+    why: str
+    scope: Scope = Scope.NAMESPACED
+    mode: Mode = Mode.ALWAYS
+
+
+def _verbs(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+KOPF_WATCH = _verbs("list", "watch", "patch")
+"""kopf lists and watches a resource with change handlers, timers or daemons, and patches
+its progress annotations and finalizer onto each object."""
+
+KOPF_EVENT_WATCH = _verbs("list", "watch")
+"""``kopf.on.event`` handlers only watch: kopf stores no state on those objects."""
+
+PEERING = _verbs("get", "list", "watch", "patch")
+"""kopf's peering: read the peers' keep-alives and patch its own into the object's status."""
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        GROUP,
+        "trainingjobs",
+        KOPF_WATCH | _verbs("get", "create"),
+        "handlers; reconcile reads; retraining creates a TrainingJob",
+    ),
+    Rule(GROUP, "trainingjobs/status", _verbs("patch"), "phase, conditions, results"),
+    Rule(
+        GROUP,
+        "modelversions",
+        KOPF_WATCH | _verbs("get", "create"),
+        "handlers; a succeeded TrainingJob registers a ModelVersion; services resolve versions",
+    ),
+    Rule(GROUP, "modelversions/status", _verbs("patch"), "verification, servedBy, Degraded"),
+    Rule(
+        GROUP,
+        "inferenceservices",
+        KOPF_WATCH | _verbs("get"),
+        "handlers, timers and the monitoring daemon; reconcile reads",
+    ),
+    Rule(GROUP, "inferenceservices/status", _verbs("patch"), "rollout, evaluations, history"),
+    Rule("batch", "jobs", KOPF_EVENT_WATCH | _verbs("get", "create"), "training Jobs"),
+    Rule(
+        "apps",
+        "deployments",
+        KOPF_EVENT_WATCH | _verbs("get", "create", "patch"),
+        "predictor Deployments",
+    ),
+    Rule("", "services", _verbs("get", "create", "patch"), "predictor Services"),
+    Rule("", "pods", _verbs("list"), "why a pod failed; scraping the predictors' metrics"),
+    Rule("", "secrets", _verbs("get"), "S3 credentials named by the operator's settings"),
+    Rule("", "events", _verbs("create"), "kopf posts Events about objects and handlers"),
+    Rule(
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        _verbs("list", "watch"),
+        "kopf notices CRDs installed or removed while it runs",
+        Scope.CLUSTER,
+    ),
+    Rule(
+        "",
+        "namespaces",
+        _verbs("list", "watch"),
+        "a namespace-scoped kopf checks which of its namespaces exist",
+        Scope.CLUSTER,
+        Mode.NAMESPACED,
+    ),
+    Rule(
+        "kopf.dev",
+        "clusterkopfpeerings",
+        PEERING,
+        "peering between replicas of a cluster-wide operator",
+        Scope.CLUSTER,
+        Mode.CLUSTERWIDE_PEERING,
+    ),
+    Rule(
+        "kopf.dev",
+        "kopfpeerings",
+        PEERING,
+        "peering between replicas of a namespace-scoped operator",
+        Scope.NAMESPACED,
+        Mode.NAMESPACED_PEERING,
+    ),
+)
+
+
+def rules(*, clusterwide: bool, peering: bool) -> list[Rule]:
+    """The rules one deployment of the operator needs."""
+    modes = {Mode.ALWAYS, Mode.CLUSTERWIDE if clusterwide else Mode.NAMESPACED}
+    if peering:
+        modes.add(Mode.CLUSTERWIDE_PEERING if clusterwide else Mode.NAMESPACED_PEERING)
+    return [r for r in RULES if r.mode in modes]
+
+
+def grants(rules: Iterable[Rule]) -> set[tuple[str, str, str]]:
+    """Flatten rules to ``(apiGroup, resource, verb)`` triples, for comparing with RBAC objects."""
+    return {(r.group, r.resource, verb) for r in rules for verb in r.verbs}
