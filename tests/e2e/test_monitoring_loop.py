@@ -339,10 +339,9 @@ def test_scheduled_retraining_runs_on_its_cron_and_promotes_a_better_version(
     isvc = resources.wait_status(
         "inferenceservices",
         "cancer",
-        lambda s: (s.get("retraining") or {}).get("nextScheduled"),
-        "to plan the next scheduled run",
+        lambda s: (s.get("retraining") or {}).get("nextScheduled") and s.get("currentVersion") == 1,
+        "to serve version 1 and plan the next scheduled run",
     )
-    assert isvc["status"]["currentVersion"] == 1
     isvc = resources.wait_status(
         "inferenceservices",
         "cancer",
