@@ -9,17 +9,20 @@ predictions and feedback to the model server through the Service.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import pathlib
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, cast
 
 import yaml
 
 import mlops_operator
+from mlops_operator.sandbox.board import StatusBoard
 from mlops_operator.sandbox.cluster import Sandbox
 from mlops_operator.sandbox.process import OperatorProcess, wait_for
 
@@ -58,10 +61,11 @@ class Narrator:
 
     def __init__(self) -> None:
         self.start = time.monotonic()
+        self.out: Callable[[str], None] = lambda text: print(text, flush=True)
 
     def say(self, text: str) -> None:
         """One line of narration."""
-        print(f"[{time.monotonic() - self.start:6.1f}s] {text}", flush=True)
+        self.out(f"[{time.monotonic() - self.start:6.1f}s] {text}")
 
 
 def _upload_dataset(sandbox: Sandbox) -> str:
@@ -350,6 +354,20 @@ def degrade(api: Any, say: Narrator, timeout: float, name: str, address: str) ->
     return True
 
 
+@contextlib.contextmanager
+def _board(sandbox: Sandbox) -> Iterator[StatusBoard]:
+    """The live status table, with its own API client."""
+    import kubernetes
+
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(sandbox.kubeconfig), client_configuration=configuration
+    )
+    with kubernetes.client.ApiClient(configuration) as client:
+        with StatusBoard(kubernetes.client.CustomObjectsApi(client)) as board:
+            yield board
+
+
 def demo_command(args: argparse.Namespace) -> int:
     """Run the demo; with ``--once`` exit when done, otherwise keep the sandbox up."""
     stop = threading.Event()
@@ -368,9 +386,13 @@ def demo_command(args: argparse.Namespace) -> int:
             operator = OperatorProcess(sandbox.env(), state_dir / "operator.log")
             say.say(f"operator started (pid {operator.process.pid}, log {state_dir}/operator.log)")
             try:
-                ok = run_scenario(sandbox, say, args.timeout)
+                with _board(sandbox) as board:
+                    say.out = board.say
+                    ok = run_scenario(sandbox, say, args.timeout)
             except TimeoutError as exc:
                 say.say(str(exc))
+            finally:
+                say.out = Narrator().out
             if not args.once and not stop.is_set():
                 print(
                     "\nThe sandbox and the operator keep running. In another shell:\n"
