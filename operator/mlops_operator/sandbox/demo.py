@@ -395,8 +395,12 @@ def demo_command(args: argparse.Namespace) -> int:
                 say.out = Narrator().out
             if not args.once and not stop.is_set():
                 print(
-                    "\nThe sandbox and the operator keep running. In another shell:\n"
+                    "\nThe sandbox and the operator keep running.\n"
+                    f"  kubeconfig  {sandbox.kubeconfig}\n"
+                    f"  services    {state_dir}/services.txt (local addresses of Services)\n"
+                    "In another shell:\n"
                     f"  source {state_dir}/sandbox.env\n"
+                    "  kubectl get mlops     # or any client, with that KUBECONFIG\n"
                     "  python -c 'import kubernetes; kubernetes.config.load_kube_config(); "
                     "print(kubernetes.client.CustomObjectsApi().list_namespaced_custom_object("
                     '"mlops.dev", "v1alpha1", "default", "modelversions"))\'\n'
