@@ -651,6 +651,11 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 entry["verbs"] = ["get"]
             elif subresource:
                 entry["verbs"] = ["get", "patch", "update"]
+            if subresource:
+                # Like the API server: short names and categories name the resource itself,
+                # else `kubectl get <category>` would try to list the subresources too.
+                entry["shortNames"] = []
+                entry["categories"] = []
             if subresource == "scale":
                 entry.update(group="autoscaling", version="v1", kind="Scale")
         payload.get("resources", []).sort(key=lambda entry: str(entry.get("name")))

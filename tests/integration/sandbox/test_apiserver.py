@@ -810,3 +810,13 @@ async def test_kmock_reactions_still_take_precedence(
 async def test_dry_run_writes_nothing(http: aiohttp.ClientSession) -> None:
     await call(http, "POST", f"{WIDGETS}?dryRun=All", widget(), status=201)
     await call(http, "GET", f"{WIDGETS}/w1", status=404)
+
+
+async def test_discovery_names_no_short_names_or_categories_for_subresources(
+    http: aiohttp.ClientSession,
+) -> None:
+    resources = (await call(http, "GET", "/api/v1"))["resources"]
+    subresources = [r for r in resources if "/" in r["name"]]
+    assert subresources
+    for entry in subresources:
+        assert not entry.get("shortNames") and not entry.get("categories"), entry
