@@ -17,14 +17,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
 import mlops_operator
-from mlops_operator.sandbox.board import StatusBoard
 from mlops_operator.sandbox.cluster import Sandbox
 from mlops_operator.sandbox.process import OperatorProcess, wait_for
+
+if TYPE_CHECKING:
+    from mlops_operator.sandbox.board import StatusBoard
 
 GROUP, VERSION, NAMESPACE = "mlops.dev", "v1alpha1", "default"
 DATA_BUCKET = "datasets"
@@ -358,6 +360,8 @@ def degrade(api: Any, say: Narrator, timeout: float, name: str, address: str) ->
 def _board(sandbox: Sandbox) -> Iterator[StatusBoard]:
     """The live status table, with its own API client."""
     import kubernetes
+
+    from mlops_operator.sandbox.board import StatusBoard
 
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
