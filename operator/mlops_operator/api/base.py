@@ -127,23 +127,3 @@ def set_condition(
 def get_condition(conditions: list[Condition], type: str) -> Condition | None:
     """The condition of the given type, if present."""
     return next((c for c in conditions if c.type == type), None)
-
-
-def is_true(conditions: list[Condition], type: str) -> bool:
-    """Whether the condition of the given type is present and ``True``."""
-    cond = get_condition(conditions, type)
-    return cond is not None and cond.status == "True"
-
-
-class ObjectMeta(BaseModel):
-    """The subset of ``metadata`` the operator reads."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-    name: str
-    namespace: str | None = None
-    uid: str | None = None
-    generation: int | None = None
-    resource_version: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)

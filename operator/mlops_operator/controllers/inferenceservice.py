@@ -212,7 +212,7 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
             cond(reasons.ROLLED_BACK, True, reasons.VERSION_ROLLED_BACK, message)
             metrics.ROLLBACKS.labels(namespace, name).inc()
             event(body, "Warning", reasons.VERSION_ROLLED_BACK, message)
-        elif reason == "NewLatest" and status.retraining.last_result is not None:
+        elif reason == "NewLatest" and _retrained_here(versions, target.version, name, status):
             cond(reasons.RETRAINING, False, reasons.PROMOTED, f"Promoted version {target.version}.")
             status.retraining.last_result = f"promoted version {target.version}"
         status.history = record(status.history, target.version, reason, message, now())
@@ -269,6 +269,18 @@ async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
         )
     await write_if_changed(ctx, body, status, before)
     await _mark_served(ctx, namespace, name, versions, target.version)
+
+
+def _retrained_here(
+    versions: list[dict[str, Any]], version: int, name: str, status: InferenceServiceStatus
+) -> bool:
+    """Whether a version came from one of this service's own retraining TrainingJobs."""
+    mine = {names.retrain_name(name, n) for n in range(1, status.retraining.count + 1)}
+    return any(
+        mv["spec"]["version"] == version
+        and ((mv["spec"].get("source") or {}).get("trainingJob")) in mine
+        for mv in versions
+    )
 
 
 def _degraded_message(versions: list[dict[str, Any]], version: int) -> str:

@@ -411,9 +411,9 @@ async def evaluate(ctx: Context, namespace: str, name: str, state: MonitorState)
         if scheduled is not None:  # wake up in time for the schedule
             interval = min(interval, max(1.0, (scheduled - now()).total_seconds() + 0.5))
 
+    # A rollback needs no reconcile here: marking the version Degraded is a ModelVersion
+    # event, and that already reconciles every service of the model.
     await reconcile_object(ctx, k8s.INFERENCESERVICES, namespace, name, step)
-    # Remediation changed what should be served: let the reconcile act on it now.
-    await inferenceservice.reconcile(ctx, namespace, name)
     return interval
 
 

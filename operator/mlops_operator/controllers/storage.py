@@ -11,7 +11,12 @@ from mlops_operator.api import reasons
 from mlops_operator.builders.storage import ResolvedStorage
 from mlops_operator.controllers.context import Context
 from mlops_operator.storage import artifacts
-from mlops_operator.storage.artifacts import ArtifactStore, NotFound, StorageError
+from mlops_operator.storage.artifacts import (
+    ArtifactStore,
+    CredentialsMissing,
+    NotFound,
+    StorageError,
+)
 
 __all__ = [
     "CredentialsMissing",
@@ -32,10 +37,6 @@ class CheckResult:
     ok: bool
     reason: str
     message: str
-
-
-class CredentialsMissing(Exception):
-    """The credentials Secret or one of its keys does not exist."""
 
 
 async def _credentials(
