@@ -28,15 +28,15 @@ install: $(STAMP) ## Create .venv with the operator, the sandbox and the dev too
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy --strict and the import-layer contracts.
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format and autofix.
-	$(BIN)/ruff format operator tests
-	$(BIN)/ruff check --fix operator tests
+	$(BIN)/ruff format operator tests bench
+	$(BIN)/ruff check --fix operator tests bench
 
 .PHONY: crds
 crds: $(STAMP) ## Regenerate crds/ (and the chart's copy) from the API types.
@@ -74,6 +74,17 @@ sandbox: $(STAMP) ## Start the local cluster (API emulator + S3 + workload runne
 run: $(STAMP) ## Run the operator against the sandbox started by `make sandbox`.
 	@test -f .sandbox/sandbox.env || { echo "start the sandbox first: make sandbox"; exit 1; }
 	. .sandbox/sandbox.env && $(BIN)/mlops-operator run --standalone
+
+##@ Benchmarks
+
+.PHONY: wrk
+wrk: ## Install the wrk load generator if missing (Debian, as root).
+	@command -v wrk >/dev/null || { apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk; }
+
+.PHONY: bench-serving
+bench-serving: $(STAMP) wrk ## Our model server beside MLServer, KServe and a bare ASGI floor (~15 min).
+	$(BIN)/python bench/serving/run.py
 
 ##@ Packaging
 

@@ -33,7 +33,8 @@ class ServerSpec(ApiModel):
     """Most rows collected into one ``predict`` call."""
 
     max_batch_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
-    """Longest a request waits for others to join its batch."""
+    """Longest a request waits for others to join its batch, under concurrent load only: a
+    request that arrives alone after a batch of one is predicted at once."""
 
 
 class PrometheusSource(ApiModel):

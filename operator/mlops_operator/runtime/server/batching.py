@@ -6,6 +6,11 @@ Requests append their rows to a queue. One batcher task takes everything waiting
 predicted, so batches grow on their own and nobody waits; when idle a lone request pays at
 most the delay. Predictions run on one dedicated thread, off the event loop, which keeps
 parsing and answering requests meanwhile.
+
+The wait is only worth it under concurrent load: it gives the event loop time to take in the
+requests that arrived while the last batch was predicted. A request that comes alone after
+a batch of one (a sequential client, or a trickle) goes straight to ``predict``, so light
+traffic pays no delay at all.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class MicroBatcher:
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self._task: asyncio.Task[None] | None = None
+        self._concurrent = False
+        """Whether the last batch held more than one request: the sign of concurrent load
+        that makes waiting for a fuller batch pay."""
 
     def start(self) -> None:
         """Start the batcher task on the running loop."""
@@ -135,7 +143,7 @@ class MicroBatcher:
             rows = take_batch(self._queue, batch, 0, self._max_rows)
             if not batch:
                 continue
-            if rows < self._max_rows and self._max_delay > 0:
+            if rows < self._max_rows and self._max_delay > 0 and self._concurrent:
                 deadline = loop.time() + self._max_delay
                 # A request left in the queue did not fit: the batch is as full as it gets.
                 while rows < self._max_rows and not self._queue:
@@ -148,6 +156,7 @@ class MicroBatcher:
                     except TimeoutError:
                         break
                     rows = take_batch(self._queue, batch, rows, self._max_rows)
+            self._concurrent = len(batch) > 1
             await self._run(batch)
 
     def _predict_and_hook(self, rows: Rows, with_proba: bool) -> tuple[Predictions, Rows | None]:

@@ -83,7 +83,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--max-batch-delay-ms",
         type=_non_negative,
         default=2.0,
-        help="longest wait for more requests to fill a batch (default: 2)",
+        help="longest wait for more requests to fill a batch, under concurrent load only "
+        "(default: 2)",
     )
     parser.add_argument(
         "--cache-dir",

@@ -150,3 +150,32 @@ async def test_closing_fails_waiting_requests() -> None:
     with pytest.raises(RuntimeError, match="shutting down"):
         await second
     first.cancel()
+
+
+async def test_a_lone_request_does_not_wait_for_company() -> None:
+    model = Recorder()
+    batcher = MicroBatcher(model, max_batch_size=32, max_delay=30.0)
+    batcher.start()
+    try:
+        async with asyncio.timeout(5):
+            await batcher.submit(rows(1), False)
+            await batcher.submit(rows(1), False)
+    finally:
+        await batcher.close()
+    assert model.batches == [1, 1], "a sequential client pays no batching delay"
+
+
+async def test_under_concurrent_load_the_batcher_waits_for_stragglers() -> None:
+    model = Recorder()
+    batcher = MicroBatcher(model, max_batch_size=32, max_delay=0.5)
+    batcher.start()
+    try:
+        async with asyncio.timeout(5):
+            await asyncio.gather(batcher.submit(rows(1), False), batcher.submit(rows(1), False))
+            first = asyncio.ensure_future(batcher.submit(rows(1), False))
+            await asyncio.sleep(0.05)
+            second = asyncio.ensure_future(batcher.submit(rows(1), False))
+            await asyncio.gather(first, second)
+    finally:
+        await batcher.close()
+    assert model.batches == [2, 2]
