@@ -820,3 +820,30 @@ async def test_discovery_names_no_short_names_or_categories_for_subresources(
     assert subresources
     for entry in subresources:
         assert not entry.get("shortNames") and not entry.get("categories"), entry
+
+
+async def test_requests_are_counted_by_client_verb_and_resource(
+    sandbox_api: tuple[SandboxAPI, str], http: aiohttp.ClientSession
+) -> None:
+    api = sandbox_api[0]
+    agent = {"User-Agent": "mlops-bench/1 extra"}
+    await call(http, "POST", WIDGETS, widget(), headers=agent, status=201)
+    await call(http, "GET", WIDGETS, headers=agent)
+    await call(http, "GET", f"{WIDGETS}/w1", headers=agent)
+    await call(
+        http,
+        "PATCH",
+        f"{WIDGETS}/w1/status",
+        {"status": {"phase": "Ready"}},
+        headers={**agent, "Content-Type": "application/merge-patch+json"},
+    )
+    await call(http, "GET", f"{WIDGETS}/missing", headers=agent, status=404)
+
+    mine = {key: n for key, n in api.request_counts.items() if key[0] == "mlops-bench"}
+    assert mine == {
+        ("mlops-bench", "create", "widgets"): 1,
+        ("mlops-bench", "list", "widgets"): 1,
+        ("mlops-bench", "get", "widgets"): 2,
+        ("mlops-bench", "patch", "widgets/status"): 1,
+    }
+    assert set(api.request_seconds) >= set(mine)
