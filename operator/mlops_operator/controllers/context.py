@@ -11,6 +11,7 @@ from typing import Any
 from mlops_operator import k8s
 from mlops_operator.controllers import metrics
 from mlops_operator.settings import Settings
+from mlops_operator.storage.artifacts import ArtifactStore
 
 
 @dataclass
@@ -22,6 +23,10 @@ class Context:
     _locks: collections.defaultdict[Hashable, asyncio.Lock] = field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
+    stores: dict[Hashable, ArtifactStore] = field(default_factory=dict)
+    """Artifact stores by endpoint and credentials (see ``controllers.storage.open_store``)."""
+    version_digests: dict[tuple[str, str], str] = field(default_factory=dict)
+    """What each ModelVersion last looked like to the services (see ``modelversion_event``)."""
 
     def lock(self, key: Hashable) -> asyncio.Lock:
         """A lock per key: one reconcile of an object, one registration per model, at a time."""

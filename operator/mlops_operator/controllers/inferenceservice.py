@@ -411,6 +411,23 @@ async def modelversion_event(
     if not namespace or not model:
         return
     ctx = get_context(memo)
+    # Services write the versions' status.servedBy: that alone changes no resolution, and
+    # reacting to it made every new service list and reconcile all services of its model.
+    key = (namespace, body.metadata.name)
+    if type == "DELETED":
+        ctx.version_digests.pop(key, None)
+    else:
+        status = {k: v for k, v in (body.get("status") or {}).items() if k != "servedBy"}
+        digest = _hash(
+            {
+                "spec": body.get("spec"),
+                "status": status,
+                "meta": body.metadata.get("deletionTimestamp"),
+            }
+        )
+        if ctx.version_digests.get(key) == digest:
+            return
+        ctx.version_digests[key] = digest
     for isvc in await ctx.kube.list(k8s.INFERENCESERVICES, namespace):
         if (isvc.get("spec") or {}).get("model") == model:
             await reconcile(ctx, namespace, isvc["metadata"]["name"])
