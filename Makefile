@@ -86,6 +86,10 @@ wrk: ## Install the wrk load generator if missing (Debian, as root).
 bench-serving: $(STAMP) wrk ## Our model server beside MLServer, KServe and a bare ASGI floor (~15 min).
 	$(BIN)/python bench/serving/run.py
 
+.PHONY: bench-operator
+bench-operator: $(STAMP) ## The operator at 1,000 InferenceServices and TrainingJobs beside an empty kopf operator (~5 min).
+	$(BIN)/python bench/operator/run.py
+
 ##@ Packaging
 
 TOOLS_BIN := .tools/bin
