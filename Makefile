@@ -84,7 +84,7 @@ wrk: ## Install the wrk load generator if missing (Debian, as root).
 
 .PHONY: bench-serving
 bench-serving: $(STAMP) wrk ## Our model server beside MLServer, KServe and a bare ASGI floor (~15 min).
-	$(BIN)/python bench/serving/run.py
+	$(BIN)/python -m bench.serving.run
 
 .PHONY: bench-operator
 bench-operator: $(STAMP) ## The operator at 1,000 InferenceServices and TrainingJobs beside an empty kopf operator (~5 min).

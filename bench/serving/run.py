@@ -23,13 +23,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench import common  # noqa: E402
-from bench.serving import load, report  # noqa: E402
-from bench.serving.contenders import (  # noqa: E402
+from bench import common
+from bench.serving import load, report
+from bench.serving.contenders import (
     ModelFiles,
     Server,
     default_contenders,
@@ -38,6 +34,7 @@ from bench.serving.contenders import (  # noqa: E402
     venv_versions,
 )
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
 WORKDIR = REPO / ".bench" / "serving"
 FEATURES = 30
 
@@ -46,7 +43,7 @@ FEATURES = 30
 class Plan:
     """How long and how often to measure (wrk takes whole seconds)."""
 
-    warmup_seconds: int = 2
+    warmup_seconds: int = 1
     run_seconds: int = 2
     levels: tuple[int, ...] = (1, 8, 32, 64)
     target_level: int = 32
@@ -55,7 +52,7 @@ class Plan:
     open_rates: dict[int, tuple[int, ...]] = dataclasses.field(
         default_factory=lambda: {1: (200, 800), 32: (100, 400)}
     )
-    open_seconds: float = 3.0
+    open_seconds: float = 2.0
     payloads: tuple[int, ...] = (1, 32)
     slo_p99_ms: float = 100.0
 
