@@ -357,15 +357,29 @@ async def _mark_served(
     ctx: Context, namespace: str, name: str, versions: list[dict[str, Any]], serving: int
 ) -> None:
     """Keep ``status.servedBy`` of every version of the model true to what is served."""
+
+    def wanted(mv: dict[str, Any]) -> tuple[list[str], list[str]]:
+        served = sorted((mv.get("status") or {}).get("servedBy") or [])
+        mine = mv["spec"]["version"] == serving
+        return served, sorted({*served, name} if mine else set(served) - {name})
+
     for mv in versions:
-        served = list((mv.get("status") or {}).get("servedBy") or [])
-        wanted = sorted(
-            {*served, name} if mv["spec"]["version"] == serving else set(served) - {name}
-        )
-        if wanted != sorted(served):
-            await ctx.kube.patch_status(
-                k8s.MODELVERSIONS, namespace, mv["metadata"]["name"], {"servedBy": wanted}
-            )
+        served, new = wanted(mv)
+        if new == served:
+            continue
+        # The list was read before this reconcile's writes, and services of the same model
+        # reconcile concurrently: re-read under a lock, or each would drop the others' names
+        # (a merge patch replaces the list), and they would keep re-adding themselves.
+        mv_name = mv["metadata"]["name"]
+        async with ctx.lock(("servedBy", namespace, mv_name)):
+            fresh = await ctx.kube.get_or_none(k8s.MODELVERSIONS, namespace, mv_name)
+            if fresh is None:
+                continue
+            served, new = wanted(fresh)
+            if new != served:
+                await ctx.kube.patch_status(
+                    k8s.MODELVERSIONS, namespace, mv_name, {"servedBy": new}
+                )
 
 
 async def release(ctx: Context, namespace: str, name: str) -> None:
