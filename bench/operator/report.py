@@ -30,20 +30,26 @@ CHILD_KIND = {"isvc": "Deployment", "tj": "Job"}
 
 
 FINDINGS = (
-    "Found while building this benchmark (kept here because a rerun does not show them): "
-    "kmock routed every request by replaying each reaction's criteria over its kept history "
-    "of 1,000 requests — 75 ms per request, the emulator at 100% CPU serving 15 requests/s — "
-    "so the sandbox now keeps 4 (0.7 ms per request); every TrainingJob built a boto3 client "
-    "(~0.2 s of CPU each), now one per credentials; every service's `servedBy` write "
-    "re-reconciled all services of its model, now ignored.",
-    "Left as it is: each InferenceService reconcile lists every ModelVersion in its namespace "
-    "and filters by model in Python, and a service is reconciled about four times on its "
-    "way to Ready. With one model per service that is O(services²) in data: at 300 services "
-    "and 330 versions the burst took 88 s with the emulator at 91% of a core (8 ms per "
-    "request), create→Deployment p99 10.1 s during the burst and 1.7 s after it, and the "
-    "operator's RSS reached 516 MB (parsed lists). This run shares each model between "
-    "many services to keep the lists short; an index of versions by model (kopf.index) "
-    "would remove the lists.",
+    "Found while building this benchmark and fixed (a rerun no longer shows them): kmock "
+    "routed every request by replaying each reaction's criteria over its kept history of "
+    "1,000 requests — 75 ms per request, 15 requests/s with the emulator at 100% CPU — so "
+    "the sandbox keeps 4 (0.7 ms); the emulator built a kmock.resource per stored object on "
+    "every list (57% of its CPU at 5,000 objects), now cached; every TrainingJob built its "
+    "own boto3 client (~0.2 s of CPU each), now one per credentials; a version's `servedBy` "
+    "write re-reconciled every service of its model, and concurrent services of one model "
+    "overwrote each other's names in it and kept re-adding them (121 requests per service "
+    "in the trickle, p99 create→Deployment 68 s), now written under a lock from a fresh "
+    "read and ignored by the version watcher.",
+    "Left as it is: each InferenceService reconcile lists every ModelVersion in its "
+    "namespace and filters by model in Python, and a service is reconciled about four times "
+    "on its way to Ready, so with one model per service the cost grows with services × "
+    "versions: at 300 services with a model each (--count 300 --models 330) the burst took "
+    "38 s (operator 56% and emulator 61% of a core), create→Deployment p99 9.7 s during the "
+    "burst and 0.46 s after it, RSS 178 MB. This run shares each model between "
+    "count/models services; an index of versions by model (kopf.index) would remove the "
+    "lists.",
+    "Idle CPU is the TrainingJob safety-net timer: every unfinished TrainingJob is "
+    "re-read (its Job and itself) every 30 s, whatever happens, and Jobs never finish here.",
 )
 
 
