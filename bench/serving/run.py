@@ -197,7 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-write", action="store_true", help="print the report instead of writing results"
     )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only re-render serving.md from serving.json (after editing analysis.md)",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        return rerender()
     began = time.monotonic()
     plan = QUICK if args.quick else Plan()
     if shutil.which("wrk") is None:
@@ -254,6 +261,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = common.write_results("serving", data, markdown)
         log(f"wrote {path.relative_to(REPO)} and serving.json in {data['wall_seconds']} s")
         print(textwrap.indent(report.headline(data), "  "))
+    return 0
+
+
+def rerender() -> int:
+    """Rewrite ``serving.md`` from ``serving.json`` and the newest run in history."""
+    data = common.previous_results("serving")
+    if data is None:
+        print("no bench/results/serving.json yet: run the benchmark first", file=sys.stderr)
+        return 1
+    history = sorted((common.RESULTS / "history").glob("serving-*.json"))
+    previous = json.loads(history[-1].read_text()) if history else None
+    (common.RESULTS / "serving.md").write_text(report.render(data, previous))
     return 0
 
 
