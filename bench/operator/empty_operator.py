@@ -12,7 +12,6 @@ Run: ``python empty_operator.py --namespace NS`` with the sandbox's KUBECONFIG.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import Any
 
@@ -20,20 +19,13 @@ import kopf
 
 from mlops_operator.api.base import GROUP, VERSION
 from mlops_operator.builders import names
+from mlops_operator.controllers import kopf_settings
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """The settings of ``mlops_operator.controllers.main.configure``, nothing else."""
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="mlops.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="mlops.dev", key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = "mlops.dev/finalizer"
-    settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
+    kopf_settings.apply(settings)
 
 
 for _plural in ("trainingjobs", "modelversions", "inferenceservices"):

@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -119,34 +118,6 @@ class SandboxProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-class FloorProcess:
-    """``empty_operator.py`` as a child process, stopped like ``OperatorProcess``."""
-
-    def __init__(self, env: dict[str, str], log: pathlib.Path, namespace: str) -> None:
-        self._log = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "empty_operator.py"), "--namespace", namespace],
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.log_path = log
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 # --- objects --------------------------------------------------------------------------------
@@ -720,9 +691,12 @@ async def main_async(config: Config, workdir: pathlib.Path) -> dict[str, Any]:
                     env=operator_env,
                 )
 
-            def start_floor() -> FloorProcess:
-                return FloorProcess(
-                    sandbox.env, workdir / "operator-floor.log", NAMESPACES["floor"]
+            def start_floor() -> OperatorProcess:
+                return OperatorProcess(
+                    sandbox.env,
+                    workdir / "operator-floor.log",
+                    namespace=NAMESPACES["floor"],
+                    command=[sys.executable, str(HERE / "empty_operator.py")],
                 )
 
             ours, em_ours, statuses = await run_side(

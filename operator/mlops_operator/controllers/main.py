@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 from typing import Any
@@ -12,6 +11,7 @@ import kopf
 from mlops_operator import k8s
 from mlops_operator.controllers import (
     inferenceservice,
+    kopf_settings,
     metrics,
     modelversion,
     monitor,
@@ -27,17 +27,7 @@ HANDLER_MODULES = (trainingjob, modelversion, inferenceservice, monitor)
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Operator settings that suit structural CRDs, and the shared context."""
-    # A structural schema prunes unknown status fields: kopf's bookkeeping goes to annotations.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="mlops.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="mlops.dev", key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = "mlops.dev/finalizer"
-    settings.posting.level = logging.WARNING
-    # Reconnect watches regularly so a silently dropped connection never stalls the operator.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 10
+    kopf_settings.apply(settings)
     memo["ctx"] = Context(settings=Settings(), kube=k8s.Kube.from_environment())
 
 

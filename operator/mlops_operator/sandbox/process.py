@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,7 +15,8 @@ T = TypeVar("T")
 
 
 class OperatorProcess:
-    """``mlops-operator run`` in its own process group, its output kept in a log file."""
+    """``mlops-operator run`` (or ``command``, another operator taking ``--namespace``) in its
+    own process group, its output kept in a log file."""
 
     def __init__(
         self,
@@ -24,10 +25,13 @@ class OperatorProcess:
         *,
         namespace: str | None = None,
         env: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
         self.log_path = log
         self._log = log.open("ab")
-        command = [sys.executable, "-m", "mlops_operator", "run", "--standalone"]
+        if command is None:
+            command = [sys.executable, "-m", "mlops_operator", "run", "--standalone"]
+        command = list(command)
         if namespace:
             command += ["--namespace", namespace]
         self.process = subprocess.Popen(
