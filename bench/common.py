@@ -30,7 +30,7 @@ def machine(packages: Iterable[str] = ()) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in packages:
         try:
             versions[name] = metadata.version(name)

@@ -493,7 +493,11 @@ class Side:
             (self.isvcs, self.deployments) if kind == "isvc" else (self.tjs, self.jobs)
         )
         plural = "inferenceservices" if kind == "isvc" else "trainingjobs"
-        child_name = (lambda n: f"{n}-predictor") if kind == "isvc" else (lambda n: f"{n}-train")
+        suffix = "predictor" if kind == "isvc" else "train"
+
+        def child_name(n: str) -> str:
+            return f"{n}-{suffix}"
+
         progress(f"{self.name}: {phase}: creating {len(bodies)} {plural}")
         before = self.meter.snapshot()
         create = self.create_burst if phase.endswith("burst") else self.create_trickle
