@@ -10,7 +10,8 @@ import os
 import pathlib
 import platform
 import shutil
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -102,7 +103,8 @@ def write_results(name: str, data: dict[str, Any], markdown: str) -> pathlib.Pat
             stamp = json.loads(current_json.read_text())["finished"]
         except (ValueError, KeyError):
             stamp = dt.datetime.fromtimestamp(current_json.stat().st_mtime, dt.UTC).isoformat()
-        stamp = stamp.replace(":", "").replace("-", "").split(".")[0].replace("+0000", "")
+        # 2026-11-22T12:21:19+00:00 → 20261122T122119
+        stamp = stamp[:19].replace("-", "").replace(":", "")
         history = RESULTS / "history"
         history.mkdir(exist_ok=True)
         shutil.move(current_json, history / f"{name}-{stamp}.json")
@@ -123,6 +125,25 @@ def previous_results(name: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return loaded
+
+
+def analysis(path: pathlib.Path) -> str | None:
+    """The hand-written "what bounds each figure" text kept beside a benchmark, if any: the
+    generated results file quotes it, so prose and figures are read together."""
+    return path.read_text().strip() + "\n" if path.exists() else None
+
+
+def rerender(name: str, render: Callable[[dict[str, Any], dict[str, Any] | None], str]) -> int:
+    """Rewrite ``results/<name>.md`` from ``results/<name>.json`` and the newest run in
+    history, after the analysis was edited; no measuring."""
+    data = previous_results(name)
+    if data is None:
+        print(f"no bench/results/{name}.json yet: run the benchmark first", file=sys.stderr)
+        return 1
+    history = sorted((RESULTS / "history").glob(f"{name}-*.json"))
+    previous = json.loads(history[-1].read_text()) if history else None
+    (RESULTS / f"{name}.md").write_text(render(data, previous))
+    return 0
 
 
 def now() -> str:

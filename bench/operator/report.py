@@ -3,11 +3,15 @@ against the targets, and the Markdown report. Functions of data only; ``run.py``
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import markdown_table, percentile
+from bench.common import analysis, markdown_table, percentile
+
+ANALYSIS = pathlib.Path(__file__).resolve().parent / "analysis.md"
+"""Hand-written findings (fixed and left alone), quoted under "What bounds each figure"."""
 
 BENCH_CLIENT = "mlops-bench"
 """The User-Agent product of the benchmark's own requests, left out of the operator's."""
@@ -27,39 +31,6 @@ PHASE_TITLES = {
     "tj-trickle": "TrainingJob trickle",
 }
 CHILD_KIND = {"isvc": "Deployment", "tj": "Job"}
-
-
-FINDINGS = (
-    "Found while building this benchmark and fixed (a rerun no longer shows them): kmock "
-    "routed every request by replaying each reaction's criteria over its kept history of "
-    "1,000 requests — 75 ms per request, 15 requests/s with the emulator at 100% CPU — so "
-    "the sandbox keeps 4 (0.7 ms); the emulator built a kmock.resource per stored object on "
-    "every list (57% of its CPU at 5,000 objects), now cached; every TrainingJob built its "
-    "own boto3 client (~0.2 s of CPU each), now one per credentials; a version's `servedBy` "
-    "write re-reconciled every service of its model, and concurrent services of one model "
-    "overwrote each other's names in it and kept re-adding them (121 requests per service "
-    "in the trickle, p99 create→Deployment 68 s), now written under a lock from a fresh "
-    "read and ignored by the version watcher.",
-    "Left as it is: each InferenceService reconcile lists every ModelVersion in its "
-    "namespace and filters by model in Python, and a service is reconciled about four times "
-    "on its way to Ready, so with one model per service the cost grows with services × "
-    "versions: at 300 services with a model each (--count 300 --models 330) the burst took "
-    "38 s (operator 56% and emulator 61% of a core), create→Deployment p99 9.7 s during the "
-    "burst and 0.46 s after it, RSS 178 MB. This run shares each model between "
-    "count/models services; an index of versions by model (kopf.index) would remove the "
-    "lists.",
-    "During the bursts neither our operator nor the emulator fills a core: the operator's "
-    "API calls are blocking kubernetes-client calls run through asyncio's default thread "
-    "pool (6 threads on 2 cores), about 27 of them per InferenceService and 12 per "
-    "TrainingJob (plus a boto3 storage check each), so the burst is bound by call latency "
-    "× 6 (not verified by changing the pool size).",
-    "RSS: ours holds 267 MB against the floor's 80 MB; at 300 services it was 150 MB and "
-    "MALLOC_ARENA_MAX=2 made it 144 MB, so it is not thread arenas. Not investigated "
-    "further (candidates: kopf's per-object timer tasks, which the floor has none of, and "
-    "the parsed lists).",
-    "Idle CPU is the TrainingJob safety-net timer: every unfinished TrainingJob is "
-    "re-read (its Job and itself) every 30 s, whatever happens, and Jobs never finish here.",
-)
 
 
 def latency_summary(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -378,8 +349,7 @@ def render(data: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -
         "## What bounds each figure",
         "",
         *[f"- {line}" for line in bounds(data)],
-        *[f"- {note}" for note in FINDINGS],
-        "",
+        analysis(ANALYSIS) or "",
     ]
     compared = comparison(data, previous)
     if compared:

@@ -35,6 +35,7 @@ from bench.common import (  # noqa: E402
     machine,
     now,
     previous_results,
+    rerender,
     tree_usage,
     write_results,
 )
@@ -755,9 +756,16 @@ def main(argv: list[str] | None = None) -> int:
         "--no-write", action="store_true", help="print the report, do not write results/"
     )
     parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only re-render operator.md from operator.json (after editing analysis.md)",
+    )
+    parser.add_argument(
         "--workdir", type=pathlib.Path, default=None, help="keep logs here (default: a temp dir)"
     )
     args = parser.parse_args(argv)
+    if args.render:
+        return rerender("operator", report.render)
     config = Config(
         count=args.count,
         models=args.models if args.models is not None else max(1, args.count // 100),

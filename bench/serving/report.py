@@ -7,7 +7,7 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.common import markdown_table, median
+from bench.common import analysis, markdown_table, median
 from bench.serving.load import Run
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -132,7 +132,7 @@ def _ratio(value: float | None) -> str:
 def contender_table(data: Mapping[str, Any], model: str, n: str) -> str:
     plan = data["plan"]
     level = str(plan["target_level"])
-    rates = [str(r) for r in plan["open_rates"].get(n, plan["open_rates"].get(int(n), ()))]
+    rates = [str(r) for r in plan["open_rates"].get(n, ())]
     header = [
         "contender",
         f"req/s c={level}",
@@ -298,8 +298,9 @@ def render(data: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
                 "Closed-loop sweep:\n",
                 sweep_table(data, model, n),
             ]
-    if ANALYSIS.exists():
-        parts += ["## What bounds each figure\n", ANALYSIS.read_text().strip() + "\n"]
+    text = analysis(ANALYSIS)
+    if text:
+        parts += ["## What bounds each figure\n", text]
     if previous is not None:
         table = previous_table(data, previous)
         if table:

@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.render:
-        return rerender()
+        return common.rerender("serving", report.render)
     began = time.monotonic()
     plan = QUICK if args.quick else Plan()
     if shutil.which("wrk") is None:
@@ -249,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "machine": common.machine(["mlops-operator", "uvicorn", "scikit-learn", "numpy"]),
         "versions": {k: {n: v for n, v in vs.items() if v} for k, vs in versions.items()},
-        "plan": dataclasses.asdict(plan),
+        # As JSON has it (string keys), so a fresh run and --render read the same thing.
+        "plan": json.loads(json.dumps(dataclasses.asdict(plan))),
         "contenders": {c.name: c.description for c in contenders},
         "results": results,
     }
@@ -261,18 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = common.write_results("serving", data, markdown)
         log(f"wrote {path.relative_to(REPO)} and serving.json in {data['wall_seconds']} s")
         print(textwrap.indent(report.headline(data), "  "))
-    return 0
-
-
-def rerender() -> int:
-    """Rewrite ``serving.md`` from ``serving.json`` and the newest run in history."""
-    data = common.previous_results("serving")
-    if data is None:
-        print("no bench/results/serving.json yet: run the benchmark first", file=sys.stderr)
-        return 1
-    history = sorted((common.RESULTS / "history").glob("serving-*.json"))
-    previous = json.loads(history[-1].read_text()) if history else None
-    (common.RESULTS / "serving.md").write_text(report.render(data, previous))
     return 0
 
 

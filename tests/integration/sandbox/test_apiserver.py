@@ -116,6 +116,16 @@ async def call(
         return json.loads(text) if text else None
 
 
+def widget_ref(owner: dict[str, Any]) -> dict[str, Any]:
+    """An owner reference to a created Widget."""
+    return {
+        "apiVersion": "test.mlops.dev/v1beta1",
+        "kind": "Widget",
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+    }
+
+
 def widget(name: str = "w1", **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "test.mlops.dev/v1beta1",
@@ -339,12 +349,7 @@ async def test_an_object_created_for_a_deleted_owner_is_collected(
     http: aiohttp.ClientSession,
 ) -> None:
     owner = await call(http, "POST", WIDGETS, widget(), status=201)
-    ref = {
-        "apiVersion": "test.mlops.dev/v1beta1",
-        "kind": "Widget",
-        "name": "w1",
-        "uid": owner["metadata"]["uid"],
-    }
+    ref = widget_ref(owner)
     await call(http, "DELETE", f"{WIDGETS}/w1")
     jobs = "/apis/batch/v1/namespaces/default/jobs"
     # A controller that read the owner just before it went creates a child anyway.
@@ -356,12 +361,7 @@ async def test_an_object_created_for_a_deleted_owner_is_collected(
 
 async def test_owner_references_are_garbage_collected(http: aiohttp.ClientSession) -> None:
     owner = await call(http, "POST", WIDGETS, widget(), status=201)
-    ref = {
-        "apiVersion": "test.mlops.dev/v1beta1",
-        "kind": "Widget",
-        "name": "w1",
-        "uid": owner["metadata"]["uid"],
-    }
+    ref = widget_ref(owner)
     jobs = "/apis/batch/v1/namespaces/default/jobs"
     job = await call(
         http, "POST", jobs, {"metadata": {"name": "j", "ownerReferences": [ref]}}, status=201

@@ -137,8 +137,7 @@ class ServedModel:
 
     def predict(self, rows: Rows, with_proba: bool) -> tuple[npt.NDArray[Any], Rows | None]:
         """Predictions for ``rows`` and, if asked and available, class probabilities."""
-        # Rows arrive in the manifest's feature order (the protocol layer sees to it, and
-        # loading checked the manifest against the estimator's own feature names).
+        # Arrays where the load-time probe allowed it (see _arrays_predict_alike).
         x = rows if self.array_input else self._frame(rows, columns=self._columns, copy=False)
         predictions = np.asarray(self.estimator.predict(x))
         proba = None
@@ -181,7 +180,7 @@ class ServedModel:
 def probe_rows(reference: dict[str, Any] | None, features: list[str]) -> Rows | None:
     """Rows spanning the training distribution: row ``k`` holds every feature's ``k``-th
     quantile bin edge. ``None`` unless every feature has edges."""
-    if reference is None:
+    if reference is None or not features:
         return None
     columns = []
     for feature in features:
