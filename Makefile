@@ -64,11 +64,11 @@ test-unit: $(STAMP) ## Run the fast unit tests only.
 
 .PHONY: demo
 demo: $(STAMP) ## Train, register and verify a model end to end in the local sandbox.
-	$(BIN)/mlops-operator demo
+	$(BIN)/mlops-sandbox demo
 
 .PHONY: sandbox
 sandbox: $(STAMP) ## Start the local cluster (API emulator + S3 + workload runner).
-	$(BIN)/mlops-operator sandbox --state-dir .sandbox
+	$(BIN)/mlops-sandbox up --state-dir .sandbox
 
 .PHONY: run
 run: $(STAMP) ## Run the operator against the sandbox started by `make sandbox`.

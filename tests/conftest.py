@@ -15,9 +15,9 @@ import boto3
 import kubernetes
 import pytest
 
-from mlops_operator.sandbox.cluster import Sandbox
-from mlops_operator.sandbox.process import OperatorProcess, wait_for
-from mlops_operator.sandbox.s3 import S3Server, client_from_env
+from mlops_sandbox.cluster import Sandbox
+from mlops_sandbox.process import OperatorProcess, wait_for
+from mlops_sandbox.s3 import S3Server, client_from_env
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

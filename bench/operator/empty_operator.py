@@ -17,14 +17,14 @@ from typing import Any
 
 import kopf
 
+from mlops_operator import kopf_settings
 from mlops_operator.api.base import GROUP, VERSION
-from mlops_operator.builders import names
-from mlops_operator.controllers import kopf_settings
+from mlops_operator.kube import names
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """The settings of ``mlops_operator.controllers.main.configure``, nothing else."""
+    """The settings of ``mlops_operator.main.configure``, nothing else."""
     kopf_settings.apply(settings)
 
 

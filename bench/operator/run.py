@@ -40,7 +40,7 @@ from bench.common import (  # noqa: E402
     write_results,
 )
 from bench.operator import report  # noqa: E402
-from mlops_operator.sandbox.process import OperatorProcess  # noqa: E402
+from mlops_sandbox.process import OperatorProcess  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 GROUP_PATH = "/apis/mlops.dev/v1alpha1"
@@ -172,7 +172,7 @@ def upload_s3_objects(env: dict[str, str]) -> str:
     import joblib
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_operator.sandbox.s3 import client_from_env
+    from mlops_sandbox.s3 import client_from_env
 
     rows = [(i / 20, (i * 7 % 20) / 20, int(i >= 10)) for i in range(20)]
     csv = "a,b,target\n" + "".join(f"{a},{b},{t}\n" for a, b, t in rows)

@@ -15,7 +15,7 @@ import pathlib
 import sys
 from typing import Any
 
-from mlops_operator.sandbox.cluster import Sandbox
+from mlops_sandbox.cluster import Sandbox
 
 
 def _stats(sandbox: Sandbox) -> dict[str, Any]:

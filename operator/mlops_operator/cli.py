@@ -1,4 +1,5 @@
-"""The ``mlops-operator`` command: one entrypoint for the operator, the runtime and the sandbox."""
+"""The ``mlops-operator`` command: one entrypoint for the operator and the runtime (the local
+sandbox has its own, ``mlops-sandbox``)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _crds(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mlops_operator.controllers.main import run
+    from mlops_operator.main import run
 
     return run(
         namespace=args.namespace,
@@ -47,18 +48,6 @@ def _serve(args: argparse.Namespace) -> int:
     from mlops_operator.runtime.server.cli import serve_command
 
     return serve_command(args)
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    from mlops_operator.sandbox.cluster import sandbox_command
-
-    return sandbox_command(args)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from mlops_operator.sandbox.demo import demo_command
-
-    return demo_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,19 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     configure_serve(serve)
     serve.set_defaults(func=_serve)
 
-    sandbox = sub.add_parser(
-        "sandbox", help="start a local cluster: API emulator, S3 and workload runner"
-    )
-    from mlops_operator.sandbox.cluster import configure_parser as configure_sandbox
-
-    configure_sandbox(sandbox)
-    sandbox.set_defaults(func=_sandbox)
-
-    from mlops_operator.sandbox.demo import configure_parser as configure_demo
-
-    demo = sub.add_parser("demo", help="train a model end to end in the sandbox, narrated")
-    configure_demo(demo)
-    demo.set_defaults(func=_demo)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""`mlops-operator demo --once` is what a newcomer runs first: it must complete for real."""
+"""`mlops-sandbox demo --once` is what a newcomer runs first: it must complete for real."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 @pytest.mark.timeout(300)
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "mlops_operator", "demo", "--once", "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "mlops_sandbox", "demo", "--once", "--state-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=280,

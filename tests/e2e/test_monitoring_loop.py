@@ -12,7 +12,7 @@ import httpx
 import kubernetes
 import pytest
 
-from mlops_operator.sandbox.process import wait_for
+from mlops_sandbox.process import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -14,7 +14,7 @@ import kubernetes
 import numpy as np
 import pytest
 
-from mlops_operator.sandbox.process import wait_for
+from mlops_sandbox.process import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,17 +1,2 @@
-"""Reading metrics: PromQL queries against Prometheus, and pods' ``/metrics`` pages."""
-
-from mlops_operator.monitoring.prometheus import (
-    PrometheusError,
-    PromResult,
-    interpret_query_response,
-    query_scalar,
-    scrape,
-)
-
-__all__ = [
-    "PromResult",
-    "PrometheusError",
-    "interpret_query_response",
-    "query_scalar",
-    "scrape",
-]
+"""Monitoring: aggregate (metrics text → values), judge (verdicts), remediate (budgets,
+cron), measure (scrapes, PromQL), the daemon."""

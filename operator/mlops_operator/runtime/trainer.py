@@ -36,9 +36,7 @@ import yaml
 from pydantic import ValidationError
 
 from mlops_operator.api.trainingjob import CLASS_NAME, Task, TrainingJobSpec
-from mlops_operator.runtime import termination as tm
-from mlops_operator.settings import Settings
-from mlops_operator.storage.artifacts import (
+from mlops_operator.artifacts.store import (
     AccessDenied,
     ArtifactStore,
     ArtifactUri,
@@ -49,6 +47,8 @@ from mlops_operator.storage.artifacts import (
     parse_uri,
     sha256_file,
 )
+from mlops_operator.runtime import termination as tm
+from mlops_operator.settings import Settings
 
 if TYPE_CHECKING:
     import numpy.typing as npt

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from mlops_operator.monitoring import PrometheusError, query_scalar, scrape
-from mlops_operator.sandbox.prometheus import PrometheusServer
+from mlops_operator.monitoring.measure import PrometheusError, query_scalar, scrape
+from mlops_sandbox.prometheus import PrometheusServer
 
 REQUESTS = {"pod-a": 3, "pod-b": 4}
 

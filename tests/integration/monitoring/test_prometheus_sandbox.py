@@ -12,9 +12,9 @@ import kubernetes
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from mlops_operator.monitoring import query_scalar
-from mlops_operator.sandbox.cluster import Sandbox
-from mlops_operator.sandbox.process import wait_for
+from mlops_operator.monitoring.measure import query_scalar
+from mlops_sandbox.cluster import Sandbox
+from mlops_sandbox.process import wait_for
 
 
 @pytest.fixture(scope="module")

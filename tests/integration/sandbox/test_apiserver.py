@@ -17,7 +17,7 @@ import kubernetes.client
 import pytest
 import yaml
 
-from mlops_operator.sandbox.apiserver import SandboxAPI, serve_api
+from mlops_sandbox.apiserver import SandboxAPI, serve_api
 
 WIDGET_CRD = """
 apiVersion: apiextensions.k8s.io/v1

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import kubernetes
 import yaml
 
-from mlops_operator.sandbox.cluster import Sandbox
+from mlops_sandbox.cluster import Sandbox
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -127,7 +127,7 @@ def test_the_sandbox_command_starts_prints_how_to_connect_and_stops_on_sigint(
     # Without the parent's AWS_* and KUBECONFIG, to show the sandbox needs none.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBECONFIG"))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlops_operator", "sandbox", "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "mlops_sandbox", "up", "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,

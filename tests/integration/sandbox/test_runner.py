@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mlops_operator.sandbox.apiserver import serve_api
-from mlops_operator.sandbox.runner import ApiError, KubeClient, Runner
+from mlops_sandbox.apiserver import serve_api
+from mlops_sandbox.runner import ApiError, KubeClient, Runner
 
 FAKE_WORKLOAD = pathlib.Path(__file__).with_name("fake_workload.py")
 NS = "default"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_operator.sandbox.s3 import S3Server, client_from_env
+from mlops_sandbox.s3 import S3Server, client_from_env
 
 
 def test_s3_server_creates_its_buckets_and_serves_them_quietly(

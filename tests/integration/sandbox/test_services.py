@@ -15,9 +15,9 @@ import aiohttp
 import kubernetes
 import pytest
 
-from mlops_operator.sandbox.apiserver import serve_api
-from mlops_operator.sandbox.cluster import Sandbox
-from mlops_operator.sandbox.runner import KubeClient, Runner
+from mlops_sandbox.apiserver import serve_api
+from mlops_sandbox.cluster import Sandbox
+from mlops_sandbox.runner import KubeClient, Runner
 
 FAKE_WORKLOAD = pathlib.Path(__file__).with_name("fake_workload.py")
 NS = "default"

@@ -129,7 +129,7 @@ def test_deleting_the_service_removes_what_it_owns(
         "mlops.dev", "v1alpha1", namespace, "inferenceservices", "iris"
     )
     apps = kubernetes.client.AppsV1Api(kube)
-    from mlops_operator.sandbox.process import wait_for
+    from mlops_sandbox.process import wait_for
 
     wait_for("the Deployment to go", lambda: not apps.list_namespaced_deployment(namespace).items)
     resources.wait_status("modelversions", "iris-v1", lambda s: s.get("servedBy") == [], "freed")

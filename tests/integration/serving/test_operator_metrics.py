@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mlops_operator.sandbox.process import wait_for
+from mlops_sandbox.process import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

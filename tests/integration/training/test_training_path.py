@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.sandbox.process import OperatorProcess
+from mlops_sandbox.process import OperatorProcess
 
 pytestmark = pytest.mark.timeout(240)
 

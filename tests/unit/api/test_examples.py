@@ -13,7 +13,7 @@ import yaml
 
 from mlops_operator.api import crds
 from mlops_operator.api.base import API_VERSION
-from mlops_operator.sandbox import _schema
+from mlops_sandbox import _schema
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples").glob("*.yaml"))
 BY_KIND = {r.kind: r for r in crds.RESOURCES}

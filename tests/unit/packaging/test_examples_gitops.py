@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from mlops_operator.api.base import API_VERSION
-from mlops_operator.builders.pod import storage_env
-from mlops_operator.builders.storage import ResolvedStorage
+from mlops_operator.artifacts.storage import ResolvedStorage
+from mlops_operator.kube.pod import storage_env
 from mlops_operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -19,10 +19,10 @@ import yaml
 from mlops_operator.api.inferenceservice import InferenceServiceSpec
 from mlops_operator.api.modelversion import ModelVersionSpec
 from mlops_operator.api.trainingjob import TrainingJobSpec
-from mlops_operator.builders.job import build_training_job
-from mlops_operator.builders.predictor import build_deployment
-from mlops_operator.builders.storage import ResolvedStorage
+from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.cli import build_parser
+from mlops_operator.serving.build import build_deployment
+from mlops_operator.training.build import build_training_job
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -174,7 +174,7 @@ def test_cli_operator_and_runtime_import_without_the_sandbox_extra() -> None:
         sys.meta_path.insert(0, Block())
         from mlops_operator.cli import build_parser
         build_parser().parse_args(["run"])
-        import mlops_operator.controllers.main
+        import mlops_operator.main
         import mlops_operator.runtime.trainer
         import mlops_operator.runtime.server.app
         print("imported")

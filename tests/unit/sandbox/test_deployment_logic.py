@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.sandbox.deployments import (
+from mlops_sandbox.deployments import (
     PodView,
     Probe,
     ProbeTracker,
@@ -22,7 +22,7 @@ from mlops_operator.sandbox.deployments import (
     set_deployment_condition,
     template_hash,
 )
-from mlops_operator.sandbox.runner import AddressPool, pod_address, pod_status
+from mlops_sandbox.runner import AddressPool, pod_address, pod_status
 
 NOW = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 TEMPLATE: dict[str, Any] = {

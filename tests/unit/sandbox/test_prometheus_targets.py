@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.sandbox import prometheus
-from mlops_operator.sandbox.prometheus import (
+from mlops_sandbox import prometheus
+from mlops_sandbox.prometheus import (
     PrometheusNotInstalled,
     find_binary,
     prometheus_config,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_operator.sandbox import runner
-from mlops_operator.sandbox.kubeconfig import kubeconfig_dict, write_kubeconfig
-from mlops_operator.sandbox.runner import (
+from mlops_sandbox import runner
+from mlops_sandbox.kubeconfig import kubeconfig_dict, write_kubeconfig
+from mlops_sandbox.runner import (
     ContainerConfigError,
     ContainerCreateError,
     PodFacts,
@@ -322,7 +322,7 @@ def test_kubeconfig_points_the_sandbox_context_at_the_api(tmp_path: pathlib.Path
 
 
 def test_env_paths_inside_an_empty_dir_mount_point_at_the_pods_directory() -> None:
-    from mlops_operator.sandbox.runner import map_volume_paths
+    from mlops_sandbox.runner import map_volume_paths
 
     env = {"MLOPS_CACHE_DIR": "/cache", "HOME": "/tmp", "DATA": "/tmp/x/y", "OTHER": "/cached"}
     mapped = map_volume_paths(env, {"/cache": "/pods/p/volumes/cache", "/tmp": "/pods/p/tmp"})

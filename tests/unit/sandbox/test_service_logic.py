@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops_operator.sandbox.services import (
+from mlops_sandbox.services import (
     ADDRESS_ANNOTATION,
     ADDRESSES_ANNOTATION,
     address_annotations,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from mlops_operator.sandbox.board import build_table
+from mlops_sandbox.board import build_table
 
 
 def test_the_status_table_shows_each_resource_with_its_state() -> None:

@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from mlops_operator.artifacts.store import ArtifactStore, StorageError, parse_uri, sha256_file
 from mlops_operator.runtime.server.protocol import OUTPUT_PREDICT, OUTPUT_PROBA, Rows
-from mlops_operator.storage.artifacts import ArtifactStore, StorageError, parse_uri, sha256_file
 
 logger = logging.getLogger(__name__)
 

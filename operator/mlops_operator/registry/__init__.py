@@ -1,0 +1,1 @@
+"""ModelVersion: digest verification, gates, degradation, servedBy."""

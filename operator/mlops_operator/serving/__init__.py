@@ -1,0 +1,1 @@
+"""InferenceService: plan (resolve, promote, roll back, roll out), build, handlers."""

@@ -1,0 +1,160 @@
+"""InferenceService + ModelVersion → the predictor Deployment and its Service. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops_operator.api.inferenceservice import InferenceServiceSpec
+from mlops_operator.api.modelversion import ModelVersionSpec
+from mlops_operator.artifacts.storage import ResolvedStorage
+from mlops_operator.kube import names
+from mlops_operator.kube.pod import (
+    resources,
+    restricted_container_security,
+    restricted_pod_security,
+    storage_env,
+)
+
+CONTAINER = "server"
+CACHE_DIR = "/cache"
+DEFAULT_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "250m", "memory": "256Mi"},
+    "limits": {"memory": "1Gi"},
+}
+
+
+def _probe(path: str, *, period: int, failures: int, delay: int = 0) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "initialDelaySeconds": delay,
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def predictor_labels(name: str, model: str, version: int) -> dict[str, str]:
+    """Labels of the predictor's pods: selectable per service, model and version."""
+    return {
+        names.LABEL_INFERENCESERVICE: name,
+        names.LABEL_MODEL: model,
+        names.LABEL_VERSION: str(version),
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_COMPONENT: "predictor",
+    }
+
+
+def build_deployment(
+    *,
+    name: str,
+    namespace: str,
+    spec: InferenceServiceSpec,
+    model_version: ModelVersionSpec,
+    image: str,
+    storage: ResolvedStorage,
+) -> dict[str, Any]:
+    """The Deployment running ``mlops-operator serve`` for one version; the owner reference
+    is added by the caller."""
+    version = model_version.version
+    labels = predictor_labels(name, spec.model, version)
+    selector = {names.LABEL_INFERENCESERVICE: name}
+    server = spec.server
+    args = [
+        "--name", spec.model,
+        "--model-version", str(version),
+        "--model-uri", model_version.artifact.uri,
+        "--digest", model_version.artifact.digest,
+        "--port", str(names.PREDICTOR_PORT),
+        "--workers", str(server.workers),
+        "--max-batch-size", str(server.max_batch_size),
+        "--max-batch-delay-ms", f"{server.max_batch_delay_ms:g}",
+    ]  # fmt: skip
+    container = {
+        "name": CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["mlops-operator", "serve"],
+        "args": args,
+        "env": [
+            {"name": "MLOPS_CACHE_DIR", "value": CACHE_DIR},
+            {"name": "HOME", "value": "/tmp"},
+            *storage_env(storage),
+        ],
+        "ports": [{"name": "http", "containerPort": names.PREDICTOR_PORT, "protocol": "TCP"}],
+        "startupProbe": _probe("/v2/health/live", period=2, failures=60),
+        "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
+        "readinessProbe": _probe("/v2/health/ready", period=5, failures=2),
+        "resources": resources(spec.resources, DEFAULT_RESOURCES),
+        "securityContext": restricted_container_security(),
+        "volumeMounts": [
+            {"name": "cache", "mountPath": CACHE_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": names.predictor_name(name),
+            "namespace": namespace,
+            "labels": labels,
+        },
+        "spec": {
+            "replicas": spec.replicas,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(names.PREDICTOR_PORT),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": restricted_pod_security(),
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "cache", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def build_service(*, name: str, namespace: str, model: str) -> dict[str, Any]:
+    """The ClusterIP Service in front of the predictor pods (port 80 → the server's 8080)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": names.predictor_name(name),
+            "namespace": namespace,
+            "labels": {
+                names.LABEL_INFERENCESERVICE: name,
+                names.LABEL_MODEL: model,
+                names.LABEL_MANAGED_BY: names.MANAGED_BY,
+            },
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {names.LABEL_INFERENCESERVICE: name},
+            "ports": [
+                {
+                    "name": "http",
+                    "port": names.SERVICE_PORT,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }

@@ -1,0 +1,1 @@
+"""TrainingJob: plan (pure), build (Job, ModelVersion), handlers (kopf)."""

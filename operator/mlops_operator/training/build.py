@@ -1,0 +1,179 @@
+"""TrainingJob → batch/v1 Job running ``mlops-operator train``. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mlops_operator.api.base import API_VERSION, SecretKeyRef
+from mlops_operator.api.modelversion import KIND as MODELVERSION_KIND
+from mlops_operator.api.modelversion import (
+    ArtifactSpec,
+    ModelVersionSpec,
+    SourceSpec,
+)
+from mlops_operator.api.trainingjob import KIND, TrainingJobSpec
+from mlops_operator.artifacts.storage import ResolvedStorage
+from mlops_operator.kube import names
+from mlops_operator.kube.pod import (
+    resources,
+    restricted_container_security,
+    restricted_pod_security,
+    storage_env,
+)
+from mlops_operator.runtime.termination import EXIT_PERMANENT
+
+CONTAINER = "trainer"
+TERMINATION_LOG = "/dev/termination-log"
+DEFAULT_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "500m", "memory": "512Mi"},
+    "limits": {"memory": "2Gi"},
+}
+
+
+def build_training_job(
+    *,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: TrainingJobSpec,
+    image: str,
+    storage: ResolvedStorage,
+    output_uri: str,
+    allowed_prefixes: list[str],
+    ttl_seconds: int,
+) -> dict[str, Any]:
+    """The batch Job that trains one TrainingJob; the owner reference is added by the caller."""
+    labels = {
+        names.LABEL_TRAININGJOB: name,
+        names.LABEL_MODEL: spec.model,
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_COMPONENT: "trainer",
+    }
+    trainingjob = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+        "spec": spec.to_wire(),
+    }
+    env = [
+        {"name": "MLOPS_TRAININGJOB", "value": json.dumps(trainingjob, separators=(",", ":"))},
+        {"name": "MLOPS_S3_BUCKET", "value": storage.bucket},
+        {"name": "MLOPS_S3_PREFIX", "value": storage.prefix},
+        {"name": "MLOPS_ALLOWED_ESTIMATOR_PREFIXES", "value": json.dumps(allowed_prefixes)},
+        {"name": "MLOPS_TERMINATION_MESSAGE_PATH", "value": TERMINATION_LOG},
+        {"name": "HOME", "value": "/tmp"},
+        *storage_env(storage),
+    ]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.backoff_limit,
+        # A wrong spec or dataset shape fails the Job at once; a node drain is not a failure.
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": [EXIT_PERMANENT],
+                    },
+                },
+                {
+                    "action": "Ignore",
+                    "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                },
+            ]
+        },
+        "ttlSecondsAfterFinished": ttl_seconds,
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": restricted_pod_security(),
+                "containers": [
+                    {
+                        "name": CONTAINER,
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["mlops-operator", "train"],
+                        "args": ["--output", output_uri],
+                        "env": env,
+                        "resources": resources(spec.resources, DEFAULT_RESOURCES),
+                        "securityContext": restricted_container_security(),
+                        "terminationMessagePath": TERMINATION_LOG,
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    }
+                ],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": names.training_job_name(name),
+            "namespace": namespace,
+            "labels": labels,
+        },
+        "spec": job_spec,
+    }
+
+
+def build_model_version(
+    *,
+    namespace: str,
+    trainingjob: str,
+    spec: TrainingJobSpec,
+    version: int,
+    artifact_uri: str,
+    manifest: Mapping[str, Any],
+    storage: ResolvedStorage,
+) -> dict[str, Any]:
+    """The ModelVersion for a succeeded TrainingJob, from the trainer's ``manifest.json``."""
+    dataset = manifest.get("dataset") or {}
+    mv_spec = ModelVersionSpec(
+        model=spec.model,
+        version=version,
+        task=manifest.get("task") or spec.task,
+        artifact=ArtifactSpec(
+            uri=artifact_uri,
+            digest=manifest["digest"],
+            framework_version=manifest.get("frameworkVersion"),
+            python_version=manifest.get("pythonVersion"),
+            endpoint=storage.endpoint,
+            credentials_secret=(
+                SecretKeyRef(name=storage.credentials_secret)
+                if storage.credentials_secret
+                else None
+            ),
+        ),
+        metrics={k: float(v) for k, v in (manifest.get("metrics") or {}).items()},
+        params=dict(manifest.get("params") or spec.estimator.params),
+        gates=spec.gates,
+        source=SourceSpec(
+            training_job=trainingjob,
+            dataset_uri=dataset.get("uri") or spec.dataset.uri,
+            dataset_digest=dataset.get("digest"),
+        ),
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": MODELVERSION_KIND,
+        "metadata": {
+            "name": names.model_version_name(spec.model, version),
+            "namespace": namespace,
+            "labels": {
+                names.LABEL_MODEL: spec.model,
+                names.LABEL_VERSION: str(version),
+                names.LABEL_TRAININGJOB: trainingjob,
+                names.LABEL_MANAGED_BY: names.MANAGED_BY,
+            },
+        },
+        "spec": mv_spec.to_wire(),
+    }

@@ -1,0 +1,5 @@
+"""``python -m mlops_sandbox``."""
+
+from mlops_sandbox.cli import main
+
+main()
