@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--output",
         help="artifact directory URI (s3://bucket/prefix/ or file:///path/); "
-        "default: <bucket>/<prefix>/<model>/runs/<name>/ from the spec and settings",
+        "default: s3://<bucket>/<prefix>/_local/<model>/runs/<name>/ from the spec and settings",
     )
     train.set_defaults(func=_train)
 

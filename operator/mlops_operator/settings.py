@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     """Bucket for model artifacts when a TrainingJob does not name one."""
 
     s3_prefix: str = "models"
-    """Key prefix under which artifacts are stored: ``<prefix>/<model>/<version>/``."""
+    """Key prefix under which artifacts are stored: ``<prefix>/<namespace>/<model>/<version>/``."""
 
     s3_region: str | None = None
     """Region passed to the S3 client, for endpoints that require one."""

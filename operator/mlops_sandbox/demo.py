@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 import yaml
 
 import mlops_operator
+from mlops_operator.artifacts import layout
 from mlops_sandbox.cluster import Sandbox
 from mlops_sandbox.process import OperatorProcess, wait_for
 
@@ -149,7 +150,7 @@ def run_scenario(sandbox: Sandbox, say: Narrator, timeout: float) -> bool:
         spec, mv_status = mv["spec"], mv["status"]
         conds = _conditions(mv_status)
         say.say(f"ModelVersion {mv_name}: {mv_status['phase']}")
-        print(f"    artifact  {spec['artifact']['uri']}model.joblib")
+        print(f"    artifact  {layout.file_uri(spec['artifact']['uri'], layout.MODEL_FILE)}")
         print(
             f"    digest    {spec['artifact']['digest']}  "
             f"({conds.get('ArtifactVerified', {}).get('reason')})"

@@ -104,7 +104,7 @@ class StorageSpec(ApiModel):
     """Bucket for the artifacts; unset means the operator's default bucket."""
 
     prefix: str | None = None
-    """Key prefix; artifacts land under ``<prefix>/<model>/<version>/``."""
+    """Key prefix; versions land under ``<prefix>/<namespace>/<model>/<version>/``."""
 
     endpoint: str | None = None
     """S3-compatible endpoint URL; unset means the operator's default."""

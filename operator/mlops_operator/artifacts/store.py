@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 from mlops_operator.api import reasons
+from mlops_operator.artifacts.layout import in_write_order
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -29,9 +30,6 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SIZE: Final = 1024 * 1024
 """Bytes read at a time when hashing or copying: models can be gigabytes."""
-
-MANIFEST_NAME: Final = "manifest.json"
-"""The file whose presence marks a complete artifact directory; always written last."""
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
@@ -319,11 +317,6 @@ def _atomic_copy(src: Path, dst: Path) -> None:
         raise
 
 
-def _manifest_last(names: builtins.list[str]) -> builtins.list[str]:
-    """Sorted names with every ``manifest.json`` after everything else."""
-    return sorted(names, key=lambda n: (n.rsplit("/", 1)[-1] == MANIFEST_NAME, n))
-
-
 # --------------------------------------------------------------------------- the store
 
 
@@ -554,7 +547,7 @@ class ArtifactStore:
         names = [parse_uri(u).relative_to(src) for u in self.list(src)]
         if not names:
             raise NotFound(f"there is nothing to copy under {src}", uri=str(src))
-        for name in _manifest_last(names):
+        for name in in_write_order(names):
             self._copy_one(src.child(name), dst.child(name))
         logger.debug("copied %d objects from %s to %s", len(names), src, dst)
         return len(names)

@@ -1,4 +1,5 @@
-"""Deterministic names and storage locations, so restarts converge without duplicates."""
+"""Deterministic names, so restarts converge without duplicates. Storage locations are in
+:mod:`mlops_operator.artifacts.layout`."""
 
 from __future__ import annotations
 
@@ -31,21 +32,6 @@ def training_job_name(trainingjob: str) -> str:
 def model_version_name(model: str, version: int) -> str:
     """The ModelVersion of version N: ``<model>-v<N>``."""
     return f"{model}-v{version}"
-
-
-def _join(bucket: str, *parts: str) -> str:
-    key = "/".join(p.strip("/") for p in parts if p.strip("/"))
-    return f"s3://{bucket}/{key}/"
-
-
-def run_dir_uri(bucket: str, prefix: str, model: str, trainingjob: str, uid: str) -> str:
-    """Where one training run writes before it is registered; unique per TrainingJob object."""
-    return _join(bucket, prefix, model, "runs", f"{trainingjob}-{uid[:8]}")
-
-
-def version_dir_uri(bucket: str, prefix: str, model: str, version: int) -> str:
-    """Where a registered version lives: ``s3://<bucket>/<prefix>/<model>/<version>/``."""
-    return _join(bucket, prefix, model, str(version))
 
 
 LABEL_INFERENCESERVICE = "mlops.dev/inferenceservice"

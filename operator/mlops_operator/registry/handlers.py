@@ -15,6 +15,7 @@ from mlops_operator.api.modelversion import ModelVersionSpec, ModelVersionStatus
 from mlops_operator.api.trainingjob import StorageSpec
 from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.artifacts import io as storage_io
+from mlops_operator.artifacts.layout import MODEL_FILE
 from mlops_operator.artifacts.storage import resolve_storage
 from mlops_operator.context import Context, Requeue, get_context, reconcile_object
 from mlops_operator.kube import client as k8s
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 60
 SETTLED = ("Ready", "Failed", "Degraded", "Retired")
-MODEL_FILE = "model.joblib"
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:

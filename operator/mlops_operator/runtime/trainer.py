@@ -36,6 +36,13 @@ import yaml
 from pydantic import ValidationError
 
 from mlops_operator.api.trainingjob import CLASS_NAME, Task, TrainingJobSpec
+from mlops_operator.artifacts.layout import (
+    MANIFEST_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    REFERENCE_FILE,
+    local_run_dir_uri,
+)
 from mlops_operator.artifacts.store import (
     AccessDenied,
     ArtifactStore,
@@ -69,11 +76,6 @@ METRICS_BY_TASK: Final[Mapping[str, tuple[str, ...]]] = {
     "classification": CLASSIFICATION_METRICS,
     "regression": REGRESSION_METRICS,
 }
-
-MODEL_FILE: Final = "model.joblib"
-MANIFEST_FILE: Final = "manifest.json"
-METRICS_FILE: Final = "metrics.json"
-REFERENCE_FILE: Final = "reference.json"
 
 _CLASS_NAME = re.compile(CLASS_NAME)
 _MAX_LISTED_COLUMNS: Final = 40
@@ -161,11 +163,11 @@ def load_trainingjob(manifest_path: str | None) -> TrainingRequest:
 
 
 def default_output_uri(spec: TrainingJobSpec, name: str | None, settings: Settings) -> str:
-    """``s3://<bucket>/<prefix>/<model>/runs/<name or 'local'>/`` from the spec and settings."""
+    """The layout's :func:`~mlops_operator.artifacts.layout.local_run_dir_uri` for the spec's
+    bucket and prefix, or the settings' where the spec has none."""
     bucket = spec.storage.bucket or settings.s3_bucket
     prefix = spec.storage.prefix if spec.storage.prefix is not None else settings.s3_prefix
-    parts = [p for p in (prefix.strip("/"), spec.model, "runs", name or "local") if p]
-    return f"s3://{bucket}/{'/'.join(parts)}/"
+    return local_run_dir_uri(bucket, prefix, spec.model, name)
 
 
 # --------------------------------------------------------------------------- estimator

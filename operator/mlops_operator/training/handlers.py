@@ -19,6 +19,7 @@ from mlops_operator.api.base import GROUP, VERSION, get_condition
 from mlops_operator.api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.artifacts import io as storage_io
+from mlops_operator.artifacts import layout
 from mlops_operator.artifacts.storage import resolve_storage
 from mlops_operator.context import Context, Requeue, get_context, reconcile_object
 from mlops_operator.kube import client as k8s
@@ -139,7 +140,15 @@ async def _start(
             event(body, "Warning", check.reason, check.message)
         raise Requeue(STORAGE_RETRY_SECONDS, check.message)
 
-    output = names.run_dir_uri(storage.bucket, storage.prefix, spec.model, name, meta["uid"])
+    output = layout.run_dir_uri(
+        storage.bucket,
+        storage.prefix,
+        meta["namespace"],
+        spec.model,
+        name,
+        meta["uid"],
+        meta.get("generation") or 1,
+    )
     job = build_training_job(
         name=name,
         namespace=namespace,
@@ -314,8 +323,8 @@ async def _register(
             await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
             failpoints.hit("register.after-reserve")
 
-        version_uri = names.version_dir_uri(
-            storage.bucket, storage.prefix, spec.model, status.version
+        version_uri = layout.version_dir_uri(
+            storage.bucket, storage.prefix, meta["namespace"], spec.model, status.version
         )
         await storage_io.copy_prefix(store, run_uri, version_uri)
         failpoints.hit("register.after-copy")

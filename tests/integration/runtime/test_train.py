@@ -84,12 +84,12 @@ def test_trains_a_classifier_from_csv_in_s3(
 
     summary = tm.parse_success_message(termination_log.read_text())
     assert summary is not None
-    assert summary.artifact_uri == f"s3://{bucket}/models/breast-cancer/runs/bc-1/"
+    assert summary.artifact_uri == f"s3://{bucket}/models/_local/breast-cancer/runs/bc-1/"
     assert summary.metrics["accuracy"] > 0.9
     assert set(summary.metrics) == {"accuracy", "precision", "recall", "f1", "rocAuc"}
 
     s3 = boto3.client("s3")
-    prefix = "models/breast-cancer/runs/bc-1/"
+    prefix = "models/_local/breast-cancer/runs/bc-1/"
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
     assert sorted(o["Key"].removeprefix(prefix) for o in listed) == [
         "manifest.json",
@@ -327,5 +327,5 @@ def test_the_cli_trains_from_the_environment_like_in_a_pod(
     assert "loaded 569 rows × 31 columns from " + dataset in result.stderr
     assert "fitting sklearn.ensemble.RandomForestClassifier" in result.stderr
     summary = json.loads(termination_log.read_text())
-    assert summary["artifactUri"] == f"s3://{bucket}/models/breast-cancer/runs/bc-1/"
+    assert summary["artifactUri"] == f"s3://{bucket}/models/_local/breast-cancer/runs/bc-1/"
     assert summary["metrics"]["accuracy"] > 0.9

@@ -62,7 +62,7 @@ def test_trainingjob_trains_registers_and_verifies_a_model(
     assert spec["metrics"]["accuracy"] > 0.9
     assert spec["source"]["trainingJob"] == "cancer-rf"
     assert spec["source"]["datasetUri"] == cancer_csv
-    assert spec["artifact"]["uri"].endswith("/cancer/1/")
+    assert spec["artifact"]["uri"].endswith(f"/models/{namespace}/cancer/1/")
 
     bucket, _, prefix = spec["artifact"]["uri"].removeprefix("s3://").partition("/")
     stored = s3.get_object(Bucket=bucket, Key=prefix + "model.joblib")["Body"].read()

@@ -70,9 +70,9 @@ def test_default_output_comes_from_settings_and_spec() -> None:
     request = parse_trainingjob(json.dumps({"metadata": {"name": "run-1"}, "spec": SPEC}), "t")
     settings = Settings(s3_bucket="artifacts", s3_prefix="/models/")
     assert default_output_uri(request.spec, request.name, settings) == (
-        "s3://artifacts/models/iris/runs/run-1/"
+        "s3://artifacts/models/_local/iris/runs/run-1/"
     )
     spec = request.spec.model_copy(
         update={"storage": request.spec.storage.model_copy(update={"bucket": "b2", "prefix": ""})}
     )
-    assert default_output_uri(spec, None, settings) == "s3://b2/iris/runs/local/"
+    assert default_output_uri(spec, None, settings) == "s3://b2/_local/iris/runs/local/"

@@ -16,20 +16,17 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from mlops_operator.artifacts.layout import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE
 from mlops_operator.artifacts.store import ArtifactStore, StorageError, parse_uri, sha256_file
 from mlops_operator.runtime.server.protocol import OUTPUT_PREDICT, OUTPUT_PROBA, Rows
 
 logger = logging.getLogger(__name__)
-
-MODEL_FILE: Final = "model.joblib"
-MANIFEST_FILE: Final = "manifest.json"
-REFERENCE_FILE: Final = "reference.json"
 
 
 class LoadError(Exception):
