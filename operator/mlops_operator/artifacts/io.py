@@ -10,6 +10,7 @@ from mlops_operator.api import reasons
 from mlops_operator.artifacts import store as artifacts
 from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.artifacts.store import (
+    AlreadyExists,
     ArtifactStore,
     CredentialsMissing,
     NotFound,
@@ -19,6 +20,7 @@ from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
 
 __all__ = [
+    "AlreadyExists",
     "CredentialsMissing",
     "NotFound",
     "StorageError",
@@ -101,9 +103,14 @@ async def read_bytes(store: ArtifactStore, uri: str) -> bytes:
     return await asyncio.to_thread(store.read_bytes, uri)
 
 
-async def copy_prefix(store: ArtifactStore, src: str, dst: str) -> None:
-    """Copy a run's artifacts to the version's directory, server-side and idempotently."""
-    await asyncio.to_thread(store.copy_prefix, src, dst)
+async def copy_prefix(store: ArtifactStore, src: str, dst: str) -> int:
+    """Copy a run's artifacts to the version's directory, server-side, off the event loop;
+    returns how many objects were copied.
+
+    Never overwrites: objects already there with the same content are kept (a retried
+    registration converges), and a different object there raises :class:`AlreadyExists`.
+    """
+    return await asyncio.to_thread(store.copy_prefix, src, dst)
 
 
 async def sha256(store: ArtifactStore, uri: str) -> str:

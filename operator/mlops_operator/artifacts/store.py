@@ -84,6 +84,10 @@ class CredentialsMissing(AccessDenied):
     """No credentials were found: neither given, nor in the environment, nor ambient."""
 
 
+class AlreadyExists(StorageError):
+    """The destination already holds a different object, and it is never overwritten."""
+
+
 # --------------------------------------------------------------------------- URIs
 
 
@@ -317,6 +321,17 @@ def _atomic_copy(src: Path, dst: Path) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class _Stat:
+    """What the store can learn about an object without reading it."""
+
+    size: int
+    etag: str | None = None
+    """The S3 ETag, quotes included; ``None`` for a local file."""
+    sha256: str | None = None
+    """S3's full-object SHA-256 checksum (base64), where the object was stored with one."""
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -535,22 +550,83 @@ class ArtifactStore:
 
     def copy_prefix(self, src_dir_uri: str | ArtifactUri, dst_dir_uri: str | ArtifactUri) -> int:
         """Copy every object under ``src_dir_uri`` to the same relative names under
-        ``dst_dir_uri``; returns how many were copied.
+        ``dst_dir_uri``, never overwriting one; returns how many were copied.
+
+        An object already at the destination with the same content is left as it is, so a
+        copy retried after a crash converges. If one holds different content, nothing at all
+        is copied and :class:`AlreadyExists` names it. Content is compared by size, then by
+        ETag or S3's SHA-256 checksum where both sides have one, and only when neither
+        settles it by hashing both objects.
 
         S3 to S3 is a server-side copy (objects up to 5 GB); anything to or from a local
-        directory goes through files. Copying again overwrites with the same content, so
-        retries are safe, and ``manifest.json`` is copied last so a reader that waits for it
-        never sees a half-copied directory. An empty source raises :class:`NotFound`.
+        directory goes through files. ``manifest.json`` is copied last so a reader that waits
+        for it never sees a half-copied directory. An empty source raises :class:`NotFound`.
+        Checking and copying are separate requests: callers serialise writers of one
+        destination (the operator registers one version of a model at a time).
         """
         src = _as_uri(src_dir_uri).as_dir()
         dst = _as_uri(dst_dir_uri).as_dir()
         names = [parse_uri(u).relative_to(src) for u in self.list(src)]
         if not names:
             raise NotFound(f"there is nothing to copy under {src}", uri=str(src))
-        for name in in_write_order(names):
+        # Every destination is checked before anything is copied: a refused copy adds nothing.
+        missing = [n for n in names if not self._holds_copy(src.child(n), dst.child(n))]
+        for name in in_write_order(missing):
             self._copy_one(src.child(name), dst.child(name))
-        logger.debug("copied %d objects from %s to %s", len(names), src, dst)
-        return len(names)
+        logger.debug(
+            "copied %d objects from %s to %s (%d already there)",
+            len(missing),
+            src,
+            dst,
+            len(names) - len(missing),
+        )
+        return len(missing)
+
+    def _stat(self, loc: ArtifactUri) -> _Stat | None:
+        """Size and, on S3, ETag and SHA-256 checksum of an object; ``None`` if it is missing."""
+        if loc.scheme == "file":
+            with self._local(loc):
+                return _Stat(loc.path.stat().st_size) if loc.path.is_file() else None
+        try:
+            with self._s3(loc):
+                head = self.client.head_object(
+                    Bucket=loc.bucket, Key=loc.key, ChecksumMode="ENABLED"
+                )
+        except NotFound:
+            return None
+        checksum = head.get("ChecksumSHA256")
+        # A multipart upload's composite checksum ("<base64>-<parts>") is not the content's.
+        full_object = checksum if checksum and "-" not in checksum else None
+        return _Stat(head["ContentLength"], head.get("ETag"), full_object)
+
+    def _holds_copy(self, src: ArtifactUri, dst: ArtifactUri) -> bool:
+        """Whether ``dst`` already holds ``src``'s content (``False`` if ``dst`` is missing);
+        raises :class:`AlreadyExists` if it holds anything else."""
+        there = self._stat(dst)
+        if there is None:
+            return False
+        source = self._stat(src)
+        if source is None:
+            raise NotFound(f"{src} does not exist", uri=str(src))
+        if source.size != there.size:
+            difference = f"{there.size} bytes, not {source.size}"
+        elif source.etag is not None and source.etag == there.etag:
+            return True
+        elif source.sha256 is not None and there.sha256 is not None:
+            if source.sha256 == there.sha256:
+                return True
+            difference = "a different SHA-256 checksum"
+        elif (actual := self.sha256(dst)) == (expected := self.sha256(src)):
+            # ETags differ for equal content after a multipart upload or with SSE-KMS.
+            return True
+        else:
+            difference = f"{actual}, not {expected}"
+        raise AlreadyExists(
+            f"{dst} already exists with different content than {src} ({difference}); "
+            "stored artifacts are never overwritten: remove the object if it is not wanted, "
+            "or store the new artifact elsewhere",
+            uri=str(dst),
+        )
 
     def _copy_one(self, src: ArtifactUri, dst: ArtifactUri) -> None:
         if src.scheme == "s3" and dst.scheme == "s3":

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 from mlops_operator.api import reasons
 from mlops_operator.artifacts.store import (
     AccessDenied,
+    AlreadyExists,
     ArtifactStore,
     ArtifactUri,
     BucketNotFound,
@@ -150,19 +151,50 @@ def test_file_store_reports_missing_files_as_not_found(tmp_path: Path) -> None:
     assert not store.exists(f"file://{tmp_path}/missing")
 
 
-def test_file_copy_prefix_copies_everything_and_is_idempotent(tmp_path: Path) -> None:
+def test_file_copy_prefix_copies_everything_and_again_copies_nothing(tmp_path: Path) -> None:
     store = ArtifactStore()
     src, dst = f"file://{tmp_path}/src/", f"file://{tmp_path}/dst/"
     for name in ("manifest.json", "model.joblib", "sub/reference.json"):
         store.write_bytes(src + name, name.encode())
     assert store.copy_prefix(src, dst) == 3
-    assert store.copy_prefix(src, dst) == 3
+    assert store.copy_prefix(src, dst) == 0
     assert [u.removeprefix(dst) for u in store.list(dst)] == [
         "manifest.json",
         "model.joblib",
         "sub/reference.json",
     ]
     assert store.read_bytes(dst + "sub/reference.json") == b"sub/reference.json"
+
+
+def test_file_copy_prefix_retried_after_a_partial_copy_completes_it(tmp_path: Path) -> None:
+    store = ArtifactStore()
+    src, dst = f"file://{tmp_path}/src/", f"file://{tmp_path}/dst/"
+    for name in ("manifest.json", "model.joblib", "reference.json"):
+        store.write_bytes(src + name, name.encode())
+    store.write_bytes(dst + "model.joblib", b"model.joblib")  # copied before a crash
+    assert store.copy_prefix(src, dst) == 2
+    assert [u.removeprefix(dst) for u in store.list(dst)] == [
+        "manifest.json",
+        "model.joblib",
+        "reference.json",
+    ]
+
+
+@pytest.mark.parametrize("other", [b"another model", b"model.joblix"], ids=["size", "content"])
+def test_file_copy_prefix_refuses_to_overwrite_a_different_object(
+    tmp_path: Path, other: bytes
+) -> None:
+    store = ArtifactStore()
+    src, dst = f"file://{tmp_path}/src/", f"file://{tmp_path}/dst/"
+    for name in ("manifest.json", "model.joblib", "reference.json"):
+        store.write_bytes(src + name, name.encode())
+    store.write_bytes(dst + "model.joblib", other)
+    with pytest.raises(AlreadyExists, match="model.joblib already exists") as caught:
+        store.copy_prefix(src, dst)
+    assert isinstance(caught.value, StorageError)
+    assert caught.value.uri == dst + "model.joblib"
+    assert store.read_bytes(dst + "model.joblib") == other
+    assert store.list(dst) == [dst + "model.joblib"]  # nothing else was copied either
 
 
 def test_copy_prefix_of_an_empty_directory_is_not_found(tmp_path: Path) -> None:
