@@ -4,6 +4,7 @@ API, the runner executes the trainer as a process, artifacts land in the sandbox
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +107,59 @@ def test_operator_killed_during_registration_converges_to_one_version(
     versions = resources.list("modelversions")
     assert [mv["metadata"]["name"] for mv in versions] == ["cancer-v1"]
     resources.wait_status("modelversions", "cancer-v1", lambda s: s.get("phase") == "Ready", "ok")
+
+
+def test_the_same_model_in_two_namespaces_keeps_both_artifacts(
+    start_operator: Any,
+    resources: Any,
+    cancer_csv: str,
+    s3: Any,
+    kube: Any,
+    sandbox: Any,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Versions are numbered per namespace: both get version 1 of ``cancer``, and the second
+    must not overwrite the first one's model."""
+    import kubernetes
+
+    other = f"{namespace}-b"
+    sandbox.ensure_namespace(other)
+    second = OperatorProcess(
+        sandbox.env(),
+        tmp_path / "operator-b.log",
+        namespace=other,
+        env={"MLOPS_RUNTIME_IMAGE": "mlops-operator-runtime:sandbox"},
+    )
+    try:
+        start_operator()
+        others = type(resources)(resources.api, other)
+        resources.create("trainingjobs", "TrainingJob", "cancer-rf", trainingjob(cancer_csv))
+        resources.wait_status(
+            "modelversions", "cancer-v1", lambda s: s.get("phase") == "Ready", "ok"
+        )
+        small = trainingjob(
+            cancer_csv,
+            estimator={
+                "className": "sklearn.ensemble.RandomForestClassifier",
+                "params": {"n_estimators": 5, "max_depth": 3},
+            },
+        )
+        others.create("trainingjobs", "TrainingJob", "cancer-rf", small)
+        others.wait_status("modelversions", "cancer-v1", lambda s: s.get("phase") == "Ready", "ok")
+
+        artifacts = []
+        for where in (resources, others):
+            spec = where.get("modelversions", "cancer-v1")["spec"]
+            assert spec["artifact"]["uri"].endswith(f"/models/{where.namespace}/cancer/1/")
+            bucket, _, prefix = spec["artifact"]["uri"].removeprefix("s3://").partition("/")
+            stored = s3.get_object(Bucket=bucket, Key=prefix + "model.joblib")["Body"].read()
+            assert "sha256:" + hashlib.sha256(stored).hexdigest() == spec["artifact"]["digest"]
+            artifacts.append(spec["artifact"])
+        assert artifacts[0]["uri"] != artifacts[1]["uri"]
+        assert artifacts[0]["digest"] != artifacts[1]["digest"]
+    finally:
+        second.stop()
+        kubernetes.client.CoreV1Api(kube).delete_namespace(other)
+    for marker in ("Traceback", "Warning:"):
+        assert marker not in second.output(), second.output()
