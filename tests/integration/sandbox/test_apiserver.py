@@ -459,10 +459,10 @@ async def test_custom_resources_are_defaulted_pruned_and_validated(
     assert error["details"]["kind"] == "Widget"
     causes = {cause["field"]: cause for cause in error["details"]["causes"]}
     assert causes["spec.dataset.uri"]["reason"] == "FieldValueRequired"
-    assert causes["spec.dataset.uri"]["message"] == "spec.dataset.uri: Required value"
+    assert causes["spec.dataset.uri"]["message"] == "Required value"
     assert causes["spec.dataset.format"]["reason"] == "FieldValueNotSupported"
     assert causes["spec.dataset.format"]["message"] == (
-        'spec.dataset.format: Unsupported value: "json": supported values: "csv", "parquet"'
+        'Unsupported value: "json": supported values: "csv", "parquet"'
     )
     assert causes["spec.replicas"]["reason"] == "FieldValueInvalid"
     assert "should be greater than or equal to 0" in causes["spec.replicas"]["message"]
