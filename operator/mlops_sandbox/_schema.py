@@ -57,8 +57,9 @@ class FieldError:
         return f"{self.field}: {self.detail}"
 
     def as_cause(self) -> dict[str, str]:
-        """The ``metav1.StatusCause`` dict of this error."""
-        return {"reason": self.reason, "message": self.message, "field": self.field}
+        """The ``metav1.StatusCause`` dict of this error; like the API server's ``NewInvalid``,
+        its message is the detail alone, the field being given beside it."""
+        return {"reason": self.reason, "message": self.detail, "field": self.field}
 
 
 class StructuralSchema:

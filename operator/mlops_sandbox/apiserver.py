@@ -45,6 +45,13 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
   that are already gone. Deleting a Namespace deletes what is in
   it; deleting a CRD deletes its objects. Delete preconditions (uid, resourceVersion) are
   checked.
+- **Built-in validation** of the fields the operator writes (see
+  :mod:`mlops_sandbox.builtin_validation`): object names, labels, annotation keys, selectors,
+  containers' names, ports, env names and resource quantities, Service ports. A body that Go
+  could not decode (``cpu: lots``, a port given as a string) is a 400 BadRequest
+  (``Job in version "v1" cannot be handled as a Job: quantities must match…``), or a 422 on
+  ``patch`` for a patch; a decoded but invalid object is a 422 Invalid with
+  ``details.causes``, checked before AlreadyExists as the API server does.
 - **Custom-resource validation** against the storage version's ``openAPIV3Schema`` on create,
   replace, patch and status writes: pruning, defaults, JSON-schema validation (with
   ``nullable`` and ``x-kubernetes-int-or-string``) and the transition rule
@@ -71,9 +78,10 @@ What it does not do:
   it linger until their finalizers are removed;
 - watch bookmarks other than the initial-events one; ``follow`` of pod logs (the text so far
   is returned); strategic-merge directives other than those above;
-- validation and defaulting of built-in resources (beyond the few defaults above), service
-  cluster IPs, pod IPs, and controllers: nothing acts on Jobs, Deployments or Pods unless
-  the workload runner does; events never expire;
+- validation of built-in fields other than those above (required fields such as a
+  container's ``image``, immutable fields on update), defaulting of built-in resources (beyond
+  the few defaults above), service cluster IPs, pod IPs, and controllers: nothing acts on
+  Jobs, Deployments or Pods unless the workload runner does; events never expire;
 - ``/openapi/v2`` and ``/openapi/v3`` (so ``kubectl apply`` needs ``--validate=false`` and
   ``kubectl explain`` does not work); CRD conversion (versions only rewrite ``apiVersion``);
 - CEL rules other than ``self == oldSelf`` (skipped, with a warning logged once per rule);
@@ -107,6 +115,7 @@ import kmock
 import yaml
 from kmock._internal.rendering import Response, StreamingError
 
+from mlops_sandbox import builtin_validation
 from mlops_sandbox._schema import FieldError, StructuralSchema
 
 logger = logging.getLogger(__name__)
@@ -126,6 +135,7 @@ _APPLY_PATCH = "application/apply-patch+yaml"
 _DEFAULT_WATCH_TIMEOUT = 1800.0
 _WATCH_TICK = 1.0  # how often an idle watch checks for a closed connection or shutdown
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what the API server uses for generateName
+_MAX_GENERATED_BASE = 63 - 5  # the API server cuts a longer generateName to fit a label
 
 
 @dataclasses.dataclass
@@ -723,6 +733,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
     async def _serve_create(self, request: kmock.Request) -> kmock.Payload:
         kind, version = self._resolve(request)
         body = _body_object(request)
+        _check_decodable(kind, version, body)
         created = self._create(kind, request.namespace, body, dry_run=_dry_run(request))
         if not _dry_run(request):
             self._collect_if_orphaned(kind, created)
@@ -737,6 +748,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if request.subresource == "scale" and "scale" in kind.subresources:
             return self._write_scale(kind, key, lambda scale: body, request)
         subresource = self._check_subresource(kind, request)
+        _check_decodable(kind, version, body)
         if _meta(body).get("name", key[2]) != key[2]:
             raise _bad_request("the name of the object does not match the name on the URL")
         result = self._replace(kind, key, body, subresource=subresource, dry_run=_dry_run(request))
@@ -755,6 +767,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         patched = apply(copy.deepcopy(current))
         if not isinstance(patched, dict):
             raise _bad_request("the patch does not result in an object")
+        _check_patched_decodable(kind, request, patched)
         result = self._replace(
             kind, key, patched, subresource=subresource, dry_run=_dry_run(request)
         )
@@ -910,7 +923,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
             meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
             suffix = "".join(random.choices(_NAME_ALPHABET, k=5))
-            meta["name"] = f"{meta['generateName']}{suffix}"
+            meta["name"] = f"{meta['generateName'][:_MAX_GENERATED_BASE]}{suffix}"
         name = meta.get("name")
         if not name:
             error = FieldError(
@@ -919,18 +932,19 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 "Required value: name or generateName is required",
             )
             raise _invalid(kind, "", [error])
-        key: ObjectKey = (kind.storage, namespace, name)
-        if self._live(key) is not None:
-            details = {"name": name, "group": kind.group, "kind": kind.plural}
-            message = f'{kind.qualified} "{name}" already exists'
-            raise _status(409, "AlreadyExists", message, details)
-
         rest = {field: val for field, val in obj.items() if field not in ("apiVersion", "kind")}
         obj = {"apiVersion": kind.api_version(kind.storage_version), "kind": kind.kind, **rest}
         if "status" in kind.subresources:
             obj.pop("status", None)
         self._apply_builtin_behaviour(kind, obj)
+        # Validation comes before the store is asked, as in the API server: an invalid object
+        # of a taken name is Invalid, not AlreadyExists.
         self._validate(kind, obj, None)
+        key: ObjectKey = (kind.storage, namespace, name)
+        if self._live(key) is not None:
+            details = {"name": name, "group": kind.group, "kind": kind.plural}
+            message = f'{kind.qualified} "{name}" already exists'
+            raise _status(409, "AlreadyExists", message, details)
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
@@ -1114,9 +1128,10 @@ class SandboxAPI(kmock.KubernetesEmulator):
 
     def _validate(self, kind: _Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if kind.schema is None:
-            return
-        kind.schema.normalize(obj)
-        errors = kind.schema.validate(obj, old)
+            errors = builtin_validation.validate(kind.group, kind.plural, obj)
+        else:
+            kind.schema.normalize(obj)
+            errors = kind.schema.validate(obj, old)
         if errors:
             raise _invalid(kind, _meta(obj).get("name", ""), errors)
 
@@ -1386,6 +1401,32 @@ def _reply(
 
 def _dry_run(request: kmock.Request) -> bool:
     return "dryRun" in request.params
+
+
+def _check_decodable(kind: _Kind, version: str, body: Mapping[str, Any]) -> None:
+    """A body the API server could not decode into the kind's Go type is a BadRequest."""
+    why = builtin_validation.decode_error(kind.group, kind.plural, body)
+    if why is not None:
+        name = kind.kind
+        raise _bad_request(f'{name} in version "{version}" cannot be handled as a {name}: {why}')
+
+
+def _check_patched_decodable(
+    kind: _Kind, request: kmock.Request, patched: Mapping[str, Any]
+) -> None:
+    """A patch whose result cannot be decoded is Invalid on ``patch``, with an empty kind
+    and name, exactly as the API server words it."""
+    why = builtin_validation.decode_error(kind.group, kind.plural, patched)
+    if why is None:
+        return
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type == _STRATEGIC_PATCH:
+        shown = builtin_validation.go_value(request.data)
+    else:
+        shown = json.dumps(patched, sort_keys=True, separators=(",", ":"))
+    error = builtin_validation.undecodable_patch(shown, why)
+    details = {"causes": [error.as_cause()]}
+    raise _status(422, "Invalid", f' "" is invalid: {error.message}', details)
 
 
 def _body_object(request: kmock.Request) -> dict[str, Any]:

@@ -205,6 +205,48 @@ async def test_stale_resource_version_is_a_conflict(http: aiohttp.ClientSession)
     assert replaced["spec"]["replicas"] == 4
 
 
+async def test_a_merge_patch_with_a_stale_resource_version_is_a_conflict_on_status_too(
+    http: aiohttp.ClientSession,
+) -> None:
+    created = await call(http, "POST", WIDGETS, widget("x"), status=201)
+    stale = created["metadata"]["resourceVersion"]
+    await call(
+        http, "PATCH", f"{WIDGETS}/x/status", {"status": {"phase": "Pending"}}, headers=MERGE
+    )
+
+    patch = {"metadata": {"resourceVersion": stale}, "status": {"phase": "Ready"}}
+    error = await call(http, "PATCH", f"{WIDGETS}/x/status", patch, headers=MERGE, status=409)
+    assert error["reason"] == "Conflict"
+    assert (await call(http, "GET", f"{WIDGETS}/x"))["status"] == {"phase": "Pending"}
+
+    jobs = "/apis/batch/v1/namespaces/default/jobs"
+    job = await call(http, "POST", jobs, {"metadata": {"name": "j"}, "spec": {}}, status=201)
+    await call(http, "PATCH", f"{jobs}/j", {"metadata": {"labels": {"a": "1"}}}, headers=MERGE)
+    for path, body in (
+        (f"{jobs}/j", {"metadata": {"labels": {"a": "2"}}}),
+        (f"{jobs}/j/status", {"status": {"succeeded": 1}}),
+    ):
+        stale_patch = {
+            **body,
+            "metadata": {
+                **body.get("metadata", {}),
+                "resourceVersion": job["metadata"]["resourceVersion"],
+            },
+        }
+        error = await call(http, "PATCH", path, stale_patch, headers=MERGE, status=409)
+        assert error["message"] == (
+            'Operation cannot be fulfilled on jobs.batch "j": the object has been modified;'
+            " please apply your changes to the latest version and try again"
+        )
+    current = await call(http, "GET", f"{jobs}/j")
+    assert (current["metadata"]["labels"], current.get("status")) == ({"a": "1"}, None)
+    fresh = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}}
+    patched = await call(
+        http, "PATCH", f"{jobs}/j/status", {**fresh, "status": {"succeeded": 1}}, headers=MERGE
+    )
+    assert patched["status"] == {"succeeded": 1}
+
+
 async def test_lists_carry_the_current_resource_version(http: aiohttp.ClientSession) -> None:
     created = await call(http, "POST", WIDGETS, widget(), status=201)
     listing = await call(http, "GET", WIDGETS)
@@ -459,10 +501,10 @@ async def test_custom_resources_are_defaulted_pruned_and_validated(
     assert error["details"]["kind"] == "Widget"
     causes = {cause["field"]: cause for cause in error["details"]["causes"]}
     assert causes["spec.dataset.uri"]["reason"] == "FieldValueRequired"
-    assert causes["spec.dataset.uri"]["message"] == "spec.dataset.uri: Required value"
+    assert causes["spec.dataset.uri"]["message"] == "Required value"
     assert causes["spec.dataset.format"]["reason"] == "FieldValueNotSupported"
     assert causes["spec.dataset.format"]["message"] == (
-        'spec.dataset.format: Unsupported value: "json": supported values: "csv", "parquet"'
+        'Unsupported value: "json": supported values: "csv", "parquet"'
     )
     assert causes["spec.replicas"]["reason"] == "FieldValueInvalid"
     assert "should be greater than or equal to 0" in causes["spec.replicas"]["message"]
