@@ -1,45 +1,66 @@
-"""Shared state of the running operator: settings, the API client, locks."""
+"""Shared state of the running operator: settings, the API client, watch state, the work
+queues, Event posting, locks and artifact stores. Memory holds only what can be rebuilt from
+the cluster: caches, queues, the latest measurements."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlops_operator import metrics
-from mlops_operator.artifacts.store import ArtifactStore
 from mlops_operator.kube import client as k8s
+from mlops_operator.kube.cache import Cache
+from mlops_operator.kube.queue import WorkQueue
+from mlops_operator.kube.status import Events
 from mlops_operator.settings import Settings
+
+if TYPE_CHECKING:
+    from mlops_operator.artifacts.store import ArtifactStore
+    from mlops_operator.monitoring.aggregate import Snapshot
+    from mlops_operator.monitoring.daemon import Monitor
+    from mlops_operator.monitoring.judge import Measured
 
 
 @dataclass
 class Context:
-    """What every handler needs; one per operator process, kept in kopf's ``memo``."""
+    """What every reconcile needs; one per operator process, kept in kopf's ``memo``."""
 
     settings: Settings
     kube: k8s.Kube
+    cache: Cache = field(default_factory=Cache)
+    queues: dict[str, WorkQueue] = field(default_factory=dict)
+    """One work queue per kind, by plural."""
+    events: Events | None = None
     _locks: collections.defaultdict[Hashable, asyncio.Lock] = field(
         default_factory=lambda: collections.defaultdict(asyncio.Lock)
     )
     stores: dict[Hashable, ArtifactStore] = field(default_factory=dict)
-    """Artifact stores by endpoint and credentials (see ``controllers.storage.open_store``)."""
-    version_digests: dict[tuple[str, str], str] = field(default_factory=dict)
-    """What each ModelVersion last looked like to the services (see ``modelversion_event``)."""
+    """Artifact stores by endpoint and credentials (see ``artifacts.io.open_store``)."""
+    measured: dict[tuple[str, str], Measured] = field(default_factory=dict)
+    """The latest measurement of each monitored service, waiting for its reconcile."""
+    snapshots: dict[tuple[str, str], tuple[int, Snapshot]] = field(default_factory=dict)
+    """Counters of each service's last scrape (by served version), for rates."""
+    monitor: Monitor | None = None
+    """Schedules the measurements of monitored services."""
+    seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """What each object last looked like to the triggers that fan out (see ``watches``)."""
 
     def lock(self, key: Hashable) -> asyncio.Lock:
-        """A lock per key: one reconcile of an object, one registration per model, at a time."""
+        """A lock per key, e.g. one registration per model at a time."""
         return self._locks[key]
 
+    def enqueue(self, plural: str, namespace: str, name: str, delay: float = 0.0) -> None:
+        """Mark an object dirty (after ``delay`` seconds)."""
+        queue = self.queues.get(plural)
+        if queue is not None:
+            queue.add_after((namespace, name), delay)
 
-class Requeue(Exception):
-    """A reconcile could not finish (storage not reachable yet, a number taken): run it
-    again after ``delay`` seconds. Handlers turn it into ``kopf.TemporaryError``."""
-
-    def __init__(self, delay: float, message: str) -> None:
-        super().__init__(message)
-        self.delay = delay
+    def post(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
+        """Post an Event about ``obj`` (logged too)."""
+        if self.events is not None:
+            self.events.post(obj, type, reason, message)
 
 
 def get_context(memo: Any) -> Context:
@@ -48,23 +69,3 @@ def get_context(memo: Any) -> Context:
     if not isinstance(ctx, Context):
         raise RuntimeError("the operator context was not initialised at start-up")
     return ctx
-
-
-Step = Callable[[Context, dict[str, Any]], Awaitable[None]]
-
-
-async def reconcile_object(
-    ctx: Context, res: k8s.Resource, namespace: str, name: str, step: Step
-) -> None:
-    """Run ``step`` on the object's current state, one reconcile of it at a time; an object
-    that is gone or being deleted is left alone."""
-    async with ctx.lock((res.plural, namespace, name)):
-        body = await ctx.kube.get_or_none(res, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return
-        metrics.RECONCILES.labels(res.plural).inc()
-        try:
-            await step(ctx, body)
-        except Exception:
-            metrics.ERRORS.labels(res.plural).inc()
-            raise

@@ -8,8 +8,8 @@ import logging
 import kopf
 
 
-def apply(settings: kopf.OperatorSettings) -> None:
-    """Set the operator's kopf settings in place."""
+def apply(settings: kopf.OperatorSettings, resync_seconds: float = 300) -> None:
+    """Set the operator's kopf settings in place; watches re-list every ``resync_seconds``."""
     # A structural schema prunes unknown status fields: kopf's bookkeeping goes to annotations.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="mlops.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -17,7 +17,8 @@ def apply(settings: kopf.OperatorSettings) -> None:
     )
     settings.persistence.finalizer = "mlops.dev/finalizer"
     settings.posting.level = logging.WARNING
-    # Reconnect watches regularly so a silently dropped connection never stalls the operator.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    # Re-list every watch regularly: a silently dropped connection never stalls the operator,
+    # and every object comes again as an event, which is the periodic resync of every object.
+    settings.watching.server_timeout = resync_seconds
+    settings.watching.client_timeout = resync_seconds + 30
     settings.watching.connect_timeout = 10

@@ -2,38 +2,90 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from typing import Any
 
 import kopf
 
-from mlops_operator import kopf_settings, metrics
+from mlops_operator import kopf_settings, metrics, watches
 from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
-from mlops_operator.monitoring import daemon as monitor
-from mlops_operator.registry import handlers as modelversion
-from mlops_operator.serving import handlers as inferenceservice
+from mlops_operator.kube.queue import Backoff, WorkQueue
+from mlops_operator.kube.status import Events
+from mlops_operator.monitoring.daemon import Monitor
+from mlops_operator.registry import handlers as registry
+from mlops_operator.serving import handlers as serving
 from mlops_operator.settings import Settings
-from mlops_operator.training import handlers as trainingjob
+from mlops_operator.training import handlers as training
 
-HANDLER_MODULES = (trainingjob, modelversion, inferenceservice, monitor)
-"""Imported for their kopf decorators; listed so the import is not an accident."""
+CONTROLLERS = {
+    "trainingjobs": training.reconcile,
+    "modelversions": registry.reconcile,
+    "inferenceservices": serving.reconcile,
+}
+"""One reconcile per kind; ``watches`` holds the triggers that mark their keys dirty."""
+
+
+def build_context(settings: Settings, kube: k8s.Kube) -> Context:
+    """The operator's context with a work queue per kind and the monitor (not started)."""
+    ctx = Context(settings=settings, kube=kube)
+    ctx.events = Events(kube)
+    for plural, reconcile in CONTROLLERS.items():
+
+        async def run(key: tuple[str, str], reconcile: Any = reconcile) -> float | None:
+            result: float | None = await reconcile(ctx, key)
+            return result
+
+        ctx.queues[plural] = WorkQueue(
+            plural,
+            run,
+            workers=settings.workers,
+            backoff=Backoff(cap=settings.max_retry_seconds),
+            on_error=lambda kind: metrics.ERRORS.labels(kind).inc(),
+        )
+    ctx.monitor = Monitor(ctx)
+    return ctx
+
+
+async def start(ctx: Context) -> None:
+    """Start the work queues and the monitor on the running loop."""
+    for queue in ctx.queues.values():
+        queue.start()
+    assert ctx.monitor is not None
+    ctx.monitor.start()
+
+
+async def stop(ctx: Context) -> None:
+    """Stop the monitor and the queues, let the Events in flight go out, close the client."""
+    if ctx.monitor is not None:
+        await ctx.monitor.stop()
+    for queue in ctx.queues.values():
+        await queue.stop()
+    if ctx.events is not None:
+        await ctx.events.drain()
+    ctx.kube.close()
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Operator settings that suit structural CRDs, and the shared context."""
-    kopf_settings.apply(settings)
-    memo["ctx"] = Context(settings=Settings(), kube=k8s.Kube.from_environment())
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    """kopf settings that suit structural CRDs; the context, its cache on kopf's indexes
+    (kopf passes them to start-up handlers by name), the queues and the monitor."""
+    ours = Settings()
+    kopf_settings.apply(settings, resync_seconds=ours.resync_seconds)
+    ctx = build_context(ours, k8s.Kube.from_environment())
+    watches.attach(ctx, kwargs)
+    memo["ctx"] = ctx
+    await start(ctx)
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    """Release the API client."""
+    """Stop the workers and release the API client."""
     ctx = memo.get("ctx")
     if isinstance(ctx, Context):
-        ctx.kube.close()
+        await stop(ctx)
 
 
 def run(
@@ -46,6 +98,8 @@ def run(
 ) -> int:
     """Run the operator until interrupted; ``metrics_port`` 0 serves no metrics."""
     kopf.configure(verbose=verbose, log_prefix=True)
+    if not verbose:  # one "Handler succeeded" line per watch event is noise at any scale
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if metrics_port:
         metrics.serve(metrics_port)
     # kopf pauses a replica only for a peer of higher priority: give each replica its own,

@@ -36,11 +36,17 @@ class Settings(BaseSettings):
     job_ttl_seconds: int = 86400
     """``ttlSecondsAfterFinished`` on training Jobs, so finished Jobs are cleaned up."""
 
-    namespace: str | None = None
-    """Watch only this namespace; unset watches the whole cluster."""
-
     prometheus_url: str | None = None
     """Prometheus base URL for ``prometheus`` metric policies that name no address."""
+
+    resync_seconds: float = Field(default=300.0, ge=10)
+    """Every object is reconciled at least this often, whatever happens (kopf re-lists)."""
+
+    workers: int = Field(default=8, ge=1, le=64)
+    """Concurrent reconciles per kind (one per object at a time)."""
+
+    max_retry_seconds: float = Field(default=300.0, ge=1)
+    """Longest wait between two retries of a failing reconcile (backoff doubles up to it)."""
 
     storage_check_timeout_seconds: float = 10.0
     """Timeout of the storage reachability check done before a training Job is created."""

@@ -30,6 +30,7 @@ TRAINING_FAILED: Final = "TrainingFailed"
 BACKOFF_LIMIT_EXCEEDED: Final = "BackoffLimitExceeded"
 DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
 JOB_DELETED: Final = "JobDeleted"
+SPEC_CHANGED: Final = "SpecChanged"
 REGISTERING: Final = "Registering"
 MODEL_REGISTERED: Final = "ModelRegistered"
 REGISTRATION_FAILED: Final = "RegistrationFailed"
@@ -44,6 +45,7 @@ NO_GATES: Final = "NoGates"
 GATE_FAILED: Final = "GateFailed"
 GATES_NOT_EVALUATED: Final = "GatesNotEvaluated"
 VERSION_READY: Final = "VersionReady"
+DEGRADATION_CLEARED: Final = "DegradationCleared"
 
 # InferenceService
 NO_SERVABLE_VERSION: Final = "NoServableVersion"
@@ -53,6 +55,7 @@ ROLLED_OUT: Final = "RolledOut"
 PREDICTOR_READY: Final = "PredictorReady"
 PREDICTOR_NOT_READY: Final = "PredictorNotReady"
 SCALED_TO_ZERO: Final = "ScaledToZero"
+GATES_NOT_PASSED: Final = "GatesNotPassed"
 
 # Monitoring and remediation
 METRICS_HEALTHY: Final = "MetricsHealthy"

@@ -1,5 +1,8 @@
 """The operator's only door to the Kubernetes API: a thin async wrapper over the
-``kubernetes`` client's ``ApiClient``, with 404/409/422 turned into typed errors."""
+``kubernetes`` client's ``ApiClient``, with every error turned into one typed policy:
+404 ``NotFound`` and 409 ``Conflict`` are expected and handled where they happen; 400/422
+``Invalid`` (the server rejected what we built from a user's spec) waits for a spec change;
+429, 5xx and timeouts are ``Transient`` and retried with backoff (honouring Retry-After)."""
 
 from __future__ import annotations
 
@@ -7,10 +10,12 @@ import asyncio
 import base64
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from mlops_operator.api.base import GROUP, VERSION
@@ -50,6 +55,7 @@ PODS = Resource("", "v1", "pods")
 DEPLOYMENTS = Resource("apps", "v1", "deployments")
 SERVICES = Resource("", "v1", "services")
 SECRETS = Resource("", "v1", "secrets")
+EVENTS = Resource("", "v1", "events")
 
 
 class KubeError(Exception):
@@ -70,29 +76,59 @@ class Conflict(KubeError):
 
 
 class Invalid(KubeError):
-    """422: the object failed validation."""
+    """400 or 422: the server rejected the object (a quantity it cannot decode, a name or a
+    label it does not allow). Retrying the same object cannot succeed."""
 
 
-def _error(status: int, raw: bytes | str | None) -> KubeError:
+class Transient(KubeError):
+    """429, 5xx, a timeout or a refused connection: may heal; retry after ``retry_after``
+    seconds when the server said so (Retry-After)."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+        super().__init__(status, message)
+        self.retry_after = retry_after
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error(
+    status: int, raw: bytes | str | None, headers: Mapping[str, str] | None = None
+) -> KubeError:
     message = ""
     try:
         message = json.loads(raw or "{}").get("message", "")
     except (ValueError, AttributeError):
         message = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
-    cls = {404: NotFound, 409: Conflict, 422: Invalid}.get(status, KubeError)
+    if status in (400, 422):
+        return Invalid(status, message)
+    if status == 429 or status >= 500 or status == 0:
+        return Transient(status, message or "no answer", _retry_after(headers))
+    cls = {404: NotFound, 409: Conflict}.get(status, KubeError)
     return cls(status, message)
 
 
 class Kube:
     """Async CRUD over any resource path; calls run in a thread (the client is synchronous)."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+    def __init__(self, api_client: kubernetes.client.ApiClient, threads: int = 16) -> None:
         self._client = api_client
+        # The client is synchronous: its calls run on a pool of their own, sized like its
+        # connection pool, so a burst never waits behind the event loop's default executor.
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="kube")
+        self.requests = 0
+        """API calls made, for the operator's metrics and the benchmark."""
 
     @classmethod
     def from_environment(cls) -> Kube:
         """In-cluster service account if there is one, else the current kubeconfig."""
         configuration = kubernetes.client.Configuration()
+        configuration.connection_pool_maxsize = 16
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
@@ -102,6 +138,7 @@ class Kube:
     def close(self) -> None:
         """Release the client's connection pool."""
         self._client.close()  # type: ignore[no-untyped-call]
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _call(
         self,
@@ -130,10 +167,12 @@ class Kube:
                 _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as exc:
-            raise _error(exc.status or 0, exc.body) from None
+            raise _error(exc.status or 0, exc.body, exc.headers) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise Transient(0, f"{method} {path}: {exc}") from None
         raw = response.read()  # type: ignore[no-untyped-call]
         if not 200 <= response.status < 300:
-            raise _error(response.status, raw)
+            raise _error(response.status, raw, response.getheaders())  # type: ignore[no-untyped-call]
         return json.loads(raw) if raw else None
 
     async def request(
@@ -146,8 +185,11 @@ class Kube:
         content_type: str = "application/json",
     ) -> Any:
         """One API call; the decoded JSON answer."""
-        return await asyncio.to_thread(
-            self._call, method, path, body=body, query=query, content_type=content_type
+        self.requests += 1
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool,
+            lambda: self._call(method, path, body=body, query=query, content_type=content_type),
         )
 
     async def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any]:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
 
 LABEL_MODEL = "mlops.dev/model"
 LABEL_VERSION = "mlops.dev/version"
@@ -11,6 +14,10 @@ LABEL_TRAININGJOB = "mlops.dev/trainingjob"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 MANAGED_BY = "mlops-operator"
+
+DEGRADED_ANNOTATION = "mlops.dev/degraded"
+"""On a ModelVersion: why monitoring found it degraded. Written by the service that found
+it; the registry turns it into phase ``Degraded``; remove it to clear the mark."""
 
 MAX_NAME = 63
 
@@ -24,9 +31,10 @@ def _fit(name: str, suffix: str) -> str:
     return f"{name[:keep].rstrip('-')}-{digest}{suffix}"
 
 
-def training_job_name(trainingjob: str) -> str:
-    """The batch Job of a TrainingJob: ``<tj>-train``."""
-    return _fit(trainingjob, "-train")
+def training_job_name(trainingjob: str, generation: int = 1) -> str:
+    """The batch Job of a TrainingJob's generation: ``<tj>-train``, then ``<tj>-train-g<N>``
+    for a spec changed after it ran."""
+    return _fit(trainingjob, "-train" if generation <= 1 else f"-train-g{generation}")
 
 
 def model_version_name(model: str, version: int) -> str:
@@ -52,3 +60,15 @@ def service_url(inferenceservice: str, namespace: str) -> str:
 def retrain_name(inferenceservice: str, n: int) -> str:
     """The n-th retraining TrainingJob of a service: ``<isvc>-retrain-<n>``."""
     return _fit(inferenceservice, f"-retrain-{n}")
+
+
+SPEC_HASH = "mlops.dev/spec-hash"
+"""Annotation on every owned child: the hash of what the operator wants it to be, so
+server-side defaults never make it look different and never cause a patch loop."""
+
+
+def spec_hash(obj: Mapping[str, Any]) -> str:
+    """A short stable hash of a child's spec and labels."""
+    meta = obj.get("metadata") or {}
+    text = json.dumps({"spec": obj.get("spec"), "labels": meta.get("labels")}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,15 +1,20 @@
-"""Writing status: conditions merged in code (merge-patch replaces lists), one patch a write."""
+"""Reporting: the clock, and Events posted in the background (an Event that cannot be posted
+is logged, never a reason to redo a reconcile)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from typing import Any, cast
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
 
-import kopf
-from pydantic import BaseModel
-
-from mlops_operator.api.base import Condition, ConditionStatus, set_condition
 from mlops_operator.kube import client as k8s
+
+logger = logging.getLogger(__name__)
+
+COMPONENT = "mlops-operator"
 
 
 def now() -> dt.datetime:
@@ -17,41 +22,68 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def with_condition(
-    conditions: list[Condition],
-    type: str,
-    status: ConditionStatus,
-    reason: str,
-    message: str,
-    generation: int | None,
-) -> list[Condition]:
-    """``set_condition`` with the current time."""
-    return set_condition(
-        conditions, type, status, reason, message, now=now(), generation=generation
-    )
+def _stamp(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
-def dump(model: BaseModel) -> dict[str, Any]:
-    """A status model as a merge-patch body: camelCase, JSON types."""
-    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+def build_event(
+    obj: Mapping[str, Any], type: str, reason: str, message: str, moment: dt.datetime
+) -> dict[str, Any]:
+    """A core/v1 Event about ``obj``, as ``kubectl describe`` and ``kubectl get events`` show."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": f"{meta['name']}.{secrets.token_hex(8)}",
+            "namespace": meta["namespace"],
+        },
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion"),
+            "kind": obj.get("kind"),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "type": type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "firstTimestamp": _stamp(moment),
+        "lastTimestamp": _stamp(moment),
+        "count": 1,
+    }
 
 
-async def write(
-    kube: k8s.Kube,
-    res: k8s.Resource,
-    namespace: str,
-    name: str,
-    status: BaseModel,
-    *,
-    clear: tuple[str, ...] = (),
-) -> None:
-    """Merge-patch the whole status; ``clear`` names fields to delete (set to null)."""
-    body = dump(status)
-    for key in clear:
-        body[key] = None
-    await kube.patch_status(res, namespace, name, body)
+class Events:
+    """Posts Events without making a reconcile wait for them."""
 
+    def __init__(self, kube: k8s.Kube) -> None:
+        self._kube = kube
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.posted = 0
 
-def event(body: dict[str, Any], type: str, reason: str, message: str) -> None:
-    """Post a Kubernetes Event about the object (queued; kopf posts it in the background)."""
-    kopf.event(kopf.Body(cast(Any, body)), type=type, reason=reason, message=message)
+    def post(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+        """Post one Event about ``obj`` in the background; log it at INFO (WARNING for
+        Warning events) so the operator's log tells the same story."""
+        meta = obj["metadata"]
+        log = logger.warning if type == "Warning" else logger.info
+        log("%s %s/%s: %s: %s", obj.get("kind"), meta["namespace"], meta["name"], reason, message)
+        event = build_event(obj, type, reason, message, now())
+        task = asyncio.create_task(self._post(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _post(self, event: dict[str, Any]) -> None:
+        try:
+            await self._kube.create(k8s.EVENTS, event["metadata"]["namespace"], event)
+            self.posted += 1
+        except k8s.KubeError as exc:
+            logger.warning("could not post Event %s: %s", event["reason"], exc)
+
+    async def drain(self) -> None:
+        """Wait for the Events in flight (at shutdown and in tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,5 +1,5 @@
-"""Pure decisions of the monitoring loop: verdicts, degradation, rollback target, retraining
-budget, promotion and schedules.
+"""Pure decisions of the monitoring loop: each policy's verdict and streak, and whether the
+served version is degraded.
 
 A streak of breaches counts evaluations in a row whose verdict is ``Breached``. A
 ``Healthy`` verdict resets it; ``Inconclusive`` (too few samples, nothing measured yet) and
@@ -12,23 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
 
-from mlops_operator.api.inferenceservice import MetricPolicy, MetricResult
+from mlops_operator.api.inferenceservice import Evaluation, MetricPolicy, MetricResult
 from mlops_operator.monitoring.aggregate import Measurement
-
-LOWER_IS_BETTER: Final = frozenset({"mae", "rmse"})
-"""Held-out metrics where a smaller value is better; every other metric (accuracy, f1,
-precision, recall, rocAuc, r2) is better when larger."""
-
-DAY: Final = dt.timedelta(days=1)
-
-_CRON_MACROS: Final = frozenset(
-    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-)
-_CRON_PROBE: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def _num(value: float) -> str:
@@ -151,3 +139,30 @@ def decide(policies: Sequence[MetricPolicy], results: Sequence[MetricResult]) ->
     tally = ", ".join(f"{n} {verdict.lower()}" for verdict, n in sorted(counts.items()))
     summary = f"No policy reached its failure limit ({tally})." if tally else "No policies."
     return Decision(False, [], summary)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One measurement of every policy of a service, taken at ``time`` on ``version``; the
+    service's reconcile judges it once (an evaluation newer than ``status.lastEvaluation``)."""
+
+    time: dt.datetime
+    version: int
+    values: Mapping[str, Measurement | None]
+
+
+def judge(
+    policies: Sequence[MetricPolicy], measured: Measured, last: Evaluation | None
+) -> tuple[Evaluation, Decision]:
+    """The evaluation of ``measured`` against the policies, carrying the streaks of ``last``
+    when it judged the same version; and whether the version is degraded."""
+    previous = (
+        {r.name: r for r in last.metrics}
+        if last is not None and last.version == measured.version
+        else {}
+    )
+    results = [
+        evaluate_metric(p, measured.values.get(p.name), previous.get(p.name)) for p in policies
+    ]
+    evaluation = Evaluation(time=measured.time, version=measured.version, metrics=results)
+    return evaluation, decide(policies, results)

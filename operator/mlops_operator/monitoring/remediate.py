@@ -1,20 +1,12 @@
-"""Pure decisions of remediation: the retraining budget, promotion of a retrained version,
-and retraining schedules."""
+"""Pure decisions of remediation: the retraining budget and retraining schedules."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from croniter import CroniterError, croniter
-
-from mlops_operator.api.inferenceservice import HistoryEntry
-from mlops_operator.serving.plan import Candidate
-
-LOWER_IS_BETTER: Final = frozenset({"mae", "rmse"})
-"""Held-out metrics where a smaller value is better; every other metric (accuracy, f1,
-precision, recall, rocAuc, r2) is better when larger."""
 
 DAY: Final = dt.timedelta(days=1)
 
@@ -22,27 +14,6 @@ _CRON_MACROS: Final = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 )
 _CRON_PROBE: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-
-
-def _num(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def rollback_target(
-    history: Sequence[HistoryEntry], candidates: Sequence[Candidate], current: int
-) -> Candidate | None:
-    """The version to roll back to from ``current``, or None when no healthy one exists.
-
-    The newest entry of the service's history (newest last), other than ``current``, whose
-    version is still servable as latest (Ready, verified, passed its gates, not Degraded);
-    when the history holds none, the newest servable version older than ``current``.
-    """
-    servable = {c.version: c for c in candidates if c.servable_as_latest}
-    for entry in reversed(history):
-        if entry.version != current and entry.version in servable:
-            return servable[entry.version]
-    older = [c for version, c in servable.items() if version < current]
-    return max(older, key=lambda c: c.version, default=None)
 
 
 def may_retrain(
@@ -78,53 +49,6 @@ def may_retrain(
         )
     return True, (
         f"Retraining allowed: {len(today)} of {max_per_day} started in the last 24 hours."
-    )
-
-
-def _beats(metric: str, candidate: float, replaced: float) -> bool:
-    return candidate < replaced if metric in LOWER_IS_BETTER else candidate > replaced
-
-
-def promotion_verdict(
-    candidate_metrics: Mapping[str, float],
-    candidate: Candidate,
-    replaced_metrics: Mapping[str, float] | None,
-    must_beat: str | None,
-) -> tuple[bool, str]:
-    """Whether a retrained version may replace the served one, and a sentence saying why.
-
-    It must be Ready with a verified artifact, have passed its gates, not be Degraded, and,
-    when ``must_beat`` names a held-out metric, be strictly better on it than the replaced
-    version (lower for ``mae`` and ``rmse``, higher for the rest). ``replaced_metrics`` None
-    means no version is being replaced, so there is nothing to beat. A metric missing on
-    either side refuses the promotion: the comparison cannot be made.
-    """
-    label = f"version {candidate.version}"
-    if candidate.phase != "Ready" or not candidate.artifact_verified:
-        return False, f"{label} is not Ready (phase {candidate.phase or 'Pending'})."
-    if not candidate.gates_passed:
-        return False, f"{label} did not pass its promotion gates."
-    if candidate.degraded:
-        return False, f"{label} is Degraded."
-    if must_beat is None:
-        return True, f"{label} is Ready and passed its gates."
-    if replaced_metrics is None:
-        return True, f"{label} is Ready and passed its gates; no served version to beat."
-    mine = candidate_metrics.get(must_beat)
-    if mine is None:
-        return False, f"{label} has no {must_beat} metric to compare (promotion.mustBeat)."
-    theirs = replaced_metrics.get(must_beat)
-    if theirs is None:
-        return False, f"the replaced version has no {must_beat} metric to compare against."
-    direction = "lower" if must_beat in LOWER_IS_BETTER else "higher"
-    if not _beats(must_beat, mine, theirs):
-        return False, (
-            f"{label} {must_beat} {_num(mine)} does not beat {_num(theirs)} of the replaced "
-            f"version ({direction} is better)."
-        )
-    return True, (
-        f"{label} {must_beat} {_num(mine)} beats {_num(theirs)} of the replaced version "
-        f"({direction} is better)."
     )
 
 

@@ -25,6 +25,10 @@ from mlops_operator.kube.pod import (
 from mlops_operator.runtime.termination import EXIT_PERMANENT
 
 CONTAINER = "trainer"
+OUTPUT_ANNOTATION = "mlops.dev/output"
+"""Where the trainer writes (its ``--output``), readable from the Job's metadata."""
+GENERATION_ANNOTATION = "mlops.dev/generation"
+"""The TrainingJob generation the Job trains."""
 TERMINATION_LOG = "/dev/termination-log"
 DEFAULT_RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "500m", "memory": "512Mi"},
@@ -43,6 +47,7 @@ def build_training_job(
     output_uri: str,
     allowed_prefixes: list[str],
     ttl_seconds: int,
+    generation: int = 1,
 ) -> dict[str, Any]:
     """The batch Job that trains one TrainingJob; the owner reference is added by the caller."""
     labels = {
@@ -117,9 +122,10 @@ def build_training_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": names.training_job_name(name),
+            "name": names.training_job_name(name, generation),
             "namespace": namespace,
             "labels": labels,
+            "annotations": {OUTPUT_ANNOTATION: output_uri, GENERATION_ANNOTATION: str(generation)},
         },
         "spec": job_spec,
     }

@@ -1,157 +1,184 @@
-"""TrainingJob controller: validate → check storage → create the Job → mirror it → register.
-
-Level-triggered: every trigger (the TrainingJob changed, its Job changed, a periodic
-re-check) runs the same idempotent ``reconcile`` on fresh state read from the API.
-"""
+"""TrainingJob reconcile: read (watch state) → validate (``training.plan``) → check storage →
+create the Job for the spec's generation → mirror it → register the version. A spec changed
+after a run (succeeded or failed) runs again for the new generation: a new Job and, on
+success, a new version. Triggers live in ``mlops_operator.watches``."""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, cast
+from typing import Any
 
-import kopf
-from pydantic import ValidationError
-
-from mlops_operator import failpoints
+from mlops_operator import failpoints, metrics
 from mlops_operator.api import reasons
-from mlops_operator.api.base import GROUP, VERSION, get_condition
+from mlops_operator.api.base import get_condition, set_condition
 from mlops_operator.api.trainingjob import TrainingJobSpec, TrainingJobStatus
-from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.artifacts import io as storage_io
 from mlops_operator.artifacts import layout
 from mlops_operator.artifacts.storage import resolve_storage
-from mlops_operator.context import Context, Requeue, get_context, reconcile_object
+from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube import names
-from mlops_operator.kube.status import event, now, with_condition, write
+from mlops_operator.kube.apply import InvalidChild, apply_child, own, write_status
+from mlops_operator.kube.queue import Key
+from mlops_operator.kube.status import now
 from mlops_operator.registry.plan import main_metric
 from mlops_operator.runtime.termination import parse_termination_message
-from mlops_operator.training.build import CONTAINER, build_model_version, build_training_job
-from mlops_operator.training.plan import job_outcome, next_version
+from mlops_operator.training.build import (
+    CONTAINER,
+    OUTPUT_ANNOTATION,
+    build_model_version,
+    build_training_job,
+)
+from mlops_operator.training.plan import fresh_status, job_outcome, next_version, validate
 
 logger = logging.getLogger(__name__)
 
-STORAGE_RETRY_SECONDS = 30
+STORAGE_RETRY_SECONDS = 30.0
 TERMINAL = ("Succeeded", "Failed")
+NUMBER_ATTEMPTS = 20
+"""Version numbers tried in one registration before giving up (each taken by hand, or by
+an older artifact in storage)."""
 
 
-def allowed_estimator(class_name: str, prefixes: list[str]) -> bool:
-    """Whether a class name is under one of the allowed module prefixes (no import done)."""
-    return any(class_name.startswith(prefix) for prefix in prefixes)
+class _Run:
+    """One reconcile's view of a TrainingJob: its status, changed in place, and its Events."""
 
+    def __init__(self, ctx: Context, obj: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.obj = obj
+        meta = obj["metadata"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.generation: int = int(meta.get("generation") or 1)
+        self.status = TrainingJobStatus.model_validate(obj.get("status") or {})
+        self.events: list[tuple[str, str, str]] = []
 
-async def reconcile(ctx: Context, namespace: str, name: str) -> None:
-    """Bring one TrainingJob a step closer to Succeeded or Failed; safe to run any time."""
-    await reconcile_object(ctx, k8s.TRAININGJOBS, namespace, name, _reconcile)
-
-
-async def _reconcile(ctx: Context, body: dict[str, Any]) -> None:
-    meta = body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    status = TrainingJobStatus.model_validate(body.get("status") or {})
-    if status.phase == "Succeeded" and status.model_version:
-        return
-
-    job_name = status.job_name or names.training_job_name(name)
-    job = await ctx.kube.get_or_none(k8s.JOBS, namespace, job_name)
-    if job is None and status.job_name:
-        if status.phase not in TERMINAL:
-            await _fail(
-                ctx,
-                body,
-                status,
-                reasons.JOB_DELETED,
-                f"The training Job {job_name} was deleted before it finished.",
-            )
-        return
-    if job is None:
-        spec = await _validate(ctx, body, status)
-        if spec is None:
-            return
-        await _start(ctx, body, status, spec)
-        return
-
-    spec = TrainingJobSpec.model_validate(body["spec"])
-    await _mirror(ctx, body, status, spec, job)
-
-
-async def _validate(
-    ctx: Context, body: dict[str, Any], status: TrainingJobStatus
-) -> TrainingJobSpec | None:
-    try:
-        spec = TrainingJobSpec.model_validate(body.get("spec") or {})
-    except ValidationError as exc:
-        await _invalid(ctx, body, status, describe_validation_error(exc, root="spec"))
-        return None
-    prefixes = ctx.settings.allowed_estimator_prefixes
-    if not allowed_estimator(spec.estimator.class_name, prefixes):
-        await _invalid(
-            ctx,
-            body,
-            status,
-            f"spec.estimator.className: {spec.estimator.class_name!r} is not allowed; "
-            f"the operator only builds estimators under {', '.join(prefixes)}",
+    def cond(self, type: str, value: bool, reason: str, message: str) -> None:
+        self.status.conditions = set_condition(
+            self.status.conditions,
+            type,
+            "True" if value else "False",
+            reason,
+            message,
+            now=now(),
+            generation=self.generation,
         )
+
+    def event(self, type: str, reason: str, message: str) -> None:
+        self.events.append((type, reason, message))
+
+    async def write(self) -> None:
+        """Write what differs, then post the Events (after: a failed write repeats them)."""
+        await write_status(
+            self.ctx.kube, self.ctx.cache, k8s.TRAININGJOBS, self.obj, self.status.to_wire()
+        )
+        self.obj = self.ctx.cache.get(k8s.TRAININGJOBS, self.namespace, self.name) or self.obj
+        for type, reason, message in self.events:
+            self.ctx.post(self.obj, type, reason, message)
+        self.events = []
+
+    def fail(self, reason: str, message: str, completion: Any = None) -> None:
+        self.status.phase = "Failed"
+        self.status.failure_reason = message
+        self.status.completion_time = completion or now()
+        self.cond(reasons.READY, False, reason, message)
+        self.event("Warning", reason, message)
+
+
+def _sticky_invalid(status: TrainingJobStatus, generation: int) -> bool:
+    ready = get_condition(status.conditions, reasons.READY)
+    return (
+        ready is not None
+        and ready.reason == reasons.INVALID_SPEC
+        and ready.observed_generation == generation
+    )
+
+
+async def reconcile(ctx: Context, key: Key) -> float | None:
+    """One reconcile of one TrainingJob; the seconds until it wants another look."""
+    namespace, name = key
+    obj = ctx.cache.get(k8s.TRAININGJOBS, namespace, name)
+    if obj is None or obj["metadata"].get("deletionTimestamp"):
         return None
-    return spec
+    metrics.RECONCILES.labels("trainingjobs").inc()
+    run = _Run(ctx, obj)
+    status = run.status
+    if _sticky_invalid(status, run.generation):
+        return None
+    spec = validate(obj.get("spec") or {}, ctx.settings.allowed_estimator_prefixes)
+    if isinstance(spec, str):
+        previous = get_condition(status.conditions, reasons.READY)
+        status.phase = "Failed"
+        status.observed_generation = run.generation
+        run.cond(reasons.READY, False, reasons.INVALID_SPEC, spec)
+        if previous is None or previous.message != spec:
+            run.event("Warning", reasons.INVALID_SPEC, spec)
+        await run.write()
+        return None
+
+    if status.observed_generation is not None and status.observed_generation != run.generation:
+        await _supersede(run)
+    status = run.status
+    status.observed_generation = run.generation
+    if status.phase == "Succeeded" and status.model_version:
+        return None
+    if status.phase == "Failed":
+        return None  # until the spec changes
+
+    job_name = names.training_job_name(name, run.generation)
+    job = ctx.cache.get(k8s.JOBS, namespace, job_name)
+    if job is None:
+        if status.job_name == job_name:
+            run.fail(
+                reasons.JOB_DELETED, f"The training Job {job_name} was deleted before it finished."
+            )
+            await run.write()
+            return None
+        return await _start(run, spec)
+    return await _mirror(run, spec, job)
 
 
-async def _invalid(
-    ctx: Context, body: dict[str, Any], status: TrainingJobStatus, message: str
-) -> None:
-    meta = body["metadata"]
-    generation = meta.get("generation")
-    previous = get_condition(status.conditions, reasons.READY)
-    status.phase = "Failed"
-    status.observed_generation = generation
-    status.conditions = with_condition(
-        status.conditions, reasons.READY, "False", reasons.INVALID_SPEC, message, generation
+async def _supersede(run: _Run) -> None:
+    """The spec changed after a run started: stop a Job still training the old spec and
+    start over for the new generation."""
+    old = run.status.job_name
+    if old and run.status.phase not in TERMINAL:
+        await run.ctx.kube.delete(k8s.JOBS, run.namespace, old)
+    message = (
+        f"The spec changed (generation {run.status.observed_generation} → {run.generation}): "
+        "training again."
     )
-    await write(ctx.kube, k8s.TRAININGJOBS, meta["namespace"], meta["name"], status)
-    if previous is None or previous.message != message:
-        event(body, "Warning", reasons.INVALID_SPEC, message)
+    run.status = fresh_status(run.status)
+    run.event("Normal", reasons.SPEC_CHANGED, message)
 
 
-async def _start(
-    ctx: Context, body: dict[str, Any], status: TrainingJobStatus, spec: TrainingJobSpec
-) -> None:
-    meta = body["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+async def _start(run: _Run, spec: TrainingJobSpec) -> float | None:
+    ctx, status = run.ctx, run.status
     storage = resolve_storage(spec.storage, ctx.settings)
-    check = await storage_io.check(ctx, namespace, storage, spec.dataset.uri)
+    check = await storage_io.check(ctx, run.namespace, storage, spec.dataset.uri)
     previous = get_condition(status.conditions, reasons.STORAGE_REACHABLE)
-    status.observed_generation = generation
-    status.conditions = with_condition(
-        status.conditions,
-        reasons.STORAGE_REACHABLE,
-        "True" if check.ok else "False",
-        check.reason,
-        check.message,
-        generation,
-    )
+    run.cond(reasons.STORAGE_REACHABLE, check.ok, check.reason, check.message)
     if not check.ok:
         status.phase = "Pending"
-        status.conditions = with_condition(
-            status.conditions, reasons.READY, "False", check.reason, check.message, generation
-        )
-        await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
+        run.cond(reasons.READY, False, check.reason, check.message)
         if previous is None or previous.reason != check.reason:
-            event(body, "Warning", check.reason, check.message)
-        raise Requeue(STORAGE_RETRY_SECONDS, check.message)
-
+            run.event("Warning", check.reason, check.message)
+        await run.write()
+        return STORAGE_RETRY_SECONDS
+    meta = run.obj["metadata"]
     output = layout.run_dir_uri(
         storage.bucket,
         storage.prefix,
-        meta["namespace"],
+        run.namespace,
         spec.model,
-        name,
+        run.name,
         meta["uid"],
-        meta.get("generation") or 1,
+        run.generation,
     )
     job = build_training_job(
-        name=name,
-        namespace=namespace,
+        name=run.name,
+        namespace=run.namespace,
         uid=meta["uid"],
         spec=spec,
         image=spec.image or ctx.settings.runtime_image,
@@ -159,24 +186,24 @@ async def _start(
         output_uri=output,
         allowed_prefixes=ctx.settings.allowed_estimator_prefixes,
         ttl_seconds=ctx.settings.job_ttl_seconds,
+        generation=run.generation,
     )
-    kopf.adopt(job, owner=kopf.Body(cast(Any, body)))
     try:
-        await ctx.kube.create(k8s.JOBS, namespace, job)
-        event(body, "Normal", reasons.JOB_CREATED, f"Created Job {job['metadata']['name']}.")
-    except k8s.Conflict:
-        pass  # created by an earlier run of this reconcile: names are deterministic
+        applied = await apply_child(ctx.kube, ctx.cache, k8s.JOBS, own(job, run.obj), None)
+    except InvalidChild as exc:
+        status.phase = "Failed"
+        run.cond(reasons.READY, False, reasons.INVALID_SPEC, str(exc))
+        run.event("Warning", reasons.INVALID_SPEC, str(exc))
+        await run.write()
+        return None
     status.job_name = job["metadata"]["name"]
     status.phase = "Pending"
-    status.conditions = with_condition(
-        status.conditions,
-        reasons.READY,
-        "False",
-        reasons.JOB_CREATED,
-        f"Job {status.job_name} created; waiting for the trainer to start.",
-        generation,
-    )
-    await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
+    message = f"Job {status.job_name} created; waiting for the trainer to start."
+    run.cond(reasons.READY, False, reasons.JOB_CREATED, message)
+    if applied.written:
+        run.event("Normal", reasons.JOB_CREATED, f"Created Job {status.job_name}.")
+    await run.write()
+    return None
 
 
 async def _last_failure(ctx: Context, namespace: str, job_name: str) -> tuple[str, str] | None:
@@ -193,228 +220,154 @@ async def _last_failure(ctx: Context, namespace: str, job_name: str) -> tuple[st
     return None
 
 
-def _output_uri(job: dict[str, Any]) -> str:
-    """Where the trainer was told to write: the ``--output`` argument of its container."""
-    for container in job["spec"]["template"]["spec"]["containers"]:
-        if container["name"] == CONTAINER:
-            args = list(container.get("args") or [])
-            return str(args[args.index("--output") + 1])
-    raise ValueError(f"Job {job['metadata']['name']} has no {CONTAINER} container")
-
-
-async def _mirror(
-    ctx: Context,
-    body: dict[str, Any],
-    status: TrainingJobStatus,
-    spec: TrainingJobSpec,
-    job: dict[str, Any],
-) -> None:
-    meta = body["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+async def _mirror(run: _Run, spec: TrainingJobSpec, job: dict[str, Any]) -> float | None:
+    status = run.status
     job_status = job.get("status") or {}
     failure = None
     if any(
         c.get("type") == "Failed" and c.get("status") == "True"
         for c in job_status.get("conditions") or []
     ):
-        failure = await _last_failure(ctx, namespace, job["metadata"]["name"])
+        failure = await _last_failure(run.ctx, run.namespace, job["metadata"]["name"])
     outcome = job_outcome(job_status, failure)
     if job_status.get("startTime") and status.start_time is None:
         status.start_time = job_status["startTime"]
     status.job_name = job["metadata"]["name"]
-
     if outcome.phase == "Failed":
-        if status.phase != "Failed":
-            await _fail(
-                ctx,
-                body,
-                status,
-                outcome.reason,
-                outcome.message,
-                completion=job_status.get("completionTime"),
-            )
-        return
+        run.fail(outcome.reason, outcome.message, job_status.get("completionTime"))
+        await run.write()
+        return None
     if outcome.phase in ("Pending", "Running"):
-        if status.phase == outcome.phase:
-            return
         status.phase = outcome.phase
-        status.conditions = with_condition(
-            status.conditions, reasons.READY, "False", outcome.reason, outcome.message, generation
-        )
-        await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
-        return
-    await _register(ctx, body, status, spec, job)
+        run.cond(reasons.READY, False, outcome.reason, outcome.message)
+        await run.write()
+        return None
+    return await _register(run, spec, job)
 
 
-async def _fail(
-    ctx: Context,
-    body: dict[str, Any],
-    status: TrainingJobStatus,
-    reason: str,
-    message: str,
-    *,
-    completion: Any = None,
-) -> None:
-    meta = body["metadata"]
-    status.phase = "Failed"
-    status.failure_reason = message
-    status.completion_time = completion or now()
-    status.conditions = with_condition(
-        status.conditions, reasons.READY, "False", reason, message, meta.get("generation")
-    )
-    await write(ctx.kube, k8s.TRAININGJOBS, meta["namespace"], meta["name"], status)
-    event(body, "Warning", reason, message)
-
-
-async def _taken_versions(ctx: Context, namespace: str, model: str, me: str) -> set[int]:
-    """Every version number of the model already registered or reserved by another run."""
+def _taken(ctx: Context, namespace: str, model: str, me: str) -> set[int]:
+    """Every version number of the model registered, or reserved by another TrainingJob."""
     taken: set[int] = set()
-    for mv in await ctx.kube.list(k8s.MODELVERSIONS, namespace):
-        spec = mv.get("spec") or {}
-        if spec.get("model") == model and isinstance(spec.get("version"), int):
-            taken.add(spec["version"])
-    for tj in await ctx.kube.list(k8s.TRAININGJOBS, namespace):
+    for mv in ctx.cache.select(
+        k8s.MODELVERSIONS,
+        "model",
+        (namespace, model),
+        lambda o: (
+            o["metadata"]["namespace"] == namespace and (o.get("spec") or {}).get("model") == model
+        ),
+    ):
+        version = (mv.get("spec") or {}).get("version")
+        if isinstance(version, int):
+            taken.add(version)
+    for tj in ctx.cache.select(
+        k8s.TRAININGJOBS,
+        "model",
+        (namespace, model),
+        lambda o: (
+            o["metadata"]["namespace"] == namespace and (o.get("spec") or {}).get("model") == model
+        ),
+    ):
         version = (tj.get("status") or {}).get("version")
-        same_model = (tj.get("spec") or {}).get("model") == model
-        if same_model and isinstance(version, int) and tj["metadata"]["name"] != me:
+        if isinstance(version, int) and tj["metadata"]["name"] != me:
             taken.add(version)
     return taken
 
 
-async def _register(
-    ctx: Context,
-    body: dict[str, Any],
-    status: TrainingJobStatus,
-    spec: TrainingJobSpec,
-    job: dict[str, Any],
-) -> None:
-    meta = body["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], meta.get("generation")
+async def _register(run: _Run, spec: TrainingJobSpec, job: dict[str, Any]) -> float | None:
+    ctx, status = run.ctx, run.status
     storage = resolve_storage(spec.storage, ctx.settings)
-    run_uri = _output_uri(job)
-    store = await storage_io.open_store(ctx, namespace, storage)
-    try:
-        manifest = json.loads(await storage_io.read_bytes(store, run_uri + "manifest.json"))
-    except storage_io.NotFound:
-        await _fail(
-            ctx,
-            body,
-            status,
+    run_uri = ((job.get("metadata") or {}).get("annotations") or {}).get(OUTPUT_ANNOTATION)
+    if not run_uri:
+        run.fail(
             reasons.REGISTRATION_FAILED,
-            f"The trainer reported success but {run_uri}manifest.json does not exist.",
+            f"The Job {job['metadata']['name']} does not say where the trainer wrote "
+            f"(annotation {OUTPUT_ANNOTATION}).",
         )
-        return
+        await run.write()
+        return None
+    store = await storage_io.open_store(ctx, run.namespace, storage)
+    manifest_uri = layout.file_uri(run_uri, layout.MANIFEST_FILE)
+    try:
+        manifest = json.loads(await storage_io.read_bytes(store, manifest_uri))
+    except storage_io.NotFound:
+        run.fail(
+            reasons.REGISTRATION_FAILED,
+            f"The trainer reported success but {manifest_uri} does not exist.",
+        )
+        await run.write()
+        return None
 
     # Registration is serialised per model so that two runs never take the same number.
-    async with ctx.lock(("model", namespace, spec.model)):
-        if status.version is None:
-            taken = await _taken_versions(ctx, namespace, spec.model, name)
-            status.version = next_version(taken)
-            status.phase = "Running"
-            status.conditions = with_condition(
-                status.conditions,
-                reasons.READY,
-                "False",
-                reasons.REGISTERING,
-                f"Training finished; registering version {status.version}.",
-                generation,
+    async with ctx.lock(("model", run.namespace, spec.model)):
+        mv_name = ""
+        version_uri = ""
+        for _ in range(NUMBER_ATTEMPTS):
+            if status.version is None:
+                status.version = next_version(_taken(ctx, run.namespace, spec.model, run.name))
+                status.phase = "Running"
+                run.cond(
+                    reasons.READY,
+                    False,
+                    reasons.REGISTERING,
+                    f"Training finished; registering version {status.version}.",
+                )
+                # Reserve the number before anything else, so a restart reuses it.
+                await run.write()
+                failpoints.hit("register.after-reserve")
+            version_uri = layout.version_dir_uri(
+                storage.bucket, storage.prefix, run.namespace, spec.model, status.version
             )
-            # Reserve the number before anything else, so a restart reuses it.
-            await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
-            failpoints.hit("register.after-reserve")
+            try:
+                await storage_io.copy_prefix(store, run_uri, version_uri)
+            except storage_io.AlreadyExists as exc:
+                logger.info("%s/%s: version %s: %s", run.namespace, run.name, status.version, exc)
+                status.version += 1  # an older artifact holds the number: never overwrite it
+                await run.write()
+                continue
+            failpoints.hit("register.after-copy")
+            mv = build_model_version(
+                namespace=run.namespace,
+                trainingjob=run.name,
+                spec=spec,
+                version=status.version,
+                artifact_uri=version_uri,
+                manifest=manifest,
+                storage=storage,
+            )
+            mv_name = mv["metadata"]["name"]
+            try:
+                created = await ctx.kube.create(k8s.MODELVERSIONS, run.namespace, mv)
+                ctx.cache.remember(k8s.MODELVERSIONS, created)
+                failpoints.hit("register.after-create")
+                break
+            except k8s.Conflict:
+                existing = await ctx.kube.get(k8s.MODELVERSIONS, run.namespace, mv_name)
+                ctx.cache.remember(k8s.MODELVERSIONS, existing)
+                source = (existing.get("spec") or {}).get("source") or {}
+                if source.get("trainingJob") == run.name:
+                    break  # created by an earlier attempt of this reconcile
+                logger.info("%s/%s: %s was registered by hand", run.namespace, run.name, mv_name)
+                status.version = None  # someone took the number: take the next one
+        else:
+            run.fail(
+                reasons.REGISTRATION_FAILED,
+                f"No free version number found after {NUMBER_ATTEMPTS} attempts.",
+            )
+            await run.write()
+            return None
 
-        version_uri = layout.version_dir_uri(
-            storage.bucket, storage.prefix, meta["namespace"], spec.model, status.version
-        )
-        await storage_io.copy_prefix(store, run_uri, version_uri)
-        failpoints.hit("register.after-copy")
-
-        mv = build_model_version(
-            namespace=namespace,
-            trainingjob=name,
-            spec=spec,
-            version=status.version,
-            artifact_uri=version_uri,
-            manifest=manifest,
-            storage=storage,
-        )
-        mv_name = mv["metadata"]["name"]
-        try:
-            await ctx.kube.create(k8s.MODELVERSIONS, namespace, mv)
-            failpoints.hit("register.after-create")
-        except k8s.Conflict:
-            existing = await ctx.kube.get(k8s.MODELVERSIONS, namespace, mv_name)
-            source = (existing.get("spec") or {}).get("source") or {}
-            if source.get("trainingJob") != name:
-                # Someone registered this number by hand meanwhile: take the next one.
-                status.version = None
-                await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status, clear=("version",))
-                raise Requeue(1, f"version number taken by {mv_name}; retrying") from None
-
-    metrics = {k: float(v) for k, v in (manifest.get("metrics") or {}).items()}
+    values = {k: float(v) for k, v in (manifest.get("metrics") or {}).items()}
     status.phase = "Succeeded"
     status.model_version = mv_name
     status.artifact_uri = version_uri
-    status.metrics = metrics
-    status.main_metric = main_metric(metrics)
+    status.metrics = values
+    status.main_metric = main_metric(values)
     status.completion_time = (job.get("status") or {}).get("completionTime") or now()
     message = f"Registered ModelVersion {mv_name}" + (
         f" ({status.main_metric})." if status.main_metric else "."
     )
-    status.conditions = with_condition(
-        status.conditions,
-        reasons.REGISTERED,
-        "True",
-        reasons.MODEL_REGISTERED,
-        message,
-        generation,
-    )
-    status.conditions = with_condition(
-        status.conditions, reasons.READY, "True", reasons.MODEL_REGISTERED, message, generation
-    )
-    await write(ctx.kube, k8s.TRAININGJOBS, namespace, name, status)
-    event(body, "Normal", reasons.MODEL_REGISTERED, message)
-
-
-async def _run(memo: Any, namespace: str | None, name: str) -> None:
-    assert namespace is not None  # TrainingJobs are namespaced
-    try:
-        await reconcile(get_context(memo), namespace, name)
-    except Requeue as exc:
-        raise kopf.TemporaryError(str(exc), delay=exc.delay) from None
-    except k8s.Conflict as exc:
-        raise kopf.TemporaryError(f"conflict, retrying: {exc.message}", delay=1) from None
-
-
-@kopf.on.create(GROUP, VERSION, "trainingjobs")
-@kopf.on.resume(GROUP, VERSION, "trainingjobs")
-@kopf.on.update(GROUP, VERSION, "trainingjobs", field="spec")
-async def trainingjob_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """A TrainingJob appeared, changed, or the operator restarted."""
-    await _run(memo, namespace, name)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_TRAININGJOB: kopf.PRESENT})
-async def job_changed(
-    type: str, body: kopf.Body, namespace: str | None, memo: Any, **_: Any
-) -> None:
-    """A training Job's status moved: mirror it into its TrainingJob."""
-    owner = body.metadata.labels.get(names.LABEL_TRAININGJOB)
-    if not owner or not namespace or type == "DELETED":
-        return
-    try:
-        await reconcile(get_context(memo), namespace, owner)
-    except Requeue as exc:
-        logger.info("TrainingJob %s/%s will be retried: %s", namespace, owner, exc)
-
-
-def _unfinished(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL or (
-        status.get("phase") == "Succeeded" and not status.get("modelVersion")
-    )
-
-
-@kopf.timer(GROUP, VERSION, "trainingjobs", interval=30, initial_delay=30, when=_unfinished)
-async def trainingjob_recheck(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """Safety net for missed Job events and failed registrations: re-run the reconcile."""
-    await _run(memo, namespace, name)
+    run.cond(reasons.REGISTERED, True, reasons.MODEL_REGISTERED, message)
+    run.cond(reasons.READY, True, reasons.MODEL_REGISTERED, message)
+    run.event("Normal", reasons.MODEL_REGISTERED, message)
+    await run.write()
+    return None

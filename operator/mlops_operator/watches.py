@@ -1,0 +1,238 @@
+"""Watch state and triggers, in one place: what kopf indexes for the reconciles to read, and
+which events mark which objects dirty. A trigger never decides anything and never fails: it
+feeds the cache and enqueues keys. kopf re-lists every watch every ``resync_seconds``
+(``settings.watching.server_timeout``), and every listed object is an event: that is the
+periodic resync of every object, paused with the operator when a peer takes over."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kopf
+
+from mlops_operator.api.base import GROUP, VERSION
+from mlops_operator.context import Context, get_context
+from mlops_operator.kube import client as k8s
+from mlops_operator.kube import names
+from mlops_operator.kube.names import DEGRADED_ANNOTATION
+
+SERVED_BY_DELAY = 1.0
+"""Seconds a version waits after a service changed before recomputing ``servedBy``: a burst
+of services of one model makes one write, not one per service."""
+
+
+def _raw(body: kopf.Body) -> dict[str, Any]:
+    return dict(body)
+
+
+def _slim(body: kopf.Body) -> dict[str, Any]:
+    """A child as the reconciles need it: identity, labels, annotations, status."""
+    meta = body.get("metadata") or {}
+    keep = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations")
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: meta[k] for k in keep if k in meta},
+        "status": body.get("status") or {},
+    }
+
+
+# --- indexes: (namespace, name) and (namespace, model) -------------------------------------
+
+
+@kopf.index(GROUP, VERSION, "trainingjobs")
+def trainingjobs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): _raw(body)}
+
+
+@kopf.index(GROUP, VERSION, "trainingjobs")
+def trainingjobs_by_model(namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any) -> Any:
+    model = spec.get("model")
+    return {(namespace or "", model): _raw(body)} if model else None
+
+
+@kopf.index(GROUP, VERSION, "modelversions")
+def modelversions_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): _raw(body)}
+
+
+@kopf.index(GROUP, VERSION, "modelversions")
+def modelversions_by_model(
+    namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any
+) -> Any:
+    model = spec.get("model")
+    return {(namespace or "", model): _raw(body)} if model else None
+
+
+@kopf.index(GROUP, VERSION, "inferenceservices")
+def inferenceservices_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): _raw(body)}
+
+
+@kopf.index(GROUP, VERSION, "inferenceservices")
+def inferenceservices_by_model(
+    namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any
+) -> Any:
+    model = spec.get("model")
+    return {(namespace or "", model): _raw(body)} if model else None
+
+
+@kopf.index("batch", "v1", "jobs", labels={names.LABEL_TRAININGJOB: kopf.PRESENT})
+def jobs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): _slim(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT})
+def deployments_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): _slim(body)}
+
+
+@kopf.index("", "v1", "services", labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT})
+def services_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): _slim(body)}
+
+
+def attach(ctx: Context, indices: dict[str, Any]) -> None:
+    """Give the cache kopf's indexes (kopf passes them to every handler by name)."""
+    cache = ctx.cache
+    cache.attach(
+        k8s.TRAININGJOBS, indices["trainingjobs_by_name"], model=indices["trainingjobs_by_model"]
+    )
+    cache.attach(
+        k8s.MODELVERSIONS,
+        indices["modelversions_by_name"],
+        model=indices["modelversions_by_model"],
+    )
+    cache.attach(
+        k8s.INFERENCESERVICES,
+        indices["inferenceservices_by_name"],
+        model=indices["inferenceservices_by_model"],
+    )
+    cache.attach(k8s.JOBS, indices["jobs_by_name"])
+    cache.attach(k8s.DEPLOYMENTS, indices["deployments_by_name"])
+    cache.attach(k8s.SERVICES, indices["services_by_name"])
+
+
+# --- triggers -------------------------------------------------------------------------------
+
+
+def _changed(ctx: Context, kind: str, body: kopf.Body, what: Any, deleted: bool) -> bool:
+    """Whether ``what`` (a projection of the object) changed since the last event."""
+    key = (kind, body.metadata.namespace or "", body.metadata.name or "")
+    if deleted:
+        ctx.seen.pop(key, None)
+        return True
+    digest = json.dumps(what, sort_keys=True, default=str)
+    if ctx.seen.get(key) == digest:
+        return False
+    ctx.seen[key] = digest
+    return True
+
+
+def _mark(ctx: Context, plural: str, body: kopf.Body, deleted: bool) -> None:
+    """The object's own event: its key is dirty; a new generation starts backoff over."""
+    namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+    queue = ctx.queues.get(plural)
+    if queue is None or deleted and plural != "inferenceservices":
+        return
+    generation = body.metadata.get("generation")
+    if _changed(ctx, f"{plural}/generation", body, generation, deleted):
+        queue.forget((namespace, name))
+    queue.add((namespace, name))
+
+
+@kopf.on.event(GROUP, VERSION, "trainingjobs")
+async def trainingjob_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A TrainingJob changed: reconcile it, and the service whose retraining it is."""
+    ctx = get_context(memo)
+    deleted = type == "DELETED"
+    ctx.cache.observed(k8s.TRAININGJOBS, body, deleted)
+    _mark(ctx, "trainingjobs", body, deleted)
+    owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
+    if owner:
+        ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_TRAININGJOB: kopf.PRESENT})
+async def job_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A training Job moved: reconcile its TrainingJob."""
+    ctx = get_context(memo)
+    ctx.cache.observed(k8s.JOBS, body, type == "DELETED")
+    owner = body.metadata.labels.get(names.LABEL_TRAININGJOB)
+    if owner:
+        ctx.enqueue("trainingjobs", body.metadata.namespace or "", owner)
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+async def modelversion_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A version changed: verify it; services of its model may resolve differently (not
+    when only its ``servedBy`` changed, which no resolution reads)."""
+    ctx = get_context(memo)
+    deleted = type == "DELETED"
+    ctx.cache.observed(k8s.MODELVERSIONS, body, deleted)
+    _mark(ctx, "modelversions", body, deleted)
+    namespace = body.metadata.namespace or ""
+    model = (body.get("spec") or {}).get("model")
+    status = {k: v for k, v in (body.get("status") or {}).items() if k != "servedBy"}
+    what = {
+        "spec": body.get("spec"),
+        "status": status,
+        "degraded": body.metadata.annotations.get(DEGRADED_ANNOTATION),
+        "deleting": body.metadata.get("deletionTimestamp"),
+    }
+    if model and _changed(ctx, "modelversions/serving", body, what, deleted):
+        for isvc in ctx.cache.select(
+            k8s.INFERENCESERVICES,
+            "model",
+            (namespace, model),
+            lambda o: (
+                o["metadata"]["namespace"] == namespace
+                and (o.get("spec") or {}).get("model") == model
+            ),
+        ):
+            ctx.enqueue("inferenceservices", namespace, isvc["metadata"]["name"])
+
+
+@kopf.on.event(GROUP, VERSION, "inferenceservices")
+async def inferenceservice_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A service changed: reconcile it; when what it serves changed, the versions of its model
+    recompute ``servedBy``."""
+    ctx = get_context(memo)
+    deleted = type == "DELETED"
+    ctx.cache.observed(k8s.INFERENCESERVICES, body, deleted)
+    _mark(ctx, "inferenceservices", body, deleted)
+    namespace = body.metadata.namespace or ""
+    model = (body.get("spec") or {}).get("model")
+    serving = (body.get("status") or {}).get("currentVersion")
+    if model and _changed(ctx, "inferenceservices/serving", body, [model, serving], deleted):
+        for mv in ctx.cache.select(
+            k8s.MODELVERSIONS,
+            "model",
+            (namespace, model),
+            lambda o: (
+                o["metadata"]["namespace"] == namespace
+                and (o.get("spec") or {}).get("model") == model
+            ),
+        ):
+            ctx.enqueue("modelversions", namespace, mv["metadata"]["name"], SERVED_BY_DELAY)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT})
+async def deployment_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """The predictor's rollout moved (or it was deleted): reconcile its service."""
+    ctx = get_context(memo)
+    ctx.cache.observed(k8s.DEPLOYMENTS, body, type == "DELETED")
+    owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
+    if owner:
+        ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)
+
+
+@kopf.on.event("", "v1", "services", labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT})
+async def service_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """A predictor Service was deleted (or changed by someone): put it back."""
+    ctx = get_context(memo)
+    ctx.cache.observed(k8s.SERVICES, body, type == "DELETED")
+    owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
+    if owner and type in ("DELETED", "MODIFIED"):
+        ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)
