@@ -30,6 +30,6 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert "rolled forward to version 2 (NewLatest)" in out
     assert "RolledBack: Rolled back from version 2 to 1" in out
     assert "Retraining: TrainingJob breast-cancer-retrain-1" in out
-    assert "v1 Initial → v2 NewLatest → v1 RolledBack → v3 NewLatest" in out
+    assert "v1 Initial → v2 NewLatest → v1 RolledBack → v3 Promoted" in out
     assert "done: every step happened" in out
     assert (tmp_path / "kubeconfig").exists()

@@ -4,15 +4,12 @@ import datetime as dt
 
 import pytest
 
-from mlops_operator.api.inferenceservice import HistoryEntry
 from mlops_operator.monitoring.remediate import (
     may_retrain,
     next_run,
-    promotion_verdict,
-    rollback_target,
     validate_cron,
 )
-from mlops_operator.serving.plan import Candidate
+from mlops_operator.serving.plan import Candidate, promotion_verdict
 
 T0 = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -27,51 +24,6 @@ def mv(
     degraded: bool = False,
 ) -> Candidate:
     return Candidate(f"m-v{version}", version, phase, verified, gates, degraded)
-
-
-def served(*versions: int) -> list[HistoryEntry]:
-    return [
-        HistoryEntry(version=v, time=T0 + i * HOUR, reason="NewLatest")
-        for i, v in enumerate(versions)
-    ]
-
-
-@pytest.mark.parametrize(
-    ("history", "candidates", "current", "expected"),
-    [
-        # the newest earlier version in the history
-        (served(1, 2, 3), [mv(1), mv(2), mv(3)], 3, 2),
-        # skipping one since Degraded and one that failed its gates
-        (
-            served(1, 2, 3, 4),
-            [mv(1), mv(2, "Degraded", degraded=True), mv(3, "Failed", gates=False), mv(4)],
-            4,
-            1,
-        ),
-        # history order wins over version numbers: 1 was served after 2
-        (served(2, 1, 3), [mv(1), mv(2), mv(3)], 3, 1),
-        # a version served before a rollback to it is found again, never current itself
-        (served(1, 2, 1, 2), [mv(1), mv(2)], 2, 1),
-        # a version deleted since it was served is skipped
-        (served(1, 2, 3), [mv(1), mv(3)], 3, 1),
-        # nothing usable in the history: the newest servable older version
-        (served(3), [mv(1), mv(2), mv(3), mv(4)], 3, 2),
-        (
-            [],
-            [mv(1), mv(2, "Pending", verified=False), mv(3)],
-            3,
-            1,
-        ),
-        # no healthy earlier version
-        (served(1, 2), [mv(1, "Degraded", degraded=True), mv(2)], 2, None),
-        (served(1), [mv(1)], 1, None),
-    ],
-)
-def test_rollback_target_skips_degraded_and_failed_versions(
-    history: list[HistoryEntry], candidates: list[Candidate], current: int, expected: int | None
-) -> None:
-    target = rollback_target(history, candidates, current)
-    assert (target.version if target else None) == expected
 
 
 @pytest.mark.parametrize(
