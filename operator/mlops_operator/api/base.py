@@ -45,14 +45,24 @@ class SecretKeyRef(ApiModel):
     """Name of the Secret."""
 
 
+QUANTITY = (
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+"""A non-negative Kubernetes resource quantity (``500m``, ``2``, ``1Gi``, ``1e3``)."""
+
+Quantity = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=QUANTITY, max_length=64)]
+
+
 class ResourceRequirements(ApiModel):
     """CPU and memory for the pod's container, as in a Kubernetes container spec."""
 
-    requests: dict[str, int | str] | None = None
+    requests: dict[str, Quantity] | None = None
     """Minimum resources, e.g. ``{cpu: 500m, memory: 1Gi}``."""
 
-    limits: dict[str, int | str] | None = None
-    """Maximum resources, e.g. ``{cpu: "2", memory: 2Gi}``."""
+    limits: dict[str, Quantity] | None = None
+    """Maximum resources, e.g. ``{cpu: "2", memory: 2Gi}``; a request above its limit is
+    rejected by the API server and reported as ``InvalidSpec``."""
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

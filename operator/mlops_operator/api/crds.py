@@ -145,6 +145,10 @@ def _to_openapi(node: Any) -> Any:
             node = {**non_null[0], **node}
         elif types <= {"integer", "string"}:
             node["x-kubernetes-int-or-string"] = True
+            for option in non_null:  # e.g. a quantity: a pattern for strings, >= 0 for numbers
+                for key in ("pattern", "minimum", "maxLength"):
+                    if key in option:
+                        node[key] = option[key]
         else:  # pragma: no cover - a model change that needs a new mapping
             raise ValueError(f"cannot express anyOf {options} in a structural schema")
     if "const" in node:

@@ -87,7 +87,7 @@ class ModelVersionSpec(ApiModel):
     """Lineage of the model."""
 
 
-Phase = Literal["Pending", "Ready", "Failed", "Degraded", "Retired"]
+Phase = Literal["Pending", "Ready", "Failed", "Degraded"]
 
 
 class GateResult(StatusModel):
@@ -113,7 +113,8 @@ class ModelVersionStatus(StatusModel):
     """Observed state of a ModelVersion."""
 
     phase: Phase | None = None
-    """``Pending``, ``Ready``, ``Failed``, ``Degraded`` or ``Retired``."""
+    """``Pending`` (verifying), ``Ready`` (verified, passed its gates, not degraded), ``Failed``
+    (invalid spec, digest mismatch or failed gates) or ``Degraded`` (monitoring marked it)."""
 
     conditions: list[Condition] = Field(default_factory=list)
     """``Ready``, ``ArtifactVerified``, ``GatesPassed``, ``Degraded``."""

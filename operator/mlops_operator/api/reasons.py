@@ -43,7 +43,6 @@ ARTIFACT_NOT_FOUND: Final = "ArtifactNotFound"
 ALL_GATES_PASSED: Final = "AllGatesPassed"
 NO_GATES: Final = "NoGates"
 GATE_FAILED: Final = "GateFailed"
-GATES_NOT_EVALUATED: Final = "GatesNotEvaluated"
 VERSION_READY: Final = "VersionReady"
 DEGRADATION_CLEARED: Final = "DegradationCleared"
 
