@@ -4,9 +4,28 @@ sandbox has its own, ``mlops-sandbox``)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Final
+
+RUNTIME_MODULES: Final = (
+    "sklearn",
+    "joblib",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "starlette",
+    "uvicorn",
+    "orjson",
+)
+"""What the ``runtime`` extra installs, by import name: ``train`` and ``serve`` need it; the
+operator image (``run``, ``crds``) does not have it."""
+
+EXIT_NO_RUNTIME: Final = 2
+"""The exit code of ``train`` and ``serve`` without the runtime extra: no retry can fix it, so
+it is the trainer's ``EXIT_PERMANENT`` (a training Job then fails at once)."""
 
 
 def _crds(args: argparse.Namespace) -> int:
@@ -38,13 +57,29 @@ def _run(args: argparse.Namespace) -> int:
     )
 
 
+def _missing_runtime(command: str) -> bool:
+    """Whether the runtime extra is missing, said on one line of stderr if so."""
+    missing = [name for name in RUNTIME_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        print(
+            f"mlops-operator {command}: the runtime extra is not installed (no module "
+            f"{', '.join(missing)}); install 'mlops-operator[runtime]' or use the runtime image",
+            file=sys.stderr,
+        )
+    return bool(missing)
+
+
 def _train(args: argparse.Namespace) -> int:
-    from mlops_operator.runtime.trainer import train_command
+    if _missing_runtime("train"):
+        return EXIT_NO_RUNTIME
+    from mlops_operator.runtime.trainer.command import train_command
 
     return train_command(manifest_path=args.file, output=args.output)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if _missing_runtime("serve"):
+        return EXIT_NO_RUNTIME
     from mlops_operator.runtime.server.cli import serve_command
 
     return serve_command(args)

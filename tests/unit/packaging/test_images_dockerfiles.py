@@ -1,5 +1,6 @@
 """The Dockerfiles in images/: lint-clean under hadolint, multi-stage on one pinned slim base,
-non-root with the UID the pod builders run as, and built from pyproject.toml only."""
+non-root with the UID the pod builders run as, built from pyproject.toml and the mlops_operator
+package only (no sandbox), the operator without extras and the runtime with `runtime`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ DOCKERFILES = {
     "runtime": ROOT / "images" / "runtime" / "Dockerfile",
 }
 DEFAULT_CMD = {"operator": ["run"], "runtime": ["--help"]}
+# The extra each image installs the wheel with (None: the base dependencies only).
+EXTRA = {"operator": None, "runtime": "runtime"}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # A slim Debian Python pinned to a patch release (a floating `python:3` or `slim` is not).
 PINNED_SLIM = re.compile(r"^python:\d+\.\d+\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?$")
@@ -91,14 +94,51 @@ def test_build_is_multi_stage_on_one_pinned_slim_base(image: str) -> None:
     assert one(final, "FROM") == base
 
 
+def builder_commands(image: str) -> list[str]:
+    """The commands of the builder's one RUN, split at ``&&``."""
+    builder, _ = stages(DOCKERFILES[image])
+    (run,) = [args for keyword, args in builder if keyword == "RUN"]
+    return [" ".join(command.split()) for command in run.split("&&")]
+
+
 @pytest.mark.parametrize("image", DOCKERFILES)
-def test_builder_installs_a_wheel_built_from_pyproject_only(image: str) -> None:
+def test_builder_builds_a_wheel_of_the_operator_package_only(image: str) -> None:
     builder, _ = stages(DOCKERFILES[image])
     copied = [args for keyword, args in builder if keyword == "COPY"]
-    assert copied == ["pyproject.toml README.md ./", "operator/ operator/"]
-    (run,) = [args for keyword, args in builder if keyword == "RUN"]
-    assert "pip wheel --no-cache-dir --no-deps" in run
-    assert re.search(r"pip install --no-cache-dir /wheels/\S+\.whl$", run)
+    # mlops_sandbox is never copied, so the wheel built here cannot contain it.
+    assert copied == [
+        "pyproject.toml README.md ./",
+        "operator/mlops_operator/ operator/mlops_operator/",
+    ]
+    assert "/opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ." in (
+        builder_commands(image)
+    )
+
+
+@pytest.mark.parametrize("image", DOCKERFILES)
+def test_builder_installs_the_wheel_with_the_images_extra(image: str) -> None:
+    installs = [c for c in builder_commands(image) if c.startswith("/opt/venv/bin/pip install")]
+    extra = EXTRA[image]
+    if extra is None:
+        assert installs == ["/opt/venv/bin/pip install --no-cache-dir /wheels/mlops_operator-*.whl"]
+    else:
+        assert extra in PYPROJECT["project"]["optional-dependencies"]
+        assert 'wheel="$(echo /wheels/mlops_operator-*.whl)"' in builder_commands(image)
+        assert installs == [
+            f'/opt/venv/bin/pip install --no-cache-dir "mlops-operator[{extra}] @ file://${{wheel}}"'
+        ]
+
+
+@pytest.mark.parametrize("image", DOCKERFILES)
+def test_builder_removes_the_sandbox_console_script_the_wheel_declares(image: str) -> None:
+    sandbox_scripts = [
+        name
+        for name, target in PYPROJECT["project"]["scripts"].items()
+        if target.startswith("mlops_sandbox")
+    ]
+    assert sandbox_scripts
+    removed = [c for c in builder_commands(image) if c.startswith("rm ")]
+    assert removed == [f"rm /opt/venv/bin/{name}" for name in sandbox_scripts]
 
 
 @pytest.mark.parametrize("image", DOCKERFILES)
@@ -142,5 +182,5 @@ def test_build_context_admits_only_what_the_builder_copies() -> None:
     assert {r for r in rules if r.startswith("!")} == {
         "!pyproject.toml",
         "!README.md",
-        "!operator/",
+        "!operator/mlops_operator/",
     }

@@ -1,26 +1,33 @@
 """The commands the builders put into pod specs run in the images: they start with the image's
-ENTRYPOINT and the CLI accepts their subcommand and every flag; and the CLI, the operator and
-the runtime import without the sandbox extra, which the images do not install."""
+ENTRYPOINT and the CLI accepts their subcommand and every flag. Each image has only what its
+install brings: the operator (base dependencies) imports and runs `run` and `crds` without the
+ML stack and says so in one line for `train` and `serve`; the runtime (the `runtime` extra)
+imports the trainer and the model server; neither has the sandbox."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from mlops_operator.api.inferenceservice import InferenceServiceSpec
 from mlops_operator.api.modelversion import ModelVersionSpec
 from mlops_operator.api.trainingjob import TrainingJobSpec
 from mlops_operator.artifacts.storage import ResolvedStorage
-from mlops_operator.cli import build_parser
+from mlops_operator.cli import EXIT_NO_RUNTIME, RUNTIME_MODULES, build_parser
+from mlops_operator.runtime.termination import EXIT_PERMANENT
 from mlops_operator.serving.build import build_deployment
 from mlops_operator.training.build import build_training_job
 
@@ -129,59 +136,168 @@ def test_images_default_command_parses(image: str) -> None:
         assert parse(argv).command == "run"
 
 
-def test_cli_operator_and_runtime_import_without_the_sandbox_extra() -> None:
-    # The images install the package without extras: block every distribution that only
-    # the `sandbox` extra brings in, then import what the containers run.
-    script = textwrap.dedent(
-        """
-        import importlib.abc, sys
-        from importlib import metadata
-        from packaging.requirements import Requirement
-        from packaging.utils import canonicalize_name
+# Run in a fresh interpreter: computes the distributions an install of the project with the
+# given extras brings (the project's requirements from pyproject.toml, the rest from the
+# installed metadata), makes every other installed module unimportable, then runs the checks.
+INSTALL_ONLY = textwrap.dedent(
+    """
+    import sys, tomllib
+    from importlib import metadata
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-        def closure(name, extras=()):
-            seen, todo = set(), [(name, tuple(extras))]
-            while todo:
-                dist_name, active = todo.pop()
-                key = (canonicalize_name(dist_name), active)
-                if key in seen:
-                    continue
-                seen.add(key)
-                try:
-                    requires = metadata.distribution(dist_name).requires or []
-                except metadata.PackageNotFoundError:
-                    continue
-                envs = [{"extra": e} for e in active] or [{"extra": ""}]
-                for line in requires:
-                    req = Requirement(line)
-                    if req.marker is None or any(req.marker.evaluate(e) for e in envs):
-                        todo.append((req.name, tuple(sorted(req.extras))))
-            return {dist for dist, _ in seen}
+    PROJECT = canonicalize_name("mlops-operator")
 
-        extra_only = closure("mlops-operator", ["sandbox"]) - closure("mlops-operator")
-        assert {"kmock", "moto"} <= extra_only, extra_only
-        blocked = {
-            module
-            for module, dists in metadata.packages_distributions().items()
-            if any(canonicalize_name(d) in extra_only for d in dists)
-        }
+    def project_requirements(pyproject, extras):
+        project = tomllib.load(open(pyproject, "rb"))["project"]
+        found, todo, seen = list(project["dependencies"]), list(extras), set()
+        while todo:
+            extra = todo.pop()
+            if extra in seen:
+                continue
+            seen.add(extra)
+            for line in project["optional-dependencies"][extra]:
+                req = Requirement(line)
+                if canonicalize_name(req.name) == PROJECT:
+                    todo.extend(req.extras)
+                else:
+                    found.append(line)
+        return found
 
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.partition(".")[0] in blocked:
-                    raise ModuleNotFoundError(f"{name} is not installed in the images")
+    def closure(requirements):
+        seen, todo = set(), [Requirement(line) for line in requirements]
+        while todo:
+            req = todo.pop()
+            key = (canonicalize_name(req.name), tuple(sorted(req.extras)))
+            if key in seen or (req.marker is not None and not any(
+                req.marker.evaluate({"extra": e}) for e in (req.extras or {""})
+            )):
+                continue
+            seen.add(key)
+            try:
+                requires = metadata.distribution(req.name).requires or []
+            except metadata.PackageNotFoundError:
+                continue
+            for line in requires:
+                sub = Requirement(line)
+                if sub.marker is None or any(
+                    sub.marker.evaluate({"extra": e}) for e in (req.extras or {""})
+                ):
+                    todo.append(Requirement(str(sub).split(";")[0]))
+        return {name for name, _ in seen}
 
-        sys.meta_path.insert(0, Block())
-        from mlops_operator.cli import build_parser
-        build_parser().parse_args(["run"])
-        import mlops_operator.main
-        import mlops_operator.runtime.trainer
-        import mlops_operator.runtime.server.app
-        print("imported")
-        """
+    pyproject, *extras = sys.argv[1:]
+    installed = closure(project_requirements(pyproject, extras)) | {PROJECT}
+    blocked = {"mlops_sandbox"} | {
+        module
+        for module, dists in metadata.packages_distributions().items()
+        if not any(canonicalize_name(d) in installed for d in dists)
+    }
+    for module in blocked - set(sys.modules):
+        sys.modules[module] = None  # import fails, find_spec says "not installed"
+    print(*sorted(installed), sep=",")
+    """
+)
+
+
+def run_with_install_only(extras: list[str], checks: str) -> subprocess.CompletedProcess[str]:
+    """Run ``checks`` in a fresh interpreter where only an install with ``extras`` is present;
+    its first line of output lists the installed distributions."""
+    return subprocess.run(
+        [sys.executable, "-c", INSTALL_ONLY + textwrap.dedent(checks), ROOT / "pyproject.toml"]
+        + extras,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+
+
+ML_STACK = {"scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "joblib"}
+SERVER = {"starlette", "uvicorn", "orjson"}
+# (jsonpatch is not here: kopf depends on it.)
+SANDBOX = {"kmock", "moto", "jsonschema", "rich"}
+
+
+def test_the_operator_runs_with_the_base_install_only() -> None:
+    result = run_with_install_only(
+        [],
+        """
+        import contextlib, importlib, io, pkgutil
+        import mlops_operator
+        from mlops_operator.cli import main
+
+        # Every operator module, and whatever runtime modules they import (not the runtime);
+        # not __main__, which would run the command.
+        for info in pkgutil.walk_packages(mlops_operator.__path__, "mlops_operator."):
+            if not info.name.startswith(("mlops_operator.runtime.", "mlops_operator.__main__")):
+                importlib.import_module(info.name)
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            try:
+                main(["crds"])
+            except SystemExit as exit:
+                assert exit.code == 0, exit.code
+        assert "kind: CustomResourceDefinition" in out.getvalue()
+        for argv in (["train"], ["serve", "--model-uri", "s3://abc/m/", "--digest",
+                                 "sha256:" + "0" * 64, "--name", "m"]):
+            try:
+                main(argv)
+            except SystemExit as exit:
+                print(argv[0], exit.code)
+        # boto3 is installed but imported only where a storage client is built.
+        heavy = {"sklearn", "numpy", "pandas", "pyarrow", "joblib", "boto3", "botocore"}
+        print("loaded:", sorted(m for m in heavy if sys.modules.get(m) is not None))
+        """,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "imported"
+    installed, *lines = result.stdout.splitlines()
+    assert not (ML_STACK | SERVER | SANDBOX) & set(installed.split(","))
+    assert {"kopf", "kubernetes", "boto3", "pydantic"} <= set(installed.split(","))
+    assert lines == [f"train {EXIT_NO_RUNTIME}", f"serve {EXIT_NO_RUNTIME}", "loaded: []"]
+    said = result.stderr.splitlines()
+    assert len(said) == 2
+    for command, line in zip(["train", "serve"], said, strict=True):
+        assert line.startswith(f"mlops-operator {command}: the runtime extra is not installed")
+        assert "install 'mlops-operator[runtime]' or use the runtime image" in line
+
+
+def test_the_runtime_imports_the_trainer_and_the_server_with_its_extra_only() -> None:
+    result = run_with_install_only(
+        ["runtime"],
+        """
+        import importlib, pkgutil
+        import mlops_operator.runtime
+        from mlops_operator.cli import build_parser
+
+        for info in pkgutil.walk_packages(
+            mlops_operator.runtime.__path__, "mlops_operator.runtime."
+        ):
+            importlib.import_module(info.name)
+        import sklearn.ensemble, pandas, pyarrow, joblib
+        print("imported")
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    installed, *lines = result.stdout.splitlines()
+    assert ML_STACK | SERVER <= set(installed.split(","))
+    assert not SANDBOX & set(installed.split(","))
+    assert lines == ["imported"]
+
+
+def test_the_cli_knows_the_runtime_extra_by_its_import_names() -> None:
+    runtime = [
+        Requirement(line).name
+        for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+            "optional-dependencies"
+        ]["runtime"]
+    ]
+    owners = importlib.metadata.packages_distributions()
+    provided = {
+        canonicalize_name(dist): module
+        for module in RUNTIME_MODULES
+        for dist in owners.get(module, [])
+    }
+    assert {canonicalize_name(name) for name in runtime} == set(provided)
+
+
+def test_train_without_the_runtime_fails_the_job_at_once() -> None:
+    assert EXIT_NO_RUNTIME == EXIT_PERMANENT

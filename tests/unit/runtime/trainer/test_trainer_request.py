@@ -1,4 +1,4 @@
-"""Reading the TrainingJob the trainer is given, and where its artifacts go by default."""
+"""Reading the TrainingJob the trainer is given."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import json
 import pytest
 
 from mlops_operator.runtime import termination as tm
-from mlops_operator.runtime.trainer import (
+from mlops_operator.runtime.trainer.failure import TrainingFailure
+from mlops_operator.runtime.trainer.request import (
     TRAININGJOB_ENV,
-    TrainingFailure,
-    default_output_uri,
     load_trainingjob,
     parse_trainingjob,
 )
-from mlops_operator.settings import Settings
 
 SPEC = {
     "model": "iris",
@@ -64,15 +62,3 @@ def test_validation_errors_name_the_field() -> None:
 def test_another_kind_is_refused() -> None:
     with pytest.raises(TrainingFailure, match="holds a ModelVersion"):
         parse_trainingjob(json.dumps({"kind": "ModelVersion", "spec": {}}), "mv.yaml")
-
-
-def test_default_output_comes_from_settings_and_spec() -> None:
-    request = parse_trainingjob(json.dumps({"metadata": {"name": "run-1"}, "spec": SPEC}), "t")
-    settings = Settings(s3_bucket="artifacts", s3_prefix="/models/")
-    assert default_output_uri(request.spec, request.name, settings) == (
-        "s3://artifacts/models/_local/iris/runs/run-1/"
-    )
-    spec = request.spec.model_copy(
-        update={"storage": request.spec.storage.model_copy(update={"bucket": "b2", "prefix": ""})}
-    )
-    assert default_output_uri(spec, None, settings) == "s3://b2/_local/iris/runs/local/"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mlops_operator.runtime import termination as tm
-from mlops_operator.runtime.trainer import TrainingFailure, compute_metrics, select_metrics
+from mlops_operator.runtime.trainer.evaluate import compute_metrics, select_metrics
+from mlops_operator.runtime.trainer.failure import TrainingFailure
 
 
 def test_all_metrics_of_the_task_by_default() -> None:

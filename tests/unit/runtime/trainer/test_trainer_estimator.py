@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from mlops_operator.runtime import termination as tm
-from mlops_operator.runtime.trainer import (
-    TrainingFailure,
+from mlops_operator.runtime.trainer.estimator import (
     build_estimator,
     infer_task,
     resolve_estimator_class,
 )
+from mlops_operator.runtime.trainer.failure import TrainingFailure
 
 ALLOWED = ["sklearn."]
 
