@@ -121,8 +121,6 @@ class Kube:
         # The client is synchronous: its calls run on a pool of their own, sized like its
         # connection pool, so a burst never waits behind the event loop's default executor.
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="kube")
-        self.requests = 0
-        """API calls made, for the operator's metrics and the benchmark."""
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -185,7 +183,6 @@ class Kube:
         content_type: str = "application/json",
     ) -> Any:
         """One API call; the decoded JSON answer."""
-        self.requests += 1
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._pool,
@@ -196,15 +193,6 @@ class Kube:
         """Read one object; raises ``NotFound``."""
         result: dict[str, Any] = await self.request("GET", res.path(namespace, name))
         return result
-
-    async def get_or_none(
-        self, res: Resource, namespace: str | None, name: str
-    ) -> dict[str, Any] | None:
-        """Read one object, or ``None`` when it does not exist."""
-        try:
-            return await self.get(res, namespace, name)
-        except NotFound:
-            return None
 
     async def list(
         self, res: Resource, namespace: str | None, *, labels: Mapping[str, str] | None = None

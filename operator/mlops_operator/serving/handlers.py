@@ -4,6 +4,7 @@ metrics). Triggers live in ``mlops_operator.watches``; they only mark a service 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -89,7 +90,7 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
     if decided.valid and decided.status.phase != "Ready" and needs_pod_reasons(observed.deployment):
         said = await unready_reasons(ctx.kube, namespace, name)
         if said:
-            observed = Observed(**{**observed.__dict__, "pod_reasons": said})
+            observed = dataclasses.replace(observed, pod_reasons=said)
             decided = plan(observed, ctx.settings, moment)
 
     # Marks first: a rollback is recorded on the degraded version before anything else, so a

@@ -23,7 +23,6 @@ SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "runtime" not in p.relative
 
 KUBE_VERBS: dict[str, str] = {
     "get": "get",
-    "get_or_none": "get",
     "list": "list",
     "create": "create",
     "patch": "patch",
