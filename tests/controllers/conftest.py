@@ -21,8 +21,9 @@ from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
 from mlops_operator.main import CONTROLLERS, build_context
 from mlops_operator.settings import Settings
+from mlops_operator.training.build import OUTPUT_ANNOTATION
 from mlops_sandbox.cluster import BUCKET, Sandbox
-from tests.support.factories import digest_of, modelversion
+from tests.support.factories import digest_of, modelversion, trainer_output
 from tests.support.watch import Watches
 
 if TYPE_CHECKING:
@@ -165,6 +166,20 @@ class Cluster:
                 "availableReplicas": replicas,
             },
         )
+
+    async def train(self, name: str, metrics: dict[str, float]) -> dict[str, Any]:
+        """Run an existing TrainingJob to success: a reconcile creates its Job, the trainer's
+        files go where the Job says, the Job is marked Complete, a reconcile registers the
+        version. The TrainingJob after it."""
+        await self.reconcile("TrainingJob", name)
+        tj = await self.obj("TrainingJob", name)
+        job = await self.user.get(k8s.JOBS, self.namespace, tj["status"]["jobName"])
+        run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
+        for file, content in trainer_output(f"{name} model".encode(), metrics).items():
+            self.put(file_uri(run_uri, file), content)
+        await self.job_complete(job["metadata"]["name"])
+        await self.reconcile("TrainingJob", name)
+        return await self.obj("TrainingJob", name)
 
     # --- storage --------------------------------------------------------------------------
 

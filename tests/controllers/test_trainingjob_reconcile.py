@@ -6,11 +6,9 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.artifacts.layout import file_uri
 from mlops_operator.kube import client as k8s
-from mlops_operator.training.build import OUTPUT_ANNOTATION
 from tests.controllers.conftest import Cluster, condition, state
-from tests.support.factories import trainer_output, trainingjob
+from tests.support.factories import trainingjob
 
 TJ = "TrainingJob"
 
@@ -33,18 +31,9 @@ async def started(cluster: Cluster, name: str, model: str = "iris", **spec: Any)
 async def trained(
     cluster: Cluster, name: str, model: str = "iris", metrics: dict[str, float] | None = None
 ) -> dict[str, Any]:
-    """Run a TrainingJob to success: the trainer's files where its Job says, the Job
-    Complete, a reconcile; the TrainingJob after it."""
-    job_name = await started(cluster, name, model)
-    job = await cluster.get(k8s.JOBS, job_name)
-    assert job is not None
-    run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
-    output = trainer_output(f"{name} model".encode(), metrics or {"accuracy": 0.93})
-    for file, content in output.items():
-        cluster.put(file_uri(run_uri, file), content)
-    await cluster.job_complete(job_name)
-    await cluster.reconcile(TJ, name)
-    return await cluster.obj(TJ, name)
+    """Create a TrainingJob and run it to success; the TrainingJob after it."""
+    await cluster.create(trainingjob(name, model, cluster.dataset()))
+    return await cluster.train(name, metrics or {"accuracy": 0.93})
 
 
 # --- invalid specs: nothing is created ----------------------------------------------------
