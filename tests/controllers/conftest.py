@@ -10,7 +10,6 @@ no polling. ``Watches.sync`` stands in for kopf's watches before and after each 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import kubernetes
@@ -83,15 +82,26 @@ class Cluster:
 
     # --- the operator ---------------------------------------------------------------------
 
-    async def reconcile(self, kind: str, name: str) -> float | None:
-        """One reconcile of ``kind``/``name`` between two syncs of the watch state."""
+    async def reconcile(self, kind: str, name: str, *, lagging: bool = False) -> float | None:
+        """One reconcile of ``kind``/``name`` between two syncs of the watch state;
+        ``lagging`` skips the first, as when the watch has not delivered the latest changes."""
         res = PLURALS[kind]
-        await self.watches.sync()
+        if not lagging:
+            await self.watches.sync()
         result: float | None = await CONTROLLERS[res.plural](self.ctx, (self.namespace, name))
         assert self.ctx.events is not None
         await self.ctx.events.drain()  # so Events of two reconciles never interleave
         await self.watches.sync()
         return result
+
+    async def restart(self) -> None:
+        """A new operator process: the old one's memory (cache, remembered writes, stores)
+        is gone; only what is in the cluster remains."""
+        assert self.ctx.events is not None
+        await self.ctx.events.drain()
+        self.ctx.kube.close()
+        self.ctx = build_context(self.ctx.settings, k8s.Kube(_api_client(self.sandbox)))
+        self.watches = Watches(self.ctx, self.user, self.namespace)
 
     async def events(self, name: str) -> list[tuple[str, str, str]]:
         """(type, reason, message) of every Event about ``name``, oldest first (the Events of
@@ -236,15 +246,16 @@ def settings(sandbox: Sandbox) -> Settings:
 
 @pytest.fixture
 async def cluster(
-    sandbox: Sandbox, namespace: str, settings: Settings, s3: S3Client, tmp_path: Path
+    sandbox: Sandbox, namespace: str, settings: Settings, s3: S3Client
 ) -> AsyncIterator[Cluster]:
     """The operator's context and a person's client, both over HTTP to the sandbox."""
     ctx = build_context(settings, k8s.Kube(_api_client(sandbox)))
     user = k8s.Kube(_api_client(sandbox))
+    cluster = Cluster(ctx, user, namespace, s3, sandbox)
     try:
-        yield Cluster(ctx, user, namespace, s3, sandbox)
+        yield cluster
     finally:
-        assert ctx.events is not None
-        await ctx.events.drain()
-        ctx.kube.close()
+        assert cluster.ctx.events is not None
+        await cluster.ctx.events.drain()
+        cluster.ctx.kube.close()
         user.close()

@@ -44,7 +44,9 @@ async def settle(cluster: Cluster, name: str = SVC) -> dict[str, Any]:
     return await cluster.obj(IS, name)
 
 
-async def measure(cluster: Cluster, version: int, accuracy: float, name: str = SVC) -> dict:
+async def measure(
+    cluster: Cluster, version: int, accuracy: float, name: str = SVC
+) -> dict[str, Any]:
     """Hand the reconcile a measurement of ``version``, newer than any before; reconcile."""
     cluster.ctx.measured[(cluster.namespace, name)] = Measured(
         time=T0 + dt.timedelta(minutes=next(_ticks)),
@@ -63,6 +65,11 @@ async def annotation(cluster: Cluster, mv: str) -> str | None:
     obj = await cluster.obj("ModelVersion", mv)
     value: str | None = (obj["metadata"].get("annotations") or {}).get(DEGRADED_ANNOTATION)
     return value
+
+
+async def trainingjobs(cluster: Cluster) -> list[str]:
+    found = await cluster.user.list(k8s.TRAININGJOBS, cluster.namespace)
+    return sorted(t["metadata"]["name"] for t in found)
 
 
 def retrain(cluster: Cluster, **fields: Any) -> dict[str, Any]:
@@ -252,6 +259,22 @@ async def test_a_retrained_version_that_passes_its_gates_is_promoted(cluster: Cl
     )
 
 
+async def test_a_restart_while_a_retraining_runs_starts_no_second_one(cluster: Cluster) -> None:
+    await cluster.version("iris", 1)
+    await serve(cluster, **monitored(onDegradation="Retrain", retrain=retrain(cluster)))
+    await measure(cluster, 1, accuracy=0.5)
+    await cluster.restart()
+
+    isvc = await measure(cluster, 1, accuracy=0.4)
+
+    assert isvc["status"]["retraining"]["active"] == "svc-retrain-1"
+    assert isvc["status"]["retraining"]["count"] == 1
+    names = [
+        t["metadata"]["name"] for t in await cluster.user.list(k8s.TRAININGJOBS, cluster.namespace)
+    ]
+    assert names == ["svc-retrain-1"]
+
+
 async def test_a_second_and_a_third_retraining_follow_each_promotion(cluster: Cluster) -> None:
     await cluster.version("iris", 1)
     await serve(cluster, **monitored(onDegradation="Retrain", retrain=retrain(cluster)))
@@ -269,10 +292,7 @@ async def test_a_second_and_a_third_retraining_follow_each_promotion(cluster: Cl
     assert isvc["status"]["retraining"]["active"] == "svc-retrain-3"
     assert isvc["status"]["retraining"]["count"] == 3
     assert history(isvc) == [(1, "Initial"), (2, "Promoted"), (3, "Promoted")]
-    names = sorted(
-        t["metadata"]["name"] for t in await cluster.user.list(k8s.TRAININGJOBS, cluster.namespace)
-    )
-    assert names == ["svc-retrain-1", "svc-retrain-2", "svc-retrain-3"]
+    assert await trainingjobs(cluster) == ["svc-retrain-1", "svc-retrain-2", "svc-retrain-3"]
 
 
 async def test_a_retraining_after_rollback_and_no_healthy_version_is_promoted(

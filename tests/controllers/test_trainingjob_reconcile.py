@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.artifacts.layout import file_uri
 from mlops_operator.kube import client as k8s
+from mlops_operator.training.build import OUTPUT_ANNOTATION
 from tests.controllers.conftest import Cluster, condition, state
-from tests.support.factories import trainingjob
+from tests.support.factories import trainer_output, trainingjob
 
 TJ = "TrainingJob"
 
@@ -138,6 +140,18 @@ async def test_exactly_one_job_with_a_deterministic_name_is_created(cluster: Clu
     assert await cluster.reasons("tj") == ["JobCreated"]
 
 
+async def test_a_restart_after_the_job_was_created_creates_no_second_one(
+    cluster: Cluster,
+) -> None:
+    await started(cluster, "tj")
+    await cluster.restart()
+
+    await cluster.reconcile(TJ, "tj")
+
+    assert await jobs(cluster) == ["tj-train"]
+    assert await cluster.reasons("tj") == ["JobCreated"]
+
+
 async def test_a_running_job_makes_the_trainingjob_running(cluster: Cluster) -> None:
     job_name = await started(cluster, "tj")
     await cluster.job_status(job_name, {"active": 1, "startTime": "2026-01-01T00:00:00Z"})
@@ -152,7 +166,7 @@ async def test_a_running_job_makes_the_trainingjob_running(cluster: Cluster) -> 
 
 async def test_a_failed_job_reports_the_trainers_termination_message(cluster: Cluster) -> None:
     job_name = await started(cluster, "tj")
-    pod = {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": f"{job_name}-abcde", "labels": {"job-name": job_name}},
@@ -229,6 +243,26 @@ async def test_a_version_number_taken_by_hand_is_skipped(cluster: Cluster) -> No
     assert (tj["status"]["version"], tj["status"]["modelVersion"]) == (2, "iris-v2")
     by_hand = await cluster.obj("ModelVersion", "iris-v1")
     assert by_hand["spec"].get("source", {}).get("trainingJob") is None
+
+
+async def test_a_version_taken_by_hand_that_the_watch_has_not_delivered_is_skipped(
+    cluster: Cluster,
+) -> None:
+    job_name = await started(cluster, "tj")
+    job = await cluster.get(k8s.JOBS, job_name)
+    assert job is not None
+    run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
+    for file, content in trainer_output(b"model", {"accuracy": 0.93}).items():
+        cluster.put(file_uri(run_uri, file), content)
+    await cluster.job_complete(job_name)
+    await cluster.watches.sync()
+    await cluster.version("iris", 1, ready=False)
+
+    await cluster.reconcile(TJ, "tj", lagging=True)
+
+    tj = await cluster.obj(TJ, "tj")
+    assert (tj["status"]["version"], tj["status"]["modelVersion"]) == (2, "iris-v2")
+    assert (await cluster.obj("ModelVersion", "iris-v2"))["spec"]["source"]["trainingJob"] == "tj"
 
 
 async def test_registration_fails_when_the_manifest_is_missing(cluster: Cluster) -> None:

@@ -38,7 +38,7 @@ _CHILD_LABEL = {
 """kopf watches children only with the operator's label (``labels={…: kopf.PRESENT}``)."""
 
 
-def _add(index: dict[Hashable, list[Body]], entries: Any) -> None:
+def _add(index: dict[Any, list[Body]], entries: Any) -> None:
     for key, body in (entries or {}).items():
         index.setdefault(key, []).append(body)
 
@@ -70,9 +70,12 @@ class Watches:
             label = _CHILD_LABEL.get(res)
             if label is not None:
                 listed = [o for o in listed if label in (o["metadata"].get("labels") or {})]
-            gone = set(self.by_name[res]) - {
-                (self.namespace, o["metadata"]["name"]) for o in listed
-            }
+            names_now = {o["metadata"]["name"] for o in listed}
+            gone = [
+                key
+                for key in self.by_name[res]
+                if isinstance(key, tuple) and key[1] not in names_now
+            ]
             self.by_name[res].clear()
             by_model = self.by_model.get(res)
             if by_model is not None:
