@@ -302,6 +302,19 @@ async def test_a_spec_change_after_failure_trains_again_in_a_new_job(cluster: Cl
     assert "generation 1 → 2" in spec_changed
 
 
+async def test_a_spec_change_while_training_stops_the_old_job(cluster: Cluster) -> None:
+    job_name = await started(cluster, "tj")
+    await cluster.job_status(job_name, {"active": 1})
+    await cluster.reconcile(TJ, "tj")
+
+    await cluster.patch(k8s.TRAININGJOBS, "tj", {"spec": {"activeDeadlineSeconds": 3600}})
+    await cluster.reconcile(TJ, "tj")
+
+    assert await jobs(cluster) == ["tj-train-g2"]
+    tj = await cluster.obj(TJ, "tj")
+    assert (tj["status"]["jobName"], tj["status"]["phase"]) == ("tj-train-g2", "Pending")
+
+
 @pytest.mark.parametrize(
     ("cpu", "code"), [("-1", "must be greater than or equal to 0"), ("lots", "quantities must")]
 )
