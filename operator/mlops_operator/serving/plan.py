@@ -133,12 +133,13 @@ def change_reason(
     previous_degraded: bool = False,
 ) -> str:
     """Why the served version changes: ``Initial``, ``Pinned``, ``RolledBack`` (the served
-    version was marked Degraded) or ``NewLatest``."""
+    version was marked Degraded and an older one replaces it) or ``NewLatest`` (a newer one,
+    e.g. a retraining that replaces a degraded version nothing could roll back to)."""
     if previous is None:
         return "Initial"
     if requested != "latest":
         return "Pinned"
-    if previous_degraded:
+    if previous_degraded and new < previous:
         return "RolledBack"
     return "NewLatest" if new > previous else "LatestChanged"
 

@@ -7,7 +7,7 @@ import json
 import pathlib
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from mlops_sandbox.apiserver import SandboxAPI, serve_api
+from tests.support import eventually
 
 WIDGET_CRD = """
 apiVersion: apiextensions.k8s.io/v1
@@ -778,19 +779,6 @@ async def test_kubernetes_client_gets_created_objects_and_api_errors(
     await asyncio.to_thread(use_client)
 
 
-async def wait_for(
-    http: aiohttp.ClientSession, path: str, ready: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    """Poll ``path`` until ``ready(answer)``; fail after five seconds."""
-    answer: dict[str, Any] = {}
-    for _ in range(100):
-        answer = await call(http, "GET", path)
-        if ready(answer):
-            return answer
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} did not become ready: {answer}")
-
-
 async def test_kopf_operator_handles_custom_objects(
     sandbox_api: tuple[SandboxAPI, str], http: aiohttp.ClientSession
 ) -> None:
@@ -823,15 +811,22 @@ async def test_kopf_operator_handles_custom_objects(
     operator.start()
     try:
         await call(http, "POST", WIDGETS, widget(), status=201)
-        current = await wait_for(
-            http, f"{WIDGETS}/w1", lambda obj: "status" in obj and "labels" in obj["metadata"]
-        )
+
+        async def handled() -> dict[str, Any] | None:
+            obj: dict[str, Any] = await call(http, "GET", f"{WIDGETS}/w1")
+            return obj if "status" in obj and "labels" in obj["metadata"] else None
+
+        current = await eventually(handled, timeout=5.0)
         assert current["status"] == {"phase": "Ready"}
         assert current["metadata"]["labels"] == {"handled": "iris"}
         annotations = current["metadata"]["annotations"]
         assert any(key.startswith("kopf.zalando.org/") for key in annotations)
         events = "/api/v1/namespaces/default/events"
-        await wait_for(http, events, lambda found: bool(found["items"]))
+
+        async def posted() -> bool:
+            return bool((await call(http, "GET", events))["items"])
+
+        await eventually(posted, timeout=5.0)
         [event] = (await call(http, "GET", events))["items"]
         assert (event["reason"], event["involvedObject"]["name"]) == ("Handled", "w1")
     finally:

@@ -11,8 +11,7 @@ import asyncio
 import pathlib
 import re
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -20,6 +19,7 @@ import pytest
 
 from mlops_sandbox.apiserver import serve_api
 from mlops_sandbox.runner import ApiError, KubeClient, Runner
+from tests.support import eventually
 
 FAKE_WORKLOAD = pathlib.Path(__file__).with_name("fake_workload.py")
 NS = "default"
@@ -144,20 +144,6 @@ def _condition(obj: Json, kind: str) -> Json:
 def _container_status(pod: Json) -> Json:
     statuses: list[Json] = (pod.get("status") or {}).get("containerStatuses") or [{}]
     return statuses[0]
-
-
-async def eventually(
-    probe: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05
-) -> Any:
-    """Poll an async probe until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s; last: {result!r}")
-        await asyncio.sleep(interval)
 
 
 def _alive(pid: int) -> bool:

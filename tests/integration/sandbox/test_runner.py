@@ -6,12 +6,11 @@ behaviour it needs: print the environment, fail with a message, sleep, spawn a c
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import pathlib
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,6 +18,7 @@ import pytest
 
 from mlops_sandbox.apiserver import serve_api
 from mlops_sandbox.runner import ApiError, KubeClient, Runner
+from tests.support import eventually
 
 FAKE_WORKLOAD = pathlib.Path(__file__).with_name("fake_workload.py")
 NS = "default"
@@ -93,20 +93,6 @@ class Cluster:
         ) as response:
             assert response.status == 200, await response.text()
             return await response.text()
-
-
-async def eventually(
-    probe: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05
-) -> Any:
-    """Poll an async probe until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s; last: {result!r}")
-        await asyncio.sleep(interval)
 
 
 def _conditions(job: Json) -> list[tuple[str, str]]:

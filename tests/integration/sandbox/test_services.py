@@ -8,7 +8,7 @@ import json
 import pathlib
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -18,6 +18,7 @@ import pytest
 from mlops_sandbox.apiserver import serve_api
 from mlops_sandbox.cluster import Sandbox
 from mlops_sandbox.runner import KubeClient, Runner
+from tests.support import eventually
 
 FAKE_WORKLOAD = pathlib.Path(__file__).with_name("fake_workload.py")
 NS = "default"
@@ -130,20 +131,6 @@ class Cluster:
             assert response.status == 200, await response.text()
             result: Json = await response.json()
             return result
-
-
-async def eventually(
-    probe: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05
-) -> Any:
-    """Poll an async probe until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s; last: {result!r}")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture

@@ -78,6 +78,9 @@ def test_change_reasons() -> None:
     assert change_reason(None, "latest", 1) == "Initial"
     assert change_reason(1, "latest", 2) == "NewLatest"
     assert change_reason(2, 1, 1) == "Pinned"
+    assert change_reason(2, "latest", 1, previous_degraded=True) == "RolledBack"
+    # A newer version replacing a degraded one (nothing was healthy to roll back to).
+    assert change_reason(1, "latest", 2, previous_degraded=True) == "NewLatest"
 
 
 def test_rollout_is_complete_only_when_every_pod_runs_the_new_template() -> None:
