@@ -128,7 +128,10 @@ class Cluster:
 
     async def get(self, res: k8s.Resource, name: str) -> dict[str, Any] | None:
         """Read an object, None when absent."""
-        return await self.user.get_or_none(res, self.namespace, name)
+        try:
+            return await self.user.get(res, self.namespace, name)
+        except k8s.NotFound:
+            return None
 
     async def obj(self, kind: str, name: str) -> dict[str, Any]:
         """Read one of our resources (it must exist)."""

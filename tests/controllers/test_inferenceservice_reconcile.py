@@ -425,7 +425,9 @@ async def test_an_invalid_spec_builds_nothing(
 
 async def test_a_deployment_the_api_server_rejects_is_invalid_spec(cluster: Cluster) -> None:
     await cluster.version("iris", 1)
-    await cluster.create(inferenceservice(SVC, "iris", resources={"limits": {"cpu": "-1"}}))
+    # Valid quantities each, which the CRD cannot compare: the API server refuses them.
+    resources = {"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}
+    await cluster.create(inferenceservice(SVC, "iris", resources=resources))
 
     await cluster.reconcile(IS, SVC)
     before = cluster.ctx.kube.requests
@@ -436,7 +438,7 @@ async def test_a_deployment_the_api_server_rejects_is_invalid_spec(cluster: Clus
     assert state(isvc, "Ready") == ("False", "InvalidSpec")
     message = condition(isvc, "Ready")["message"]
     assert message.startswith("the API server rejected Deployment svc-predictor: ")
-    assert "must be greater than or equal to 0" in message
+    assert "must be less than or equal to memory limit" in message
     assert cluster.ctx.kube.requests == before
     assert await cluster.get(k8s.DEPLOYMENTS, "svc-predictor") is None
     assert await cluster.reasons(SVC) == ["InvalidSpec"]

@@ -121,6 +121,8 @@ class Kube:
         # The client is synchronous: its calls run on a pool of their own, sized like its
         # connection pool, so a burst never waits behind the event loop's default executor.
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="kube")
+        self.requests = 0
+        """API calls made so far (the controller tests assert a reconcile made none)."""
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -183,6 +185,7 @@ class Kube:
         content_type: str = "application/json",
     ) -> Any:
         """One API call; the decoded JSON answer."""
+        self.requests += 1
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._pool,
