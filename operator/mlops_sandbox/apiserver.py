@@ -496,6 +496,40 @@ class _Selector:
         return all(term(labels) for term in self.labels) and all(t(obj) for t in self.fields)
 
 
+@attrs.define
+class Fault:
+    """Answer matching requests with an error instead of serving them, like an API server
+    that is overloaded or restarting: by client verb (``get``, ``list``, ``create``,
+    ``patch``, ``update``, ``delete``), resource (``deployments``, ``inferenceservices/status``)
+    and namespace, for the next ``times`` matching requests. Unset fields match anything."""
+
+    status: int = 500
+    verb: str | None = None
+    resource: str | None = None
+    namespace: str | None = None
+    times: int = 1
+    hits: int = 0
+    """Requests answered with the error so far."""
+
+    def matches(self, verb: str, resource: str, namespace: str | None) -> bool:
+        """Whether a request is one this fault answers (while it has answers left)."""
+        return (
+            self.hits < self.times
+            and self.verb in (None, verb)
+            and self.resource in (None, resource)
+            and self.namespace in (None, namespace)
+        )
+
+
+_FAULT_REASONS = {
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+    409: "Conflict",
+}
+
+
 @attrs.define(kw_only=True)
 class SandboxAPI(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator with the API-server behaviour the operator relies on."""
@@ -521,6 +555,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
         factory=lambda: collections.defaultdict(float), init=False
     )
     """Time spent serving those requests, by the same key (watches excluded: they stream)."""
+    faults: list[Fault] = attrs.field(factory=list, init=False)
+    """Errors to answer instead of serving (see :class:`Fault`); add them through
+    ``Sandbox.inject`` from another thread."""
 
     _kinds: dict[tuple[str, str], _Kind] = attrs.field(factory=dict, init=False)
     _event_logs: dict[kmock.resource, _EventLog] = attrs.field(factory=dict, init=False)
@@ -599,6 +636,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
                     del payload._requests[: -self.requests_limit]
             key = _request_key(request)
             self.request_counts[key] += 1
+            self._inject(key, request.namespace)
             started = time.perf_counter()
             try:
                 return await self._handle(request)
@@ -621,6 +659,15 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 "The sandbox API failed to serve %s %s", raw_request.method, raw_request.path
             )
             return await self._render_or_stream(exc, raw_response)
+
+    def _inject(self, key: RequestKey, namespace: str | None) -> None:
+        """Answer with the first matching fault's error, if any."""
+        _, verb, resource = key
+        for fault in self.faults:
+            if fault.matches(verb, resource, namespace):
+                fault.hits += 1
+                reason = _FAULT_REASONS.get(fault.status, "InternalError")
+                raise _status(fault.status, reason, f"injected fault: {reason} ({verb} {resource})")
 
     async def _render_or_stream(
         self, exc: Exception, raw_response: aiohttp.web.StreamResponse | None

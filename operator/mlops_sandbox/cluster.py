@@ -31,7 +31,7 @@ from mlops_sandbox._lifecycle import Managed
 if TYPE_CHECKING:
     import aiohttp
 
-    from mlops_sandbox.apiserver import SandboxAPI
+    from mlops_sandbox.apiserver import Fault, SandboxAPI
     from mlops_sandbox.prometheus import PrometheusServer
     from mlops_sandbox.s3 import S3Server
 
@@ -203,6 +203,24 @@ class Sandbox(Managed):
             ADDRESS_ANNOTATION
         )
         return address
+
+    def inject(self, fault: Fault) -> Fault:
+        """Make the API answer matching requests with an error (thread-safe: the API runs on
+        the sandbox's own loop); the fault counts its hits."""
+
+        async def add() -> None:
+            self.api.faults.append(fault)
+
+        self._call(add())
+        return fault
+
+    def clear_faults(self) -> None:
+        """Serve every request again."""
+
+        async def clear() -> None:
+            self.api.faults.clear()
+
+        self._call(clear())
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:

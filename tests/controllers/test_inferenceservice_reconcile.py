@@ -8,12 +8,14 @@ import datetime as dt
 import itertools
 from typing import Any
 
+import attrs
 import pytest
 
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube.names import DEGRADED_ANNOTATION
 from mlops_operator.monitoring.aggregate import Measurement
 from mlops_operator.monitoring.judge import Measured
+from mlops_sandbox.apiserver import Fault
 from tests.controllers.conftest import Cluster, condition, state
 from tests.support.factories import accuracy_policy, inferenceservice, trainingjob
 
@@ -442,3 +444,42 @@ async def test_a_deployment_the_api_server_rejects_is_invalid_spec(cluster: Clus
     assert cluster.ctx.kube.requests == before
     assert await cluster.get(k8s.DEPLOYMENTS, "svc-predictor") is None
     assert await cluster.reasons(SVC) == ["InvalidSpec"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=500, verb="patch", resource="modelversions"),
+        Fault(status=503, verb="patch", resource="deployments"),
+        Fault(status=500, verb="patch", resource="inferenceservices/status"),
+    ],
+    ids=["marking-the-version", "rolling-the-deployment", "writing-the-status"],
+)
+async def test_a_rollback_survives_an_api_error_at_any_of_its_writes(
+    cluster: Cluster, fault: Fault
+) -> None:
+    await cluster.version("iris", 1)
+    await cluster.version("iris", 2)
+    await serve(cluster, **monitored())
+    injected = cluster.sandbox.inject(attrs.evolve(fault, namespace=cluster.namespace))
+    try:
+        cluster.ctx.measured[(cluster.namespace, SVC)] = Measured(
+            time=T0 + dt.timedelta(minutes=next(_ticks)),
+            version=2,
+            values={"online-accuracy": Measurement(value=0.5, samples=100, message="")},
+        )
+        with pytest.raises(k8s.Transient):
+            await cluster.reconcile(IS, SVC)
+        assert injected.hits == 1
+        # The work queue retries the key; the retry decides the same from the same state.
+        await cluster.reconcile(IS, SVC)
+    finally:
+        cluster.sandbox.clear_faults()
+
+    isvc = await cluster.obj(IS, SVC)
+    assert isvc["status"]["currentVersion"] == 1
+    assert history(isvc) == [(2, "Initial"), (1, "RolledBack")]
+    assert state(isvc, "RolledBack") == ("True", "RolledBack")
+    deployment = await cluster.get(k8s.DEPLOYMENTS, f"{SVC}-predictor")
+    assert deployment is not None
+    assert deployment["spec"]["template"]["metadata"]["labels"]["mlops.dev/version"] == "1"
