@@ -4,7 +4,6 @@ event loop, and the reachability check behind the ``StorageReachable`` condition
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from mlops_operator.api import reasons
 from mlops_operator.artifacts import store as artifacts
@@ -14,6 +13,7 @@ from mlops_operator.artifacts.store import (
     ArtifactStore,
     CredentialsMissing,
     NotFound,
+    StorageCheck,
     StorageError,
 )
 from mlops_operator.context import Context
@@ -34,15 +34,6 @@ __all__ = [
 
 STORES_KEPT = 64
 """Artifact stores (boto3 clients) kept per operator process, one per distinct credentials."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """Outcome of a storage check, ready for a condition."""
-
-    ok: bool
-    reason: str
-    message: str
 
 
 async def _credentials(
@@ -86,16 +77,15 @@ async def open_store(ctx: Context, namespace: str, storage: ResolvedStorage) -> 
 
 async def check(
     ctx: Context, namespace: str, storage: ResolvedStorage, dataset_uri: str
-) -> CheckResult:
+) -> StorageCheck:
     """Can the dataset be read and the artifact bucket be written with these credentials?"""
     try:
         store = await open_store(ctx, namespace, storage)
     except CredentialsMissing as exc:
-        return CheckResult(False, reasons.CREDENTIALS_MISSING, str(exc))
-    result = await asyncio.to_thread(
+        return StorageCheck(False, reasons.CREDENTIALS_MISSING, str(exc))
+    return await asyncio.to_thread(
         artifacts.check_storage, store, dataset_uri, f"s3://{storage.bucket}/"
     )
-    return CheckResult(result.ok, result.reason, result.message)
 
 
 async def read_bytes(store: ArtifactStore, uri: str) -> bytes:

@@ -5,13 +5,14 @@ success, a new version. Triggers live in ``mlops_operator.watches``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
 
 from mlops_operator import failpoints, metrics
 from mlops_operator.api import reasons
-from mlops_operator.api.base import get_condition, set_condition
+from mlops_operator.api.base import set_condition
 from mlops_operator.api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from mlops_operator.artifacts import io as storage_io
 from mlops_operator.artifacts import layout
@@ -30,12 +31,10 @@ from mlops_operator.training.build import (
     build_model_version,
     build_training_job,
 )
-from mlops_operator.training.plan import fresh_status, job_outcome, next_version, validate
+from mlops_operator.training.plan import Observed, invalid_spec, next_version, plan
 
 logger = logging.getLogger(__name__)
 
-STORAGE_RETRY_SECONDS = 30.0
-TERMINAL = ("Succeeded", "Failed")
 NUMBER_ATTEMPTS = 20
 """Version numbers tried in one registration before giving up (each taken by hand, or by
 an older artifact in storage)."""
@@ -44,15 +43,21 @@ an older artifact in storage)."""
 class _Run:
     """One reconcile's view of a TrainingJob: its status, changed in place, and its Events."""
 
-    def __init__(self, ctx: Context, obj: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        obj: dict[str, Any],
+        status: TrainingJobStatus,
+        events: list[tuple[str, str, str]],
+    ) -> None:
         self.ctx = ctx
         self.obj = obj
         meta = obj["metadata"]
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
         self.generation: int = int(meta.get("generation") or 1)
-        self.status = TrainingJobStatus.model_validate(obj.get("status") or {})
-        self.events: list[tuple[str, str, str]] = []
+        self.status = status
+        self.events = list(events)
 
     def cond(self, type: str, value: bool, reason: str, message: str) -> None:
         self.status.conditions = set_condition(
@@ -86,15 +91,6 @@ class _Run:
         self.event("Warning", reason, message)
 
 
-def _sticky_invalid(status: TrainingJobStatus, generation: int) -> bool:
-    ready = get_condition(status.conditions, reasons.READY)
-    return (
-        ready is not None
-        and ready.reason == reasons.INVALID_SPEC
-        and ready.observed_generation == generation
-    )
-
-
 async def reconcile(ctx: Context, key: Key) -> float | None:
     """One reconcile of one TrainingJob; the seconds until it wants another look."""
     namespace, name = key
@@ -102,70 +98,37 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return None
     metrics.RECONCILES.labels("trainingjobs").inc()
-    run = _Run(ctx, obj)
-    status = run.status
-    if _sticky_invalid(status, run.generation):
-        return None
-    spec = validate(obj.get("spec") or {}, ctx.settings.allowed_estimator_prefixes)
-    if isinstance(spec, str):
-        previous = get_condition(status.conditions, reasons.READY)
-        status.phase = "Failed"
-        status.observed_generation = run.generation
-        run.cond(reasons.READY, False, reasons.INVALID_SPEC, spec)
-        if previous is None or previous.message != spec:
-            run.event("Warning", reasons.INVALID_SPEC, spec)
-        await run.write()
-        return None
-
-    if status.observed_generation is not None and status.observed_generation != run.generation:
-        await _supersede(run)
-    status = run.status
-    status.observed_generation = run.generation
-    if status.phase == "Succeeded" and status.model_version:
-        return None
-    if status.phase == "Failed":
-        return None  # until the spec changes
-
-    job_name = names.training_job_name(name, run.generation)
-    job = ctx.cache.get(k8s.JOBS, namespace, job_name)
-    if job is None:
-        if status.job_name == job_name:
-            run.fail(
-                reasons.JOB_DELETED, f"The training Job {job_name} was deleted before it finished."
-            )
-            await run.write()
-            return None
-        return await _start(run, spec)
-    return await _mirror(run, spec, job)
-
-
-async def _supersede(run: _Run) -> None:
-    """The spec changed after a run started: stop a Job still training the old spec and
-    start over for the new generation."""
-    old = run.status.job_name
-    if old and run.status.phase not in TERMINAL:
-        await run.ctx.kube.delete(k8s.JOBS, run.namespace, old)
-    message = (
-        f"The spec changed (generation {run.status.observed_generation} → {run.generation}): "
-        "training again."
+    generation = int(obj["metadata"].get("generation") or 1)
+    observed = Observed(
+        obj=obj, job=ctx.cache.get(k8s.JOBS, namespace, names.training_job_name(name, generation))
     )
-    run.status = fresh_status(run.status)
-    run.event("Normal", reasons.SPEC_CHANGED, message)
+    prefixes = ctx.settings.allowed_estimator_prefixes
+    decided = plan(observed, prefixes, now())
+    if decided.needs == "storage" and decided.spec is not None:
+        storage = resolve_storage(decided.spec.storage, ctx.settings)
+        check = await storage_io.check(ctx, namespace, storage, decided.spec.dataset.uri)
+        decided = plan(dataclasses.replace(observed, storage=check), prefixes, now())
+    elif decided.needs == "failure" and observed.job is not None:
+        said = await _last_failure(ctx, namespace, observed.job["metadata"]["name"])
+        observed = dataclasses.replace(observed, failure=said, failure_read=True)
+        decided = plan(observed, prefixes, now())
+
+    run = _Run(ctx, obj, decided.status, decided.events)
+    if decided.supersede:
+        await ctx.kube.delete(k8s.JOBS, namespace, decided.supersede)
+    if decided.create_job and decided.spec is not None:
+        await _create_job(run, decided.spec)
+    elif decided.register and decided.spec is not None and observed.job is not None:
+        await _register(run, decided.spec, dict(observed.job))
+        return None
+    await run.write()
+    return decided.requeue_after
 
 
-async def _start(run: _Run, spec: TrainingJobSpec) -> float | None:
-    ctx, status = run.ctx, run.status
+async def _create_job(run: _Run, spec: TrainingJobSpec) -> None:
+    """Create the planned Job; a Job the API server rejects makes the spec invalid."""
+    ctx = run.ctx
     storage = resolve_storage(spec.storage, ctx.settings)
-    check = await storage_io.check(ctx, run.namespace, storage, spec.dataset.uri)
-    previous = get_condition(status.conditions, reasons.STORAGE_REACHABLE)
-    run.cond(reasons.STORAGE_REACHABLE, check.ok, check.reason, check.message)
-    if not check.ok:
-        status.phase = "Pending"
-        run.cond(reasons.READY, False, check.reason, check.message)
-        if previous is None or previous.reason != check.reason:
-            run.event("Warning", check.reason, check.message)
-        await run.write()
-        return STORAGE_RETRY_SECONDS
     meta = run.obj["metadata"]
     output = layout.run_dir_uri(
         storage.bucket,
@@ -191,19 +154,12 @@ async def _start(run: _Run, spec: TrainingJobSpec) -> float | None:
     try:
         applied = await apply_child(ctx.kube, ctx.cache, k8s.JOBS, own(job, run.obj), None)
     except InvalidChild as exc:
-        status.phase = "Failed"
-        run.cond(reasons.READY, False, reasons.INVALID_SPEC, str(exc))
-        run.event("Warning", reasons.INVALID_SPEC, str(exc))
-        await run.write()
-        return None
-    status.job_name = job["metadata"]["name"]
-    status.phase = "Pending"
-    message = f"Job {status.job_name} created; waiting for the trainer to start."
-    run.cond(reasons.READY, False, reasons.JOB_CREATED, message)
+        rejected = invalid_spec(run.status, run.generation, str(exc), now())
+        run.status = rejected.status
+        run.events = [e for e in run.events if e[1] != reasons.JOB_CREATED] + rejected.events
+        return
     if applied.written:
-        run.event("Normal", reasons.JOB_CREATED, f"Created Job {status.job_name}.")
-    await run.write()
-    return None
+        run.event("Normal", reasons.JOB_CREATED, f"Created Job {job['metadata']['name']}.")
 
 
 async def _last_failure(ctx: Context, namespace: str, job_name: str) -> tuple[str, str] | None:
@@ -218,31 +174,6 @@ async def _last_failure(ctx: Context, namespace: str, job_name: str) -> tuple[st
                 if message:
                     return parse_termination_message(message)
     return None
-
-
-async def _mirror(run: _Run, spec: TrainingJobSpec, job: dict[str, Any]) -> float | None:
-    status = run.status
-    job_status = job.get("status") or {}
-    failure = None
-    if any(
-        c.get("type") == "Failed" and c.get("status") == "True"
-        for c in job_status.get("conditions") or []
-    ):
-        failure = await _last_failure(run.ctx, run.namespace, job["metadata"]["name"])
-    outcome = job_outcome(job_status, failure)
-    if job_status.get("startTime") and status.start_time is None:
-        status.start_time = job_status["startTime"]
-    status.job_name = job["metadata"]["name"]
-    if outcome.phase == "Failed":
-        run.fail(outcome.reason, outcome.message, job_status.get("completionTime"))
-        await run.write()
-        return None
-    if outcome.phase in ("Pending", "Running"):
-        status.phase = outcome.phase
-        run.cond(reasons.READY, False, outcome.reason, outcome.message)
-        await run.write()
-        return None
-    return await _register(run, spec, job)
 
 
 def _taken(ctx: Context, namespace: str, model: str, me: str) -> set[int]:

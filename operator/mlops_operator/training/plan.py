@@ -3,15 +3,18 @@ phase, version numbers."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import ValidationError
 
 from mlops_operator.api import reasons
+from mlops_operator.api.base import get_condition, set_condition
 from mlops_operator.api.trainingjob import Phase, Task, TrainingJobSpec, TrainingJobStatus
 from mlops_operator.api.validation import describe_validation_error
+from mlops_operator.kube.names import training_job_name
 
 
 @dataclass(frozen=True)
@@ -165,3 +168,197 @@ def fresh_status(status: TrainingJobStatus) -> TrainingJobStatus:
     """The status for a new run of a changed spec: conditions kept (their times move with
     their values), everything about the previous run cleared."""
     return TrainingJobStatus(conditions=status.conditions)
+
+
+# --- the TrainingJob plan -------------------------------------------------------------------
+
+
+class Check(Protocol):
+    """The storage check's outcome, as the plan reads it."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the TrainingJob reconcile read before deciding; ``storage`` and ``failure`` are
+    read only when a plan asks for them (``Plan.needs``)."""
+
+    obj: Mapping[str, Any]
+    """The TrainingJob."""
+
+    job: Mapping[str, Any] | None
+    """The batch Job of the TrainingJob's current generation, as the watch last saw it."""
+
+    storage: Check | None = None
+    """Whether the credentials, the dataset and the artifact bucket are usable."""
+
+    failure: tuple[str, str] | None = None
+    """The trainer's termination message (reason, message) when its Job failed."""
+
+    failure_read: bool = False
+    """Whether the pods were asked for ``failure`` (they may have had nothing to say)."""
+
+
+@dataclass
+class Plan:
+    """What one reconcile of a TrainingJob does."""
+
+    status: TrainingJobStatus
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    needs: Literal["storage", "failure"] | None = None
+    """Read this and plan again before acting."""
+    supersede: str | None = None
+    """A Job still training an older generation of the spec: delete it."""
+    create_job: str | None = None
+    """Create the Job of this name for the current generation."""
+    register: bool = False
+    """The Job completed: register its output as the next version."""
+    requeue_after: float | None = None
+    spec: TrainingJobSpec | None = None
+    """The validated spec, when valid."""
+
+
+STORAGE_RETRY_SECONDS: Final = 30.0
+
+
+class _Status:
+    def __init__(self, status: TrainingJobStatus, generation: int, now: dt.datetime) -> None:
+        self.status = status
+        self.generation = generation
+        self.now = now
+        self.events: list[tuple[str, str, str]] = []
+
+    def cond(self, type: str, value: bool, reason: str, message: str) -> None:
+        self.status.conditions = set_condition(
+            self.status.conditions,
+            type,
+            "True" if value else "False",
+            reason,
+            message,
+            now=self.now,
+            generation=self.generation,
+        )
+
+    def fail(self, reason: str, message: str, completion: Any = None) -> None:
+        self.status.phase = "Failed"
+        self.status.failure_reason = message
+        self.status.completion_time = completion or self.now
+        self.cond(reasons.READY, False, reason, message)
+        self.events.append(("Warning", reason, message))
+
+
+def invalid_spec(
+    status: TrainingJobStatus, generation: int, message: str, now: dt.datetime
+) -> Plan:
+    """``Failed`` with ``Ready=False InvalidSpec``; an Event the first time it is said."""
+    previous = get_condition(status.conditions, reasons.READY)
+    out = _Status(status, generation, now)
+    status.phase = "Failed"
+    status.observed_generation = generation
+    out.cond(reasons.READY, False, reasons.INVALID_SPEC, message)
+    if previous is None or previous.message != message:
+        out.events.append(("Warning", reasons.INVALID_SPEC, message))
+    return Plan(status=status, events=out.events)
+
+
+def plan(observed: Observed, allowed_prefixes: Sequence[str], now: dt.datetime) -> Plan:
+    """Everything one reconcile of a TrainingJob decides.
+
+    Invalid (or rejected by the API server for this generation): ``Failed`` and nothing else
+    until the spec changes. A generation newer than the status's: start over (the old Job is
+    deleted if it still runs). Then, for the current generation: no Job yet → check storage,
+    then create it; the Job deleted before it finished → ``JobDeleted``; the Job running or
+    failed → mirror it; complete → register. ``Succeeded`` and ``Failed`` are final for a
+    generation.
+    """
+    obj = observed.obj
+    meta = obj.get("metadata") or {}
+    generation = int(meta.get("generation") or 1)
+    status = TrainingJobStatus.model_validate(obj.get("status") or {})
+    ready = get_condition(status.conditions, reasons.READY)
+    if (
+        ready is not None
+        and ready.reason == reasons.INVALID_SPEC
+        and ready.observed_generation == generation
+    ):
+        return Plan(status=status)
+    spec = validate(obj.get("spec") or {}, allowed_prefixes)
+    if isinstance(spec, str):
+        return invalid_spec(status, generation, spec, now)
+
+    out = _Status(status, generation, now)
+    result = Plan(status=status, spec=spec)
+    if status.observed_generation is not None and status.observed_generation != generation:
+        if status.job_name and status.phase not in ("Succeeded", "Failed"):
+            result.supersede = status.job_name
+        out.events.append(
+            (
+                "Normal",
+                reasons.SPEC_CHANGED,
+                f"The spec changed (generation {status.observed_generation} → {generation}): "
+                "training again.",
+            )
+        )
+        status = out.status = result.status = fresh_status(status)
+    status.observed_generation = generation
+    result.events = out.events
+    if status.phase == "Succeeded" and status.model_version or status.phase == "Failed":
+        return result
+
+    job_name = training_job_name(meta.get("name") or "", generation)
+    job = observed.job
+    if job is None:
+        if status.job_name == job_name:
+            out.fail(
+                reasons.JOB_DELETED, f"The training Job {job_name} was deleted before it finished."
+            )
+            return result
+        check = observed.storage
+        if check is None:
+            result.needs = "storage"
+            return result
+        previous = get_condition(status.conditions, reasons.STORAGE_REACHABLE)
+        out.cond(reasons.STORAGE_REACHABLE, check.ok, check.reason, check.message)
+        if not check.ok:
+            status.phase = "Pending"
+            out.cond(reasons.READY, False, check.reason, check.message)
+            if previous is None or previous.reason != check.reason:
+                out.events.append(("Warning", check.reason, check.message))
+            result.requeue_after = STORAGE_RETRY_SECONDS
+            return result
+        result.create_job = job_name
+        status.job_name = job_name
+        status.phase = "Pending"
+        out.cond(
+            reasons.READY,
+            False,
+            reasons.JOB_CREATED,
+            f"Job {job_name} created; waiting for the trainer to start.",
+        )
+        return result
+
+    job_status = job.get("status") or {}
+    failed = _true_condition(job_status, "Failed") is not None
+    if failed and not observed.failure_read:
+        result.needs = "failure"
+        return result
+    outcome = job_outcome(job_status, observed.failure)
+    if job_status.get("startTime") and status.start_time is None:
+        status.start_time = job_status["startTime"]
+    status.job_name = (job.get("metadata") or {}).get("name") or job_name
+    if outcome.phase == "Failed":
+        out.fail(outcome.reason, outcome.message, job_status.get("completionTime"))
+    elif outcome.phase in ("Pending", "Running"):
+        status.phase = outcome.phase
+        out.cond(reasons.READY, False, outcome.reason, outcome.message)
+    else:
+        result.register = True
+    return result
