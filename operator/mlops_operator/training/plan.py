@@ -356,6 +356,8 @@ def plan(observed: Observed, allowed_prefixes: Sequence[str], now: dt.datetime) 
     status.job_name = (job.get("metadata") or {}).get("name") or job_name
     if outcome.phase == "Failed":
         out.fail(outcome.reason, outcome.message, job_status.get("completionTime"))
+    elif outcome.phase == "Pending" and ready is not None and ready.reason == reasons.JOB_CREATED:
+        status.phase = "Pending"  # "created, waiting for the trainer" says it already
     elif outcome.phase in ("Pending", "Running"):
         status.phase = outcome.phase
         out.cond(reasons.READY, False, outcome.reason, outcome.message)

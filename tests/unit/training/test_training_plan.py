@@ -150,3 +150,9 @@ def test_a_spec_changed_while_training_stops_the_old_job() -> None:
     result = run(running, storage=REACHABLE)
     assert result.supersede == "tj-train"
     assert result.create_job == "tj-train-g2"
+
+
+def test_a_job_just_created_changes_nothing_until_its_pod_runs() -> None:
+    created = after(run(tj(), storage=REACHABLE))
+    waiting = run(created, job())
+    assert waiting.status.to_wire() == created["status"]  # no second write
