@@ -125,13 +125,15 @@ async def test_exactly_one_job_with_a_deterministic_name_is_created(cluster: Clu
     job_name = await started(cluster, "tj")
     assert state(await cluster.obj(TJ, "tj"), "Ready") == ("False", "JobCreated")
 
+    before = cluster.ctx.kube.requests
     await cluster.reconcile(TJ, "tj")
 
+    assert cluster.ctx.kube.requests == before  # the Job's pod has not started: nothing new
     assert job_name == "tj-train"
     assert await jobs(cluster) == ["tj-train"]
     tj = await cluster.obj(TJ, "tj")
     assert tj["status"]["phase"] == "Pending"
-    assert state(tj, "Ready") == ("False", "JobPending")
+    assert state(tj, "Ready") == ("False", "JobCreated")
     assert state(tj, "StorageReachable") == ("True", "StorageOK")
     job = await cluster.get(k8s.JOBS, "tj-train")
     assert job is not None
