@@ -182,15 +182,7 @@ async def modelversion_event(type: str, body: kopf.Body, memo: Any, **_: Any) ->
         "deleting": body.metadata.get("deletionTimestamp"),
     }
     if model and _changed(ctx, "modelversions/serving", body, what, deleted):
-        for isvc in ctx.cache.select(
-            k8s.INFERENCESERVICES,
-            "model",
-            (namespace, model),
-            lambda o: (
-                o["metadata"]["namespace"] == namespace
-                and (o.get("spec") or {}).get("model") == model
-            ),
-        ):
+        for isvc in ctx.cache.of_model(k8s.INFERENCESERVICES, namespace, model):
             ctx.enqueue("inferenceservices", namespace, isvc["metadata"]["name"])
 
 
@@ -206,15 +198,7 @@ async def inferenceservice_event(type: str, body: kopf.Body, memo: Any, **_: Any
     model = (body.get("spec") or {}).get("model")
     serving = (body.get("status") or {}).get("currentVersion")
     if model and _changed(ctx, "inferenceservices/serving", body, [model, serving], deleted):
-        for mv in ctx.cache.select(
-            k8s.MODELVERSIONS,
-            "model",
-            (namespace, model),
-            lambda o: (
-                o["metadata"]["namespace"] == namespace
-                and (o.get("spec") or {}).get("model") == model
-            ),
-        ):
+        for mv in ctx.cache.of_model(k8s.MODELVERSIONS, namespace, model):
             ctx.enqueue("modelversions", namespace, mv["metadata"]["name"], SERVED_BY_DELAY)
 
 

@@ -66,6 +66,18 @@ class Cache:
         result = [self.get(res, namespace, name) or obj for (namespace, name), obj in found.items()]
         return [obj for obj in result if match(obj)]
 
+    def of_model(self, res: Resource, namespace: str, model: str) -> list[Body]:
+        """Objects of a kind in ``namespace`` whose ``spec.model`` is ``model``."""
+        return self.select(
+            res,
+            "model",
+            (namespace, model),
+            lambda o: (
+                o["metadata"].get("namespace") == namespace
+                and (o.get("spec") or {}).get("model") == model
+            ),
+        )
+
     def keys(self, res: Resource) -> list[tuple[str, str]]:
         """Every ``(namespace, name)`` of a kind."""
         index = self._by_name.get(res.plural) or {}

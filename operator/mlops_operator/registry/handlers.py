@@ -47,15 +47,7 @@ def served_by(ctx: Context, namespace: str, model: str, version: int) -> list[st
     """The InferenceServices of the namespace that serve this version now."""
     return sorted(
         isvc["metadata"]["name"]
-        for isvc in ctx.cache.select(
-            k8s.INFERENCESERVICES,
-            "model",
-            (namespace, model),
-            lambda o: (
-                o["metadata"]["namespace"] == namespace
-                and (o.get("spec") or {}).get("model") == model
-            ),
-        )
+        for isvc in ctx.cache.of_model(k8s.INFERENCESERVICES, namespace, model)
         if (isvc.get("status") or {}).get("currentVersion") == version
         and not isvc["metadata"].get("deletionTimestamp")
     )

@@ -37,27 +37,10 @@ def observe(ctx: Context, obj: dict[str, Any]) -> Observed:
     """Everything the plan needs, from watch state (no API reads)."""
     meta = obj["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    model = (obj.get("spec") or {}).get("model")
-    versions = ctx.cache.select(
-        k8s.MODELVERSIONS,
-        "model",
-        (namespace, model),
-        lambda mv: (
-            mv["metadata"]["namespace"] == namespace
-            and (mv.get("spec") or {}).get("model") == model
-        ),
-    )
+    model = str((obj.get("spec") or {}).get("model") or "")
+    versions = ctx.cache.of_model(k8s.MODELVERSIONS, namespace, model)
     trainingjobs = {
-        tj["metadata"]["name"]: tj
-        for tj in ctx.cache.select(
-            k8s.TRAININGJOBS,
-            "model",
-            (namespace, model),
-            lambda tj: (
-                tj["metadata"]["namespace"] == namespace
-                and (tj.get("spec") or {}).get("model") == model
-            ),
-        )
+        tj["metadata"]["name"]: tj for tj in ctx.cache.of_model(k8s.TRAININGJOBS, namespace, model)
     }
     active = ((obj.get("status") or {}).get("retraining") or {}).get("active")
     if active and active not in trainingjobs:  # a retraining may train another model name

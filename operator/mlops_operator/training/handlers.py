@@ -12,7 +12,6 @@ from typing import Any
 
 from mlops_operator import failpoints, metrics
 from mlops_operator.api import reasons
-from mlops_operator.api.base import set_condition
 from mlops_operator.api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from mlops_operator.artifacts import io as storage_io
 from mlops_operator.artifacts import layout
@@ -31,7 +30,7 @@ from mlops_operator.training.build import (
     build_model_version,
     build_training_job,
 )
-from mlops_operator.training.plan import Observed, invalid_spec, next_version, plan
+from mlops_operator.training.plan import Observed, Progress, invalid_spec, next_version, plan
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +39,9 @@ NUMBER_ATTEMPTS = 20
 an older artifact in storage)."""
 
 
-class _Run:
-    """One reconcile's view of a TrainingJob: its status, changed in place, and its Events."""
+class _Run(Progress):
+    """One reconcile's TrainingJob: its status as planned, changed in place while the plan is
+    applied (registration), then written with its Events."""
 
     def __init__(
         self,
@@ -50,25 +50,13 @@ class _Run:
         status: TrainingJobStatus,
         events: list[tuple[str, str, str]],
     ) -> None:
+        meta = obj["metadata"]
+        super().__init__(status, int(meta.get("generation") or 1), now())
         self.ctx = ctx
         self.obj = obj
-        meta = obj["metadata"]
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
-        self.generation: int = int(meta.get("generation") or 1)
-        self.status = status
         self.events = list(events)
-
-    def cond(self, type: str, value: bool, reason: str, message: str) -> None:
-        self.status.conditions = set_condition(
-            self.status.conditions,
-            type,
-            "True" if value else "False",
-            reason,
-            message,
-            now=now(),
-            generation=self.generation,
-        )
 
     def event(self, type: str, reason: str, message: str) -> None:
         self.events.append((type, reason, message))
@@ -82,13 +70,6 @@ class _Run:
         for type, reason, message in self.events:
             self.ctx.post(self.obj, type, reason, message)
         self.events = []
-
-    def fail(self, reason: str, message: str, completion: Any = None) -> None:
-        self.status.phase = "Failed"
-        self.status.failure_reason = message
-        self.status.completion_time = completion or now()
-        self.cond(reasons.READY, False, reason, message)
-        self.event("Warning", reason, message)
 
 
 async def reconcile(ctx: Context, key: Key) -> float | None:
@@ -179,25 +160,11 @@ async def _last_failure(ctx: Context, namespace: str, job_name: str) -> tuple[st
 def _taken(ctx: Context, namespace: str, model: str, me: str) -> set[int]:
     """Every version number of the model registered, or reserved by another TrainingJob."""
     taken: set[int] = set()
-    for mv in ctx.cache.select(
-        k8s.MODELVERSIONS,
-        "model",
-        (namespace, model),
-        lambda o: (
-            o["metadata"]["namespace"] == namespace and (o.get("spec") or {}).get("model") == model
-        ),
-    ):
+    for mv in ctx.cache.of_model(k8s.MODELVERSIONS, namespace, model):
         version = (mv.get("spec") or {}).get("version")
         if isinstance(version, int):
             taken.add(version)
-    for tj in ctx.cache.select(
-        k8s.TRAININGJOBS,
-        "model",
-        (namespace, model),
-        lambda o: (
-            o["metadata"]["namespace"] == namespace and (o.get("spec") or {}).get("model") == model
-        ),
-    ):
+    for tj in ctx.cache.of_model(k8s.TRAININGJOBS, namespace, model):
         version = (tj.get("status") or {}).get("version")
         if isinstance(version, int) and tj["metadata"]["name"] != me:
             taken.add(version)

@@ -229,7 +229,9 @@ class Plan:
 STORAGE_RETRY_SECONDS: Final = 30.0
 
 
-class _Status:
+class Progress:
+    """A TrainingJob status being decided: conditions set at ``now``, Events to post."""
+
     def __init__(self, status: TrainingJobStatus, generation: int, now: dt.datetime) -> None:
         self.status = status
         self.generation = generation
@@ -237,6 +239,7 @@ class _Status:
         self.events: list[tuple[str, str, str]] = []
 
     def cond(self, type: str, value: bool, reason: str, message: str) -> None:
+        """Set one condition (its transition time moves only when its value does)."""
         self.status.conditions = set_condition(
             self.status.conditions,
             type,
@@ -248,6 +251,7 @@ class _Status:
         )
 
     def fail(self, reason: str, message: str, completion: Any = None) -> None:
+        """``Failed`` for ``reason``, with a Warning Event."""
         self.status.phase = "Failed"
         self.status.failure_reason = message
         self.status.completion_time = completion or self.now
@@ -260,7 +264,7 @@ def invalid_spec(
 ) -> Plan:
     """``Failed`` with ``Ready=False InvalidSpec``; an Event the first time it is said."""
     previous = get_condition(status.conditions, reasons.READY)
-    out = _Status(status, generation, now)
+    out = Progress(status, generation, now)
     status.phase = "Failed"
     status.observed_generation = generation
     out.cond(reasons.READY, False, reasons.INVALID_SPEC, message)
@@ -294,7 +298,7 @@ def plan(observed: Observed, allowed_prefixes: Sequence[str], now: dt.datetime) 
     if isinstance(spec, str):
         return invalid_spec(status, generation, spec, now)
 
-    out = _Status(status, generation, now)
+    out = Progress(status, generation, now)
     result = Plan(status=status, spec=spec)
     if status.observed_generation is not None and status.observed_generation != generation:
         if status.job_name and status.phase not in ("Succeeded", "Failed"):
