@@ -9,21 +9,9 @@ from mlops_operator.monitoring.remediate import (
     next_run,
     validate_cron,
 )
-from mlops_operator.serving.plan import Candidate, promotion_verdict
 
 T0 = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
-
-
-def mv(
-    version: int,
-    phase: str = "Ready",
-    *,
-    verified: bool = True,
-    gates: bool = True,
-    degraded: bool = False,
-) -> Candidate:
-    return Candidate(f"m-v{version}", version, phase, verified, gates, degraded)
 
 
 @pytest.mark.parametrize(
@@ -68,47 +56,6 @@ def test_a_persistent_breach_cannot_start_a_retraining_storm() -> None:
     assert len(started) == 6
     for start in started:
         assert len([s for s in started if start - dt.timedelta(days=1) < s <= start]) <= 3
-
-
-@pytest.mark.parametrize(
-    ("candidate", "mine", "theirs", "must_beat", "promoted", "reason"),
-    [
-        (mv(3), {"accuracy": 0.93}, {"accuracy": 0.91}, "accuracy", True, "beats 0.91"),
-        (mv(3), {"accuracy": 0.91}, {"accuracy": 0.91}, "accuracy", False, "does not beat"),
-        (mv(3), {"accuracy": 0.89}, {"accuracy": 0.91}, "accuracy", False, "higher is better"),
-        (mv(3), {"rocAuc": 0.8}, {"rocAuc": 0.7}, "rocAuc", True, "higher is better"),
-        (mv(3), {"rmse": 1.2}, {"rmse": 1.5}, "rmse", True, "lower is better"),
-        (mv(3), {"rmse": 1.8}, {"rmse": 1.5}, "rmse", False, "does not beat 1.5"),
-        (mv(3), {"mae": 0.4}, {"mae": 0.3}, "mae", False, "lower is better"),
-        (mv(3), {"r2": 0.9}, {"r2": 0.8}, "r2", True, "beats"),
-        (mv(3), {}, {"accuracy": 0.91}, "accuracy", False, "version 3 has no accuracy"),
-        (mv(3), {"accuracy": 0.9}, {}, "accuracy", False, "replaced version has no accuracy"),
-        (mv(3), {"accuracy": 0.5}, None, "accuracy", True, "no served version to beat"),
-        (mv(3), {"accuracy": 0.5}, {"accuracy": 0.9}, None, True, "passed its gates"),
-        (mv(3, gates=False), {"accuracy": 0.99}, {}, None, False, "did not pass"),
-        (mv(3, "Pending", verified=False), {}, {}, None, False, "not Ready (phase Pending)"),
-        (mv(3, "Degraded", degraded=True), {}, {}, None, False, "not Ready (phase Degraded)"),
-        (mv(3, degraded=True), {}, {}, None, False, "is Degraded"),
-    ],
-)
-def test_promotion_must_beat_in_both_directions(
-    candidate: Candidate,
-    mine: dict[str, float],
-    theirs: dict[str, float] | None,
-    must_beat: str | None,
-    promoted: bool,
-    reason: str,
-) -> None:
-    ok, why = promotion_verdict(mine, candidate, theirs, must_beat)
-    assert ok is promoted
-    assert reason in why
-
-
-def test_promotion_reason_names_both_values() -> None:
-    _, why = promotion_verdict({"accuracy": 0.89}, mv(3), {"accuracy": 0.912}, "accuracy")
-    assert why == (
-        "version 3 accuracy 0.89 does not beat 0.912 of the replaced version (higher is better)."
-    )
 
 
 @pytest.mark.parametrize(

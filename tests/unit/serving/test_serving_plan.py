@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from mlops_operator.serving.plan import (
     Candidate,
     change_reason,
+    promotion_verdict,
     record,
     resolve_version,
     rollout,
@@ -116,3 +119,44 @@ def test_rollout_is_complete_only_when_every_pod_runs_the_new_template() -> None
     assert rollout(done, 2).complete
     assert not rollout(stale, 2).complete
     assert not rollout({"metadata": {}}, 1).available
+
+
+@pytest.mark.parametrize(
+    ("candidate", "mine", "theirs", "must_beat", "promoted", "reason"),
+    [
+        (mv(3), {"accuracy": 0.93}, {"accuracy": 0.91}, "accuracy", True, "beats 0.91"),
+        (mv(3), {"accuracy": 0.91}, {"accuracy": 0.91}, "accuracy", False, "does not beat"),
+        (mv(3), {"accuracy": 0.89}, {"accuracy": 0.91}, "accuracy", False, "higher is better"),
+        (mv(3), {"rocAuc": 0.8}, {"rocAuc": 0.7}, "rocAuc", True, "higher is better"),
+        (mv(3), {"rmse": 1.2}, {"rmse": 1.5}, "rmse", True, "lower is better"),
+        (mv(3), {"rmse": 1.8}, {"rmse": 1.5}, "rmse", False, "does not beat 1.5"),
+        (mv(3), {"mae": 0.4}, {"mae": 0.3}, "mae", False, "lower is better"),
+        (mv(3), {"r2": 0.9}, {"r2": 0.8}, "r2", True, "beats"),
+        (mv(3), {}, {"accuracy": 0.91}, "accuracy", False, "version 3 has no accuracy"),
+        (mv(3), {"accuracy": 0.9}, {}, "accuracy", False, "replaced version has no accuracy"),
+        (mv(3), {"accuracy": 0.5}, None, "accuracy", True, "no served version to beat"),
+        (mv(3), {"accuracy": 0.5}, {"accuracy": 0.9}, None, True, "passed its gates"),
+        (mv(3, gates=False), {"accuracy": 0.99}, {}, None, False, "did not pass"),
+        (mv(3, "Pending", verified=False), {}, {}, None, False, "not Ready (phase Pending)"),
+        (mv(3, "Degraded", degraded=True), {}, {}, None, False, "not Ready (phase Degraded)"),
+        (mv(3, degraded=True), {}, {}, None, False, "is Degraded"),
+    ],
+)
+def test_promotion_must_beat_in_both_directions(
+    candidate: Candidate,
+    mine: dict[str, float],
+    theirs: dict[str, float] | None,
+    must_beat: str | None,
+    promoted: bool,
+    reason: str,
+) -> None:
+    ok, why = promotion_verdict(mine, candidate, theirs, must_beat)
+    assert ok is promoted
+    assert reason in why
+
+
+def test_promotion_reason_names_both_values() -> None:
+    _, why = promotion_verdict({"accuracy": 0.89}, mv(3), {"accuracy": 0.912}, "accuracy")
+    assert why == (
+        "version 3 accuracy 0.89 does not beat 0.912 of the replaced version (higher is better)."
+    )
