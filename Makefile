@@ -90,6 +90,10 @@ bench-serving: $(STAMP) wrk ## Our model server beside MLServer, KServe and a ba
 bench-operator: $(STAMP) ## The operator at 1,000 InferenceServices and TrainingJobs beside an empty kopf operator (~5 min).
 	$(BIN)/python bench/operator/run.py
 
+.PHONY: bench-operator-10000
+bench-operator-10000: $(STAMP) ## The same at 10,000 InferenceServices (no TrainingJobs), results in operator-10000.md.
+	$(BIN)/python bench/operator/run.py --count 10000 --trickle 200 --kinds isvc
+
 ##@ Packaging
 
 TOOLS_BIN := .tools/bin

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -44,8 +45,8 @@ from mlops_sandbox.process import OperatorProcess  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 GROUP_PATH = "/apis/mlops.dev/v1alpha1"
-HANDLED = "mlops.dev/last-handled-configuration"
-"""kopf's diff-base annotation (as both operators configure it): written once handled."""
+WATCHED = ("trainingjobs", "modelversions", "inferenceservices", "jobs", "deployments", "services")
+"""What both operators watch: an operator is listening once it opened a watch on each."""
 DATA_BUCKET = "datasets"
 DATASET_KEY = "bench/tabular.csv"
 ARTIFACT_PREFIX = "bench/model/1/"
@@ -197,7 +198,8 @@ class Seen:
     """When (monotonic) the watches first saw each object in a state."""
 
     added: dict[str, float] = dataclasses.field(default_factory=dict)
-    handled: dict[str, float] = dataclasses.field(default_factory=dict)
+    status: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Our operator wrote its status (``observedGeneration`` or ``phase``)."""
     ready: dict[str, float] = dataclasses.field(default_factory=dict)
     relists: int = 0
 
@@ -262,9 +264,10 @@ def _watch_primary(seen: Seen, now_: Callable[[], float]) -> Callable[[str, dict
         name = meta["name"]
         at = now_()
         seen.added.setdefault(name, at)
-        if HANDLED in (meta.get("annotations") or {}):
-            seen.handled.setdefault(name, at)
-        if (obj.get("status") or {}).get("phase") == "Ready":
+        status = obj.get("status") or {}
+        if status.get("observedGeneration") is not None or status.get("phase"):
+            seen.status.setdefault(name, at)
+        if status.get("phase") == "Ready":
             seen.ready.setdefault(name, at)
 
     return on_event
@@ -332,9 +335,7 @@ class Meter:
         return time.monotonic() - start
 
 
-def phase_usage(
-    before: Snapshot, after: Snapshot, objects: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def phase_usage(before: Snapshot, after: Snapshot) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the operator's figures, the emulator's) between two snapshots."""
     requests = report.request_delta(before.requests, after.requests)
     operator_requests = sum(requests["operator"].values())
@@ -343,7 +344,6 @@ def phase_usage(
         "cpu_seconds": after.operator_cpu - before.operator_cpu,
         "requests": requests["operator"],
         "requests_total": operator_requests,
-        "requests_per_object": operator_requests / objects if objects else None,
     }
     emulator = {
         "cpu_seconds": after.emulator_cpu - before.emulator_cpu,
@@ -377,6 +377,7 @@ class Config:
     concurrency: int
     idle_seconds: float
     timeout: float
+    kinds: tuple[str, ...] = ("isvc", "tj")
 
 
 class Side:
@@ -512,11 +513,11 @@ class Side:
                 lambda: all(child_name(n) in children.added for n in names),
                 self.config.timeout,
             )
-        await wait_until(
-            f"kopf to handle {len(names)} {plural} of {phase} ({self.name})",
-            lambda: all(n in primary.handled for n in names),
-            self.config.timeout,
-        )
+            await wait_until(
+                f"the status of {len(names)} {plural} of {phase} ({self.name})",
+                lambda: all(n in primary.status for n in names),
+                self.config.timeout,
+            )
         if self.ours and kind == "isvc":
             await wait_until(
                 f"{len(names)} {plural} of {phase} to be Ready ({self.name})",
@@ -526,7 +527,7 @@ class Side:
         absorbed = time.monotonic()
         await self.meter.wait_quiet()
         after = self.meter.snapshot()
-        usage, emulator = phase_usage(before, after, len(names))
+        usage, emulator = phase_usage(before, after)
         result: dict[str, Any] = {
             "created": len(names),
             "create_seconds": create_seconds,
@@ -536,14 +537,14 @@ class Side:
             "wall_seconds": after.at - before.at,
             **usage,
         }
-        handled, _ = report.pair_latencies(created, primary.handled)
-        result["handled_latency"] = report.latency_summary(handled)
         if self.ours:
             child_at = {n: children.added[child_name(n)] for n in names}
             latencies, missing = report.pair_latencies(created, child_at)
             result["child_latency"] = report.latency_summary(latencies)
             result["missing_children"] = missing
             result["children_seconds"] = max(child_at.values()) - before.at
+            status, _ = report.pair_latencies(created, primary.status)
+            result["status_latency"] = report.latency_summary(status)
             if kind == "isvc":
                 ready, _ = report.pair_latencies(created, primary.ready)
                 result["ready_latency"] = report.latency_summary(ready)
@@ -551,9 +552,11 @@ class Side:
         if self.ours:
             lat = result["child_latency"]
             line += f", create→child p50 {lat['p50']:.3f}s p99 {lat['p99']:.3f}s"
+        split = report.split_requests(usage["requests"])
         line += (
-            f", operator CPU {usage['cpu_seconds']:.1f}s,"
-            f" {usage['requests_per_object']:.1f} requests/object"
+            f", operator CPU {usage['cpu_seconds']:.1f}s, per object"
+            f" {split['reads'] / len(names):.2f} reads, {split['writes'] / len(names):.2f} writes,"
+            f" {split['events'] / len(names):.2f} Events"
         )
         progress(line)
         return result, emulator
@@ -563,8 +566,7 @@ class Side:
         before = self.meter.snapshot()
         await asyncio.sleep(self.config.idle_seconds)
         after = self.meter.snapshot()
-        usage, emulator = phase_usage(before, after, 0)
-        usage.pop("requests_per_object")
+        usage, emulator = phase_usage(before, after)
         usage["seconds"] = after.at - before.at
         progress(f"{self.name}: idle CPU {usage['cpu_seconds']:.2f}s")
         return usage, emulator
@@ -609,20 +611,23 @@ async def run_side(
     mv_path = f"{GROUP_PATH}/namespaces/{namespace}/modelversions"
     progress(f"{name}: creating {total} ModelVersions in {namespace}")
     await prepare_namespace(client, namespace, digest, total, statuses)
+    started = sandbox.stats()
     proc = start()
     try:
         side = Side(name, client, sandbox, config, proc.process.pid)
 
-        def all_handled(items: list[dict[str, Any]]) -> bool:
-            return len(items) == total and all(
-                HANDLED in (i["metadata"].get("annotations") or {})
-                and (not side.ours or (i.get("status") or {}).get("phase") == "Ready")
-                for i in items
+        def settled(items: list[dict[str, Any]]) -> bool:
+            watching = report.request_delta(started, sandbox.stats())["operator"]
+            if not all(f"watch {plural}" in watching for plural in WATCHED):
+                return False
+            return not side.ours or (
+                len(items) == total
+                and all((i.get("status") or {}).get("phase") == "Ready" for i in items)
             )
 
         progress(f"{name}: operator started (pid {proc.process.pid}); waiting for it to settle")
         deadline = time.monotonic() + config.timeout
-        while not all_handled((await client.list(mv_path))[0]):
+        while not settled((await client.list(mv_path))[0]):
             if proc.process.poll() is not None:
                 raise BenchError(f"the {name} operator exited: see {proc.log_path}")
             if time.monotonic() > deadline:
@@ -640,6 +645,8 @@ async def run_side(
             ("tj-trickle", training_job, range(n + 1, n + t + 1)),
         ]
         for phase, build, indexes in plan:
+            if phase.split("-")[0] not in config.kinds:
+                continue
             bodies = [build(i, config.models) for i in indexes]
             phases[phase], emulator[phase] = await side.phase(phase, bodies)
             if proc.process.poll() is not None:
@@ -673,6 +680,7 @@ async def run_side(
 
 async def main_async(config: Config, workdir: pathlib.Path) -> dict[str, Any]:
     started_at = now()
+    load_before = os.getloadavg()
     wall = time.monotonic()
     with contextlib.ExitStack() as stack:
         progress(f"starting the sandbox (state in {workdir})")
@@ -717,9 +725,15 @@ async def main_async(config: Config, workdir: pathlib.Path) -> dict[str, Any]:
         "wall_seconds": time.monotonic() - wall,
         "machine": machine(["kopf", "kmock", "aiohttp", "kubernetes", "pydantic", "moto"]),
         "config": dataclasses.asdict(config),
+        "load": _load(load_before, os.getloadavg()),
         "operators": {"ours": ours, "floor": floor},
         "emulator": {"ours": em_ours, "floor": em_floor},
     }
+
+
+def _load(before: tuple[float, float, float], after: tuple[float, float, float]) -> str:
+    """1/5/15-minute load averages before and after the run: what else used the cores."""
+    return " / ".join(f"{b:.2f} → {a:.2f}" for b, a in zip(before, after, strict=True))
 
 
 @contextlib.contextmanager
@@ -748,6 +762,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--trickle-rate", type=float, default=10.0, help="trickle creates/s")
     parser.add_argument("--concurrency", type=int, default=16, help="burst client concurrency")
+    parser.add_argument(
+        "--kinds",
+        default="isvc,tj",
+        help="which phases: isvc (InferenceServices), tj (TrainingJobs), or both (isvc,tj)",
+    )
     parser.add_argument("--idle", type=float, default=20.0, help="idle window, seconds")
     parser.add_argument(
         "--timeout", type=float, default=None, help="per wait, seconds (120 + 0.3 s/object)"
@@ -764,8 +783,11 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=pathlib.Path, default=None, help="keep logs here (default: a temp dir)"
     )
     args = parser.parse_args(argv)
+    kinds = tuple(k for k in ("isvc", "tj") if k in args.kinds.split(","))
+    if not kinds:
+        parser.error("--kinds: isvc, tj or isvc,tj")
     if args.render:
-        return rerender("operator", report.render)
+        return rerender(report.results_name({"count": args.count}), report.render)
     config = Config(
         count=args.count,
         models=args.models if args.models is not None else max(1, args.count // 100),
@@ -774,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         idle_seconds=args.idle,
         timeout=args.timeout if args.timeout is not None else 120 + 0.3 * args.count,
+        kinds=kinds,
     )
     with _sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
         workdir = args.workdir or pathlib.Path(tmp)
@@ -788,12 +811,13 @@ def main(argv: list[str] | None = None) -> int:
             return 130
     if args.workdir:
         (args.workdir / "operator.json").write_text(json.dumps(data, indent=2))
-    previous = previous_results("operator")
+    name = report.results_name(dataclasses.asdict(config))
+    previous = previous_results(name)
     markdown = report.render(data, previous)
     if args.no_write:
         print(markdown)
     else:
-        path = write_results("operator", data, markdown)
+        path = write_results(name, data, markdown)
         print(f"\n{markdown}\nwritten: {path} and {path.with_suffix('.json')}")
     failed = [c for c in report.verdict(data) if c.met is False]
     for check in failed:
