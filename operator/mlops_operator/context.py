@@ -44,7 +44,7 @@ class Context:
     """Counters of each service's last scrape (by served version), for rates."""
     monitor: Monitor | None = None
     """Schedules the measurements of monitored services."""
-    seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    seen: dict[tuple[str, str, str], int] = field(default_factory=dict)
     """What each object last looked like to the triggers that fan out (see ``watches``)."""
 
     def lock(self, key: Hashable) -> asyncio.Lock:

@@ -17,13 +17,19 @@ from mlops_operator.kube import client as k8s
 from mlops_operator.kube import names
 from mlops_operator.kube.names import DEGRADED_ANNOTATION
 
-SERVED_BY_DELAY = 1.0
+SERVED_BY_DELAY = 2.0
 """Seconds a version waits after a service changed before recomputing ``servedBy``: a burst
 of services of one model makes one write, not one per service."""
 
 
 def _raw(body: kopf.Body) -> dict[str, Any]:
-    return dict(body)
+    """One of our objects as the reconciles read it: everything but ``managedFields``, which
+    a real API server adds to every object and nothing here reads."""
+    raw = dict(body)
+    meta = raw.get("metadata") or {}
+    if "managedFields" in meta:
+        raw["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return raw
 
 
 def _slim(body: kopf.Body) -> dict[str, Any]:
@@ -123,7 +129,7 @@ def _changed(ctx: Context, kind: str, body: kopf.Body, what: Any, deleted: bool)
     if deleted:
         ctx.seen.pop(key, None)
         return True
-    digest = json.dumps(what, sort_keys=True, default=str)
+    digest = hash(json.dumps(what, sort_keys=True, default=str))
     if ctx.seen.get(key) == digest:
         return False
     ctx.seen[key] = digest

@@ -1142,19 +1142,29 @@ class SandboxAPI(kmock.KubernetesEmulator):
     def _collect_if_orphaned(self, kind: _Kind, obj: Mapping[str, Any]) -> None:
         """An object created with owners that are all gone is collected at once, as the
         garbage collector would do soon after (a controller racing its owner's deletion)."""
-        refs = _meta(obj).get("ownerReferences") or []
-        uids = {ref.get("uid") for ref in refs if isinstance(ref, Mapping)}
-        if not uids:
+        refs = [ref for ref in _meta(obj).get("ownerReferences") or [] if isinstance(ref, Mapping)]
+        if not refs:
             return
-        live_uids = {
-            _meta(other.last.raw).get("uid")
-            for other in self._objects.values()
-            if not other.deleted
-        }
-        if not uids & live_uids:
-            key: ObjectKey = (kind.storage, _meta(obj).get("namespace"), _meta(obj)["name"])
-            if self._live(key) is not None:
-                self._delete(kind, key)
+        # Each owner by its kind, namespace and name (not by scanning every object's uid:
+        # that made a burst of owned creates quadratic).
+        namespace = _meta(obj).get("namespace")
+        if any(self._owner_lives(ref, namespace) for ref in refs):
+            return
+        key: ObjectKey = (kind.storage, namespace, _meta(obj)["name"])
+        if self._live(key) is not None:
+            self._delete(kind, key)
+
+    def _owner_lives(self, ref: Mapping[str, Any], namespace: str | None) -> bool:
+        """Whether the object an owner reference names exists with that uid."""
+        group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+        for owner_kind in self._kinds.values():
+            if owner_kind.group != group or owner_kind.kind != ref.get("kind"):
+                continue
+            where = namespace if owner_kind.namespaced else None
+            live = self._live((owner_kind.storage, where, str(ref.get("name"))))
+            if live is not None and _meta(live).get("uid") == ref.get("uid"):
+                return True
+        return False
 
     def _kind_of(self, key: ObjectKey) -> _Kind | None:
         """The served kind of a stored object; None for objects put into kmock directly."""

@@ -402,6 +402,18 @@ async def test_an_object_created_for_a_deleted_owner_is_collected(
     await call(http, "GET", f"{jobs}/late", status=404)
 
 
+async def test_an_object_created_for_a_replaced_owner_is_collected(
+    http: aiohttp.ClientSession,
+) -> None:
+    first = await call(http, "POST", WIDGETS, widget(), status=201)
+    await call(http, "DELETE", f"{WIDGETS}/w1")
+    await call(http, "POST", WIDGETS, widget(), status=201)  # same name, a new uid
+    jobs = "/apis/batch/v1/namespaces/default/jobs"
+    stale = {"metadata": {"name": "stale", "ownerReferences": [widget_ref(first)]}}
+    await call(http, "POST", jobs, stale, status=201)
+    await call(http, "GET", f"{jobs}/stale", status=404)
+
+
 async def test_owner_references_are_garbage_collected(http: aiohttp.ClientSession) -> None:
     owner = await call(http, "POST", WIDGETS, widget(), status=201)
     ref = widget_ref(owner)
