@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mlops_operator.artifacts import layout
 from mlops_operator.artifacts.layout import file_uri
 from mlops_operator.kube import client as k8s
 from mlops_operator.training.build import OUTPUT_ANNOTATION
@@ -348,3 +349,22 @@ async def test_a_job_the_api_server_rejects_is_invalid_spec_with_its_message(
     assert cluster.ctx.kube.requests == before  # the second reconcile asked nothing
     assert await jobs(cluster) == []
     assert await cluster.reasons("tj") == ["InvalidSpec"]
+
+
+async def test_an_older_artifact_at_the_version_path_is_never_overwritten(
+    cluster: Cluster,
+) -> None:
+    # Version 1 of this model was registered once and its ModelVersion deleted since; its
+    # artifact is still in storage. The next registration must not replace it.
+    settings = cluster.ctx.settings
+    old = layout.version_dir_uri(
+        settings.s3_bucket, settings.s3_prefix, cluster.namespace, "iris", 1
+    )
+    cluster.put(layout.file_uri(old, layout.MODEL_FILE), b"the model users relied on")
+
+    tj = await trained(cluster, "tj")
+
+    assert (tj["status"]["version"], tj["status"]["modelVersion"]) == (2, "iris-v2")
+    bucket, _, key = layout.file_uri(old, layout.MODEL_FILE).removeprefix("s3://").partition("/")
+    kept = cluster.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert kept == b"the model users relied on"
