@@ -44,44 +44,38 @@ def _slim(body: kopf.Body) -> dict[str, Any]:
     }
 
 
-# --- indexes: (namespace, name) and (namespace, model) -------------------------------------
+# --- indexes: (namespace, name), and ("model", namespace, model) for our kinds -------------
+
+
+def _ours(namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body) -> Any:
+    """One of our objects under its name and, when it names one, its model."""
+    raw = _raw(body)
+    keys: dict[Any, Any] = {(namespace or "", name): raw}
+    model = spec.get("model")
+    if model:
+        keys[("model", namespace or "", model)] = raw
+    return keys
 
 
 @kopf.index(GROUP, VERSION, "trainingjobs")
-def trainingjobs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace or "", name): _raw(body)}
-
-
-@kopf.index(GROUP, VERSION, "trainingjobs")
-def trainingjobs_by_model(namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any) -> Any:
-    model = spec.get("model")
-    return {(namespace or "", model): _raw(body)} if model else None
+def trainingjobs_index(
+    namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
+) -> Any:
+    return _ours(namespace, name, spec, body)
 
 
 @kopf.index(GROUP, VERSION, "modelversions")
-def modelversions_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace or "", name): _raw(body)}
-
-
-@kopf.index(GROUP, VERSION, "modelversions")
-def modelversions_by_model(
-    namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any
+def modelversions_index(
+    namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
 ) -> Any:
-    model = spec.get("model")
-    return {(namespace or "", model): _raw(body)} if model else None
+    return _ours(namespace, name, spec, body)
 
 
 @kopf.index(GROUP, VERSION, "inferenceservices")
-def inferenceservices_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace or "", name): _raw(body)}
-
-
-@kopf.index(GROUP, VERSION, "inferenceservices")
-def inferenceservices_by_model(
-    namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any
+def inferenceservices_index(
+    namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
 ) -> Any:
-    model = spec.get("model")
-    return {(namespace or "", model): _raw(body)} if model else None
+    return _ours(namespace, name, spec, body)
 
 
 @kopf.index("batch", "v1", "jobs", labels={names.LABEL_TRAININGJOB: kopf.PRESENT})
@@ -99,25 +93,21 @@ def services_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any
     return {(namespace or "", name): _slim(body)}
 
 
+INDEXES = {
+    k8s.TRAININGJOBS: "trainingjobs_index",
+    k8s.MODELVERSIONS: "modelversions_index",
+    k8s.INFERENCESERVICES: "inferenceservices_index",
+    k8s.JOBS: "jobs_by_name",
+    k8s.DEPLOYMENTS: "deployments_by_name",
+    k8s.SERVICES: "services_by_name",
+}
+"""The kopf index each kind is read from (kopf passes indexes to handlers by name)."""
+
+
 def attach(ctx: Context, indices: dict[str, Any]) -> None:
-    """Give the cache kopf's indexes (kopf passes them to every handler by name)."""
-    cache = ctx.cache
-    cache.attach(
-        k8s.TRAININGJOBS, indices["trainingjobs_by_name"], model=indices["trainingjobs_by_model"]
-    )
-    cache.attach(
-        k8s.MODELVERSIONS,
-        indices["modelversions_by_name"],
-        model=indices["modelversions_by_model"],
-    )
-    cache.attach(
-        k8s.INFERENCESERVICES,
-        indices["inferenceservices_by_name"],
-        model=indices["inferenceservices_by_model"],
-    )
-    cache.attach(k8s.JOBS, indices["jobs_by_name"])
-    cache.attach(k8s.DEPLOYMENTS, indices["deployments_by_name"])
-    cache.attach(k8s.SERVICES, indices["services_by_name"])
+    """Give the cache kopf's indexes."""
+    for res, index in INDEXES.items():
+        ctx.cache.attach(res, indices[index])
 
 
 # --- triggers -------------------------------------------------------------------------------
@@ -136,16 +126,23 @@ def _changed(ctx: Context, kind: str, body: kopf.Body, what: Any, deleted: bool)
     return True
 
 
-def _mark(ctx: Context, plural: str, body: kopf.Body, deleted: bool) -> None:
-    """The object's own event: its key is dirty; a new generation starts backoff over."""
+def _mark(ctx: Context, plural: str, type: str | None, body: kopf.Body) -> None:
+    """The object's own event: its key is dirty, unless only its status changed (which the
+    operator itself wrote, and the reconcile that wrote it already saw); a new generation
+    starts the backoff over. A listing (kopf's start and every re-list) marks every object:
+    that is the periodic resync."""
     namespace, name = body.metadata.namespace or "", body.metadata.name or ""
     queue = ctx.queues.get(plural)
+    deleted = type == "DELETED"
     if queue is None or deleted and plural != "inferenceservices":
         return
-    generation = body.metadata.get("generation")
+    meta = body.metadata
+    generation = meta.get("generation")
     if _changed(ctx, f"{plural}/generation", body, generation, deleted):
         queue.forget((namespace, name))
-    queue.add((namespace, name))
+    own = [generation, dict(meta.labels), dict(meta.annotations), meta.get("deletionTimestamp")]
+    if _changed(ctx, f"{plural}/own", body, own, deleted) or type is None or deleted:
+        queue.add((namespace, name))
 
 
 @kopf.on.event(GROUP, VERSION, "trainingjobs")
@@ -153,8 +150,8 @@ async def trainingjob_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> 
     """A TrainingJob changed: reconcile it, and the service whose retraining it is."""
     ctx = get_context(memo)
     deleted = type == "DELETED"
-    ctx.cache.observed(k8s.TRAININGJOBS, body, deleted)
-    _mark(ctx, "trainingjobs", body, deleted)
+    if ctx.cache.observed(k8s.TRAININGJOBS, body, deleted) != "trainingjobs" or type is None:
+        _mark(ctx, "trainingjobs", type, body)  # not for the echo of its own write
     owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
     if owner:
         ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)
@@ -164,7 +161,8 @@ async def trainingjob_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> 
 async def job_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     """A training Job moved: reconcile its TrainingJob."""
     ctx = get_context(memo)
-    ctx.cache.observed(k8s.JOBS, body, type == "DELETED")
+    if ctx.cache.observed(k8s.JOBS, body, type == "DELETED") and type is not None:
+        return  # the Job as we created it: nothing new for its TrainingJob
     owner = body.metadata.labels.get(names.LABEL_TRAININGJOB)
     if owner:
         ctx.enqueue("trainingjobs", body.metadata.namespace or "", owner)
@@ -176,8 +174,8 @@ async def modelversion_event(type: str, body: kopf.Body, memo: Any, **_: Any) ->
     when only its ``servedBy`` changed, which no resolution reads)."""
     ctx = get_context(memo)
     deleted = type == "DELETED"
-    ctx.cache.observed(k8s.MODELVERSIONS, body, deleted)
-    _mark(ctx, "modelversions", body, deleted)
+    if ctx.cache.observed(k8s.MODELVERSIONS, body, deleted) != "modelversions" or type is None:
+        _mark(ctx, "modelversions", type, body)  # not for the echo of its own write
     namespace = body.metadata.namespace or ""
     model = (body.get("spec") or {}).get("model")
     status = {k: v for k, v in (body.get("status") or {}).items() if k != "servedBy"}
@@ -198,8 +196,11 @@ async def inferenceservice_event(type: str, body: kopf.Body, memo: Any, **_: Any
     recompute ``servedBy``."""
     ctx = get_context(memo)
     deleted = type == "DELETED"
-    ctx.cache.observed(k8s.INFERENCESERVICES, body, deleted)
-    _mark(ctx, "inferenceservices", body, deleted)
+    if (
+        ctx.cache.observed(k8s.INFERENCESERVICES, body, deleted) != "inferenceservices"
+        or type is None
+    ):
+        _mark(ctx, "inferenceservices", type, body)  # not for the echo of its own write
     namespace = body.metadata.namespace or ""
     model = (body.get("spec") or {}).get("model")
     serving = (body.get("status") or {}).get("currentVersion")
@@ -212,7 +213,8 @@ async def inferenceservice_event(type: str, body: kopf.Body, memo: Any, **_: Any
 async def deployment_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     """The predictor's rollout moved (or it was deleted): reconcile its service."""
     ctx = get_context(memo)
-    ctx.cache.observed(k8s.DEPLOYMENTS, body, type == "DELETED")
+    if ctx.cache.observed(k8s.DEPLOYMENTS, body, type == "DELETED") and type is not None:
+        return  # the Deployment as we wrote it: its rollout has not moved
     owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
     if owner:
         ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)
@@ -222,7 +224,8 @@ async def deployment_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> N
 async def service_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     """A predictor Service was deleted (or changed by someone): put it back."""
     ctx = get_context(memo)
-    ctx.cache.observed(k8s.SERVICES, body, type == "DELETED")
+    if ctx.cache.observed(k8s.SERVICES, body, type == "DELETED") and type is not None:
+        return
     owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
     if owner and type in ("DELETED", "MODIFIED"):
         ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)

@@ -17,19 +17,10 @@ from mlops_operator.kube import names
 Body = dict[str, Any]
 IndexFn = Callable[..., Any]
 
-_BY_NAME: dict[k8s.Resource, IndexFn] = {
-    k8s.TRAININGJOBS: watches.trainingjobs_by_name,
-    k8s.MODELVERSIONS: watches.modelversions_by_name,
-    k8s.INFERENCESERVICES: watches.inferenceservices_by_name,
-    k8s.JOBS: watches.jobs_by_name,
-    k8s.DEPLOYMENTS: watches.deployments_by_name,
-    k8s.SERVICES: watches.services_by_name,
+_INDEX: dict[k8s.Resource, IndexFn] = {
+    res: getattr(watches, name) for res, name in watches.INDEXES.items()
 }
-_BY_MODEL: dict[k8s.Resource, IndexFn] = {
-    k8s.TRAININGJOBS: watches.trainingjobs_by_model,
-    k8s.MODELVERSIONS: watches.modelversions_by_model,
-    k8s.INFERENCESERVICES: watches.inferenceservices_by_model,
-}
+
 _CHILD_LABEL = {
     k8s.JOBS: names.LABEL_TRAININGJOB,
     k8s.DEPLOYMENTS: names.LABEL_INFERENCESERVICE,
@@ -54,32 +45,22 @@ class Watches:
         self.ctx = ctx
         self.lister = lister
         self.namespace = namespace
-        self.by_name: dict[k8s.Resource, dict[Hashable, list[Body]]] = {}
-        self.by_model: dict[k8s.Resource, dict[Hashable, list[Body]]] = {}
-        for res in _BY_NAME:
-            self.by_name[res] = {}
-            secondary: dict[str, dict[Hashable, list[Body]]] = {}
-            if res in _BY_MODEL:
-                self.by_model[res] = secondary["model"] = {}
-            ctx.cache.attach(res, self.by_name[res], **secondary)
+        self.indexes: dict[k8s.Resource, dict[Hashable, list[Body]]] = {}
+        for res in _INDEX:
+            self.indexes[res] = {}
+            ctx.cache.attach(res, self.indexes[res])
 
     async def sync(self) -> None:
         """List every kind the reconciles read and deliver it to the cache as events."""
-        for res, by_name in _BY_NAME.items():
+        for res, index_fn in _INDEX.items():
             listed = await self.lister.list(res, self.namespace)
             label = _CHILD_LABEL.get(res)
             if label is not None:
                 listed = [o for o in listed if label in (o["metadata"].get("labels") or {})]
             names_now = {o["metadata"]["name"] for o in listed}
-            gone = [
-                key
-                for key in self.by_name[res]
-                if isinstance(key, tuple) and key[1] not in names_now
-            ]
-            self.by_name[res].clear()
-            by_model = self.by_model.get(res)
-            if by_model is not None:
-                by_model.clear()
+            index = self.indexes[res]
+            gone = [key for key in index if len(key) == 2 and key[1] not in names_now]
+            index.clear()
             for obj in listed:
                 meta = obj["metadata"]
                 kwargs = {
@@ -88,9 +69,7 @@ class Watches:
                     "spec": obj.get("spec") or {},
                     "body": obj,
                 }
-                _add(self.by_name[res], by_name(**kwargs))
-                if by_model is not None:
-                    _add(by_model, _BY_MODEL[res](**kwargs))
+                _add(index, index_fn(**kwargs))
                 self.ctx.cache.observed(res, obj, deleted=False)
             for namespace, name in gone:
                 self.ctx.cache.observed(

@@ -14,7 +14,8 @@ from mlops_operator.kube.names import SPEC_HASH, spec_hash
 
 
 def own(child: dict[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
-    """``child`` with ``owner`` as its controller (garbage collected with it) and its hash."""
+    """``child`` with ``owner`` as its controller (garbage collected with it) and its hash
+    (kept when the planner already computed it)."""
     meta = owner["metadata"]
     child["metadata"]["ownerReferences"] = [
         {
@@ -26,7 +27,8 @@ def own(child: dict[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
             "blockOwnerDeletion": True,
         }
     ]
-    child["metadata"].setdefault("annotations", {})[SPEC_HASH] = spec_hash(child)
+    annotations = child["metadata"].setdefault("annotations", {})
+    annotations.setdefault(SPEC_HASH, spec_hash(child))
     return child
 
 
@@ -55,9 +57,11 @@ async def apply_child(
     res: k8s.Resource,
     desired: dict[str, Any],
     existing: Mapping[str, Any] | None,
+    writer: str,
 ) -> Applied:
     """Create ``desired`` or patch it when its hash differs from ``existing`` (as known from
-    the watch). A 409 on create means the watch lags: read it once, then decide."""
+    the watch). A 409 on create means the watch lags: read it once, then decide. ``writer``
+    is the owner's kind (a plural), so its trigger knows the echo of this write."""
     meta = desired["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     want = meta["annotations"][SPEC_HASH]
@@ -65,7 +69,7 @@ async def apply_child(
         if existing is None:
             try:
                 created = await kube.create(res, namespace, desired)
-                cache.remember(res, created)
+                cache.remember(res, created, writer)
                 return Applied(created, True)
             except k8s.Conflict:
                 existing = await kube.get(res, namespace, name)
@@ -83,7 +87,7 @@ async def apply_child(
             patched = await kube.patch(res, namespace, name, patch)
         except k8s.NotFound:  # deleted since the watch saw it
             patched = await kube.create(res, namespace, desired)
-        cache.remember(res, patched)
+        cache.remember(res, patched, writer)
         return Applied(patched, True)
     except k8s.Invalid as exc:
         raise InvalidChild(desired.get("kind") or res.plural, name, exc.message) from None
@@ -119,7 +123,7 @@ async def write_status(
         return False
     meta = obj["metadata"]
     written = await kube.patch_status(res, meta["namespace"], meta["name"], patch)
-    cache.remember(res, written)
+    cache.remember(res, written, res.plural)
     return True
 
 
@@ -129,6 +133,7 @@ async def write_annotations(
     res: k8s.Resource,
     obj: Mapping[str, Any],
     annotations: Mapping[str, str | None],
+    writer: str,
 ) -> bool:
     """Set (or, with None, remove) annotations that differ; whether it wrote."""
     current = (obj.get("metadata") or {}).get("annotations") or {}
@@ -139,5 +144,5 @@ async def write_annotations(
     written = await kube.patch(
         res, meta["namespace"], meta["name"], {"metadata": {"annotations": changed}}
     )
-    cache.remember(res, written)
+    cache.remember(res, written, writer)
     return True

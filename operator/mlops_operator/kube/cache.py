@@ -34,35 +34,32 @@ class Cache:
     """Objects by kind, read from kopf indexes and our own recent writes."""
 
     def __init__(self) -> None:
-        self._by_name: dict[str, Index] = {}
-        self._by: dict[tuple[str, str], Index] = {}
-        self._written: dict[tuple[str, str, str], Body] = {}
+        self._indexes: dict[str, Index] = {}
+        self._written: dict[str, dict[tuple[str, str], Body]] = {}
+        self._writers: dict[str, dict[tuple[str, str], str | None]] = {}
 
-    def attach(self, res: Resource, by_name: Index, **secondary: Index) -> None:
-        """Use ``by_name`` (keyed ``(namespace, name)``) and secondary indexes of a kind."""
-        self._by_name[res.plural] = by_name
-        for label, index in secondary.items():
-            self._by[(res.plural, label)] = index
+    def attach(self, res: Resource, index: Index) -> None:
+        """Read a kind from ``index``: keyed ``(namespace, name)`` for each object, and
+        optionally ``("model", namespace, model)`` (see :meth:`of_model`)."""
+        self._indexes[res.plural] = index
 
     def get(self, res: Resource, namespace: str, name: str) -> Body | None:
         """The newest known state of one object, or None when it does not exist."""
-        index = self._by_name.get(res.plural) or {}
+        index = self._indexes.get(res.plural) or {}
         seen = next(iter(index.get((namespace, name), ())), None)
-        return newer(seen, self._written.get((res.plural, namespace, name)))
+        return newer(seen, self._written.get(res.plural, {}).get((namespace, name)))
 
-    def select(
-        self, res: Resource, by: str, key: Hashable, match: Callable[[Body], bool]
-    ) -> list[Body]:
-        """Objects of a secondary index's ``key``, newest state each; ``match`` also picks
-        our own writes the watch has not delivered yet."""
-        index = self._by.get((res.plural, by)) or {}
+    def select(self, res: Resource, key: Hashable, match: Callable[[Body], bool]) -> list[Body]:
+        """Objects under an index ``key``, newest state each; ``match`` also picks our own
+        writes the watch has not delivered yet."""
+        index = self._indexes.get(res.plural) or {}
         found: dict[tuple[str, str], Body] = {}
         for obj in index.get(key, ()):
             meta = obj["metadata"]
             found[(meta["namespace"], meta["name"])] = obj
-        for (plural, namespace, name), obj in self._written.items():
-            if plural == res.plural and match(obj):
-                found[(namespace, name)] = newer(found.get((namespace, name)), obj) or obj
+        for where, obj in self._written.get(res.plural, {}).items():
+            if match(obj):
+                found[where] = newer(found.get(where), obj) or obj
         result = [self.get(res, namespace, name) or obj for (namespace, name), obj in found.items()]
         return [obj for obj in result if match(obj)]
 
@@ -70,36 +67,46 @@ class Cache:
         """Objects of a kind in ``namespace`` whose ``spec.model`` is ``model``."""
         return self.select(
             res,
-            "model",
-            (namespace, model),
+            ("model", namespace, model),
             lambda o: (
                 o["metadata"].get("namespace") == namespace
                 and (o.get("spec") or {}).get("model") == model
             ),
         )
 
-    def keys(self, res: Resource) -> list[tuple[str, str]]:
-        """Every ``(namespace, name)`` of a kind."""
-        index = self._by_name.get(res.plural) or {}
-        return [key for key in index if isinstance(key, tuple) and len(key) == 2]
-
-    def remember(self, res: Resource, obj: Mapping[str, Any] | None) -> None:
-        """Our own write's answer: newer than the watch until the watch delivers it."""
+    def remember(
+        self, res: Resource, obj: Mapping[str, Any] | None, writer: str | None = None
+    ) -> None:
+        """An object as the API answered us: newer than the watch until the watch delivers
+        it. ``writer`` names the controller (a plural) whose write it is; None for a read."""
         if not obj or "metadata" not in obj:
             return
         meta = obj["metadata"]
-        key = (res.plural, meta.get("namespace") or "", meta["name"])
-        self._written[key] = newer(self._written.get(key), dict(obj)) or dict(obj)
+        written = self._written.setdefault(res.plural, {})
+        key = (meta.get("namespace") or "", meta["name"])
+        kept = newer(written.get(key), dict(obj)) or dict(obj)
+        if kept is not written.get(key):
+            written[key] = kept
+            self._writers.setdefault(res.plural, {})[key] = writer
 
-    def observed(self, res: Resource, obj: Mapping[str, Any], deleted: bool) -> None:
-        """The watch delivered ``obj``: drop what it made stale."""
+    def observed(self, res: Resource, obj: Mapping[str, Any], deleted: bool) -> str | None:
+        """The watch delivered ``obj``: drop what it made stale. When it is the echo of a
+        write of ours (the same resourceVersion), the controller that wrote it: news to that
+        controller's own trigger, which need not mark anything dirty."""
         meta = obj.get("metadata") or {}
-        key = (res.plural, meta.get("namespace") or "", meta.get("name") or "")
-        mine = self._written.get(key)
-        if mine is not None and (deleted or _rv(obj) >= _rv(mine)):
-            del self._written[key]
+        written = self._written.get(res.plural)
+        if not written:
+            return None
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        mine = written.get(key)
+        if mine is None or not (deleted or _rv(obj) >= _rv(mine)):
+            return None
+        del written[key]
+        writer = self._writers.get(res.plural, {}).pop(key, None)
+        echo = not deleted and _rv(obj) == _rv(mine) and _rv(obj) >= 0
+        return writer if echo else None
 
     @property
     def pending_writes(self) -> int:
         """Our writes the watch has not delivered yet."""
-        return len(self._written)
+        return sum(len(written) for written in self._written.values())

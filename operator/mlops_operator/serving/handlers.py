@@ -4,6 +4,7 @@ metrics). Triggers live in ``mlops_operator.watches``; they only mark a service 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import Any
@@ -31,6 +32,9 @@ from mlops_operator.serving.plan import (
 from mlops_operator.serving.pods import unready_reasons
 
 logger = logging.getLogger(__name__)
+
+WRITER = "inferenceservices"
+"""What this controller's writes are attributed to (see ``Cache.remember``)."""
 
 
 def observe(ctx: Context, obj: dict[str, Any]) -> Observed:
@@ -82,33 +86,44 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
         mv = ctx.cache.get(k8s.MODELVERSIONS, namespace, mv_name)
         if mv is not None:
             await write_annotations(
-                ctx.kube, ctx.cache, k8s.MODELVERSIONS, mv, {DEGRADED_ANNOTATION: why[:1000]}
+                ctx.kube,
+                ctx.cache,
+                k8s.MODELVERSIONS,
+                mv,
+                {DEGRADED_ANNOTATION: why[:1000]},
+                WRITER,
             )
     if decided.trainingjob is not None:
         tj = own(decided.trainingjob, obj)
         try:
             created = await ctx.kube.create(k8s.TRAININGJOBS, namespace, tj)
-            ctx.cache.remember(k8s.TRAININGJOBS, created)
+            ctx.cache.remember(k8s.TRAININGJOBS, created, WRITER)
         except k8s.Conflict:
             pass  # created by an attempt that failed before recording it: names are fixed
         metrics.RETRAININGS.labels(namespace, name).inc()
-    try:
-        if decided.deployment is not None:
-            await apply_child(
+    applies = []  # the Deployment and the Service do not depend on each other
+    if decided.deployment is not None:
+        name_of = decided.deployment["metadata"]["name"]
+        existing = ctx.cache.get(k8s.DEPLOYMENTS, namespace, name_of)
+        applies.append(
+            apply_child(
                 ctx.kube,
                 ctx.cache,
                 k8s.DEPLOYMENTS,
                 own(decided.deployment, obj),
-                ctx.cache.get(k8s.DEPLOYMENTS, namespace, decided.deployment["metadata"]["name"]),
+                existing,
+                WRITER,
             )
-        if decided.service is not None:
-            await apply_child(
-                ctx.kube,
-                ctx.cache,
-                k8s.SERVICES,
-                own(decided.service, obj),
-                ctx.cache.get(k8s.SERVICES, namespace, decided.service["metadata"]["name"]),
+        )
+    if decided.service is not None:
+        existing = ctx.cache.get(k8s.SERVICES, namespace, decided.service["metadata"]["name"])
+        applies.append(
+            apply_child(
+                ctx.kube, ctx.cache, k8s.SERVICES, own(decided.service, obj), existing, WRITER
             )
+        )
+    try:
+        await asyncio.gather(*applies)
     except InvalidChild as exc:
         status, events = invalid(obj, str(exc), moment)
         await write_status(ctx.kube, ctx.cache, k8s.INFERENCESERVICES, obj, status.to_wire())

@@ -730,10 +730,12 @@ def _serve(
         b.event("Normal", "VersionChanged", f"Serving version {target.version} ({reason}).")
         status.current_version = target.version
 
+    want = spec_hash(b.plan.deployment)
+    b.plan.deployment["metadata"].setdefault("annotations", {})[SPEC_HASH] = want
     deployment = observed.deployment or {}
     serving_now = ((deployment.get("metadata") or {}).get("annotations") or {}).get(
         SPEC_HASH
-    ) == spec_hash(b.plan.deployment)
+    ) == want
     progress = rollout(deployment, spec.replicas)
     if not serving_now:  # old pods may still answer; the new template is not rolled out
         progress = dataclasses.replace(progress, complete=False)

@@ -133,7 +133,9 @@ async def _create_job(run: _Run, spec: TrainingJobSpec) -> None:
         generation=run.generation,
     )
     try:
-        applied = await apply_child(ctx.kube, ctx.cache, k8s.JOBS, own(job, run.obj), None)
+        applied = await apply_child(
+            ctx.kube, ctx.cache, k8s.JOBS, own(job, run.obj), None, "trainingjobs"
+        )
     except InvalidChild as exc:
         rejected = invalid_spec(run.status, run.generation, str(exc), now())
         run.status = rejected.status
@@ -235,7 +237,7 @@ async def _register(run: _Run, spec: TrainingJobSpec, job: dict[str, Any]) -> fl
             mv_name = mv["metadata"]["name"]
             try:
                 created = await ctx.kube.create(k8s.MODELVERSIONS, run.namespace, mv)
-                ctx.cache.remember(k8s.MODELVERSIONS, created)
+                ctx.cache.remember(k8s.MODELVERSIONS, created, "trainingjobs")
                 failpoints.hit("register.after-create")
                 break
             except k8s.Conflict:

@@ -20,17 +20,12 @@ def obj(name: str, rv: int, model: str = "m", **status: Any) -> dict[str, Any]:
 
 def cache_with(*seen: dict[str, Any]) -> Cache:
     cache = Cache()
-    by_name: dict[Any, list[dict[str, Any]]] = {}
-    by_model: dict[Any, list[dict[str, Any]]] = {}
+    index: dict[Any, list[dict[str, Any]]] = {}
     for o in seen:
-        by_name[("ns", o["metadata"]["name"])] = [o]
-        by_model.setdefault(("ns", o["spec"]["model"]), []).append(o)
-    cache.attach(k8s.MODELVERSIONS, by_name, model=by_model)
+        index[("ns", o["metadata"]["name"])] = [o]
+        index.setdefault(("model", "ns", o["spec"]["model"]), []).append(o)
+    cache.attach(k8s.MODELVERSIONS, index)
     return cache
-
-
-def in_model(o: dict[str, Any]) -> bool:
-    return bool(o["spec"]["model"] == "m")
 
 
 def test_our_write_is_seen_before_the_watch_delivers_it_and_dropped_after() -> None:
@@ -54,10 +49,7 @@ def test_a_newer_watch_state_wins_over_an_older_write() -> None:
 def test_an_object_we_created_is_found_by_model_before_its_first_event() -> None:
     cache = cache_with(obj("a", 5))
     cache.remember(k8s.MODELVERSIONS, obj("b", 8))
-    names = sorted(
-        o["metadata"]["name"]
-        for o in cache.select(k8s.MODELVERSIONS, "model", ("ns", "m"), in_model)
-    )
+    names = sorted(o["metadata"]["name"] for o in cache.of_model(k8s.MODELVERSIONS, "ns", "m"))
     assert names == ["a", "b"]
 
 
@@ -84,3 +76,13 @@ def test_merge_diff_sends_changes_only_and_null_for_removed_fields() -> None:
         "history": [{"version": 1}, {"version": 2}],
     }
     assert merge_diff(after, after) == {}
+
+
+def test_the_echo_of_a_write_names_its_writer_so_only_that_trigger_stays_quiet() -> None:
+    cache = cache_with()
+    cache.remember(k8s.MODELVERSIONS, obj("a", 8), "inferenceservices")  # a degradation mark
+    assert cache.observed(k8s.MODELVERSIONS, obj("a", 8), deleted=False) == "inferenceservices"
+    cache.remember(k8s.MODELVERSIONS, obj("b", 9), "modelversions")
+    assert cache.observed(k8s.MODELVERSIONS, obj("b", 10), deleted=False) is None  # newer: news
+    cache.remember(k8s.MODELVERSIONS, obj("c", 11))  # a read, not a write
+    assert cache.observed(k8s.MODELVERSIONS, obj("c", 11), deleted=False) is None
