@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(default=300.0, ge=10)
     """Every object is reconciled at least this often, whatever happens (kopf re-lists)."""
 
-    workers: int = Field(default=16, ge=1, le=64)
+    workers: int = Field(default=32, ge=1, le=64)
     """Concurrent reconciles per kind (one per object at a time)."""
 
     max_retry_seconds: float = Field(default=300.0, ge=1)

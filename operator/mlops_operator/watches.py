@@ -45,6 +45,7 @@ def _slim(body: kopf.Body) -> dict[str, Any]:
 
 
 # --- indexes: (namespace, name), and ("model", namespace, model) for our kinds -------------
+# Coroutines, though they await nothing: kopf runs a plain function in a thread per event.
 
 
 def _ours(namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body) -> Any:
@@ -58,38 +59,38 @@ def _ours(namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body) ->
 
 
 @kopf.index(GROUP, VERSION, "trainingjobs")
-def trainingjobs_index(
+async def trainingjobs_index(
     namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
 ) -> Any:
     return _ours(namespace, name, spec, body)
 
 
 @kopf.index(GROUP, VERSION, "modelversions")
-def modelversions_index(
+async def modelversions_index(
     namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
 ) -> Any:
     return _ours(namespace, name, spec, body)
 
 
 @kopf.index(GROUP, VERSION, "inferenceservices")
-def inferenceservices_index(
+async def inferenceservices_index(
     namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
 ) -> Any:
     return _ours(namespace, name, spec, body)
 
 
 @kopf.index("batch", "v1", "jobs", labels={names.LABEL_TRAININGJOB: kopf.PRESENT})
-def jobs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def jobs_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): _slim(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT})
-def deployments_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def deployments_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): _slim(body)}
 
 
 @kopf.index("", "v1", "services", labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT})
-def services_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def services_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): _slim(body)}
 
 

@@ -69,7 +69,7 @@ class Watches:
                     "spec": obj.get("spec") or {},
                     "body": obj,
                 }
-                _add(index, index_fn(**kwargs))
+                _add(index, await index_fn(**kwargs))
                 self.ctx.cache.observed(res, obj, deleted=False)
             for namespace, name in gone:
                 self.ctx.cache.observed(

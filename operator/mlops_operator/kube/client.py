@@ -116,7 +116,7 @@ def _error(
 class Kube:
     """Async CRUD over any resource path; calls run in a thread (the client is synchronous)."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, threads: int = 32) -> None:
+    def __init__(self, api_client: kubernetes.client.ApiClient, threads: int = 48) -> None:
         self._client = api_client
         # The client is synchronous: its calls run on a pool of their own, sized like its
         # connection pool, so a burst never waits behind the event loop's default executor.
@@ -128,7 +128,7 @@ class Kube:
     def from_environment(cls) -> Kube:
         """In-cluster service account if there is one, else the current kubeconfig."""
         configuration = kubernetes.client.Configuration()
-        configuration.connection_pool_maxsize = 32
+        configuration.connection_pool_maxsize = 48
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
