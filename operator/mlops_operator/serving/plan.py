@@ -471,11 +471,11 @@ def plan(observed: Observed, settings: Settings, now: dt.datetime) -> Plan:
     status.url = names.service_url(b.name, b.namespace)
     target = resolution.candidate
     if target is None:
-        _no_target(b, resolution, candidates, degraded_now)
+        _no_target(b, resolution)
     else:
         _serve(b, spec, observed, settings, target, candidates, by_version)
     _truth(b, spec, candidates, by_version, degraded_now)
-    if status.phase != "Ready" and b.plan.requeue_after is None and status.current_version:
+    if status.phase == "Pending" and b.plan.requeue_after is None and status.current_version:
         b.plan.requeue_after = RECHECK_NOT_READY
     nxt = status.retraining.next_scheduled
     if nxt is not None:
@@ -663,9 +663,7 @@ def _schedule(
         retraining.next_scheduled = next_run(schedule, b.now)
 
 
-def _no_target(
-    b: _Builder, resolution: Resolution, candidates: Mapping[int, Candidate], degraded: bool
-) -> None:
+def _no_target(b: _Builder, resolution: Resolution) -> None:
     """Nothing servable: keep serving what is served (its Deployment is left as it is)."""
     status = b.status
     if status.current_version is None:
