@@ -37,6 +37,9 @@ class Cache:
         self._indexes: dict[str, Index] = {}
         self._written: dict[str, dict[tuple[str, str], Body]] = {}
         self._writers: dict[str, dict[tuple[str, str], str | None]] = {}
+        self._written_by_model: dict[str, dict[tuple[str, str], set[tuple[str, str]]]] = {}
+        """Our writes by (namespace, spec.model), so a model's objects are found without
+        going through every pending write (thousands during a burst)."""
 
     def attach(self, res: Resource, index: Index) -> None:
         """Read a kind from ``index``: keyed ``(namespace, name)`` for each object, and
@@ -49,17 +52,26 @@ class Cache:
         seen = next(iter(index.get((namespace, name), ())), None)
         return newer(seen, self._written.get(res.plural, {}).get((namespace, name)))
 
-    def select(self, res: Resource, key: Hashable, match: Callable[[Body], bool]) -> list[Body]:
-        """Objects under an index ``key``, newest state each; ``match`` also picks our own
-        writes the watch has not delivered yet."""
+    def select(
+        self,
+        res: Resource,
+        key: Hashable,
+        match: Callable[[Body], bool],
+        written: Iterable[tuple[str, str]] | None = None,
+    ) -> list[Body]:
+        """Objects under an index ``key``, newest state each; our own writes the watch has not
+        delivered yet are added when ``match`` picks them (from ``written``, the names to
+        look at; all of them when None)."""
         index = self._indexes.get(res.plural) or {}
         found: dict[tuple[str, str], Body] = {}
         for obj in index.get(key, ()):
             meta = obj["metadata"]
             found[(meta["namespace"], meta["name"])] = obj
-        for where, obj in self._written.get(res.plural, {}).items():
-            if match(obj):
-                found[where] = newer(found.get(where), obj) or obj
+        pending = self._written.get(res.plural, {})
+        for where in list(pending) if written is None else written:
+            mine = pending.get(where)
+            if mine is not None and match(mine):
+                found[where] = newer(found.get(where), mine) or mine
         result = [self.get(res, namespace, name) or obj for (namespace, name), obj in found.items()]
         return [obj for obj in result if match(obj)]
 
@@ -72,6 +84,7 @@ class Cache:
                 o["metadata"].get("namespace") == namespace
                 and (o.get("spec") or {}).get("model") == model
             ),
+            set(self._written_by_model.get(res.plural, {}).get((namespace, model), ())),
         )
 
     def remember(
@@ -88,6 +101,10 @@ class Cache:
         if kept is not written.get(key):
             written[key] = kept
             self._writers.setdefault(res.plural, {})[key] = writer
+            model = (kept.get("spec") or {}).get("model")
+            if isinstance(model, str):
+                by_model = self._written_by_model.setdefault(res.plural, {})
+                by_model.setdefault((key[0], model), set()).add(key)
 
     def observed(self, res: Resource, obj: Mapping[str, Any], deleted: bool) -> str | None:
         """The watch delivered ``obj``: drop what it made stale. When it is the echo of a
@@ -102,6 +119,13 @@ class Cache:
         if mine is None or not (deleted or _rv(obj) >= _rv(mine)):
             return None
         del written[key]
+        model = (mine.get("spec") or {}).get("model")
+        if isinstance(model, str):
+            names = self._written_by_model.get(res.plural, {}).get((key[0], model))
+            if names is not None:
+                names.discard(key)
+                if not names:
+                    del self._written_by_model[res.plural][(key[0], model)]
         writer = self._writers.get(res.plural, {}).pop(key, None)
         echo = not deleted and _rv(obj) == _rv(mine) and _rv(obj) >= 0
         return writer if echo else None

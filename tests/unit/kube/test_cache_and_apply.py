@@ -86,3 +86,14 @@ def test_the_echo_of_a_write_names_its_writer_so_only_that_trigger_stays_quiet()
     assert cache.observed(k8s.MODELVERSIONS, obj("b", 10), deleted=False) is None  # newer: news
     cache.remember(k8s.MODELVERSIONS, obj("c", 11))  # a read, not a write
     assert cache.observed(k8s.MODELVERSIONS, obj("c", 11), deleted=False) is None
+
+
+def test_a_models_objects_are_found_among_many_pending_writes_of_other_models() -> None:
+    cache = cache_with(obj("a", 5, model="m"))
+    for i in range(2000):
+        cache.remember(k8s.MODELVERSIONS, obj(f"other-{i}", 10 + i, model=f"x{i % 7}"))
+    cache.remember(k8s.MODELVERSIONS, obj("b", 9000, model="m"))
+    names = sorted(o["metadata"]["name"] for o in cache.of_model(k8s.MODELVERSIONS, "ns", "m"))
+    assert names == ["a", "b"]
+    cache.observed(k8s.MODELVERSIONS, obj("b", 9000, model="m"), deleted=False)
+    assert cache.of_model(k8s.MODELVERSIONS, "ns", "m")[0]["metadata"]["name"] == "a"
