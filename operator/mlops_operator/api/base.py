@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -137,3 +137,47 @@ def set_condition(
 def get_condition(conditions: list[Condition], type: str) -> Condition | None:
     """The condition of the given type, if present."""
     return next((c for c in conditions if c.type == type), None)
+
+
+class HasConditions(Protocol):
+    """A status with conditions."""
+
+    conditions: list[Condition]
+
+
+class StatusDraft:
+    """A status a planner is deciding: every condition set at ``now`` for ``generation``, and
+    the Events (type, reason, message) that report it. The one way conditions are set."""
+
+    def __init__(self, status: HasConditions, generation: int | None, now: dt.datetime) -> None:
+        self.status = status
+        self.generation = generation
+        self.now = now
+        self.events: list[tuple[str, str, str]] = []
+
+    def cond(self, type: str, value: bool | None, reason: str, message: str) -> None:
+        """Set one condition (``None`` is Unknown); its transition time moves only when its
+        value does."""
+        state: ConditionStatus = "Unknown" if value is None else "True" if value else "False"
+        self.status.conditions = set_condition(
+            self.status.conditions,
+            type,
+            state,
+            reason,
+            message,
+            now=self.now,
+            generation=self.generation,
+        )
+
+    def event(self, type: str, reason: str, message: str) -> None:
+        """Report something with an Event."""
+        self.events.append((type, reason, message))
+
+    def cond_with_event(
+        self, type: str, value: bool, reason: str, message: str, event_type: str
+    ) -> None:
+        """Set a condition, and post an Event only when its reason or message changed."""
+        previous = get_condition(self.status.conditions, type)
+        self.cond(type, value, reason, message)
+        if previous is None or (previous.reason, previous.message) != (reason, message):
+            self.event(event_type, reason, message)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mlops_operator.api import reasons
-from mlops_operator.api.base import get_condition, set_condition
+from mlops_operator.api.base import StatusDraft, get_condition
 from mlops_operator.api.modelversion import GateResult, ModelVersionSpec, ModelVersionStatus
 from mlops_operator.api.trainingjob import Gate
 from mlops_operator.api.validation import describe_validation_error
@@ -124,16 +124,7 @@ def plan(
     status.served_by = sorted(served_by)
     result = Plan(status=status)
 
-    def cond(type: str, value: bool, reason: str, message: str) -> None:
-        status.conditions = set_condition(
-            status.conditions,
-            type,
-            "True" if value else "False",
-            reason,
-            message,
-            now=now,
-            generation=generation,
-        )
+    cond = StatusDraft(status, generation, now).cond
 
     def changed(type: str) -> bool:
         c = get_condition(status.conditions, type)

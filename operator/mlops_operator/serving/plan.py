@@ -12,7 +12,7 @@ from typing import Any, Final, Literal
 from pydantic import ValidationError
 
 from mlops_operator.api import reasons
-from mlops_operator.api.base import API_VERSION, ConditionStatus, get_condition, set_condition
+from mlops_operator.api.base import API_VERSION, StatusDraft, get_condition
 from mlops_operator.api.inferenceservice import (
     HistoryEntry,
     InferenceServiceSpec,
@@ -294,22 +294,11 @@ def invalid(
 ) -> tuple[InferenceServiceStatus, list[tuple[str, str, str]]]:
     """Status ``Failed`` with ``Ready=False InvalidSpec``; an Event on the first time."""
     status = InferenceServiceStatus.model_validate(obj.get("status") or {})
-    generation = (obj.get("metadata") or {}).get("generation")
-    previous = get_condition(status.conditions, reasons.READY)
-    status.observed_generation = generation
+    draft = StatusDraft(status, (obj.get("metadata") or {}).get("generation"), now)
+    status.observed_generation = draft.generation
     status.phase = "Failed"
-    status.conditions = set_condition(
-        status.conditions,
-        reasons.READY,
-        "False",
-        reasons.INVALID_SPEC,
-        message,
-        now=now,
-        generation=generation,
-    )
-    said = previous is not None and previous.message == message
-    events = [] if said else [("Warning", reasons.INVALID_SPEC, message)]
-    return status, events
+    draft.cond_with_event(reasons.READY, False, reasons.INVALID_SPEC, message, "Warning")
+    return status, draft.events
 
 
 def _validate(obj: Mapping[str, Any]) -> InferenceServiceSpec | str:
@@ -375,43 +364,20 @@ def needs_pod_reasons(deployment: Mapping[str, Any] | None) -> bool:
     return int(status.get("replicas") or 0) > 0 and int(status.get("readyReplicas") or 0) == 0
 
 
-class _Builder:
+class _Builder(StatusDraft):
     """Accumulates one reconcile's decisions on a copy of the status."""
 
     def __init__(self, obj: Mapping[str, Any], now: dt.datetime) -> None:
         self.obj = obj
-        self.now = now
         meta = obj["metadata"]
         self.name: str = meta["name"]
         self.namespace: str = meta["namespace"]
-        self.generation: int | None = meta.get("generation")
-        self.status = InferenceServiceStatus.model_validate(obj.get("status") or {})
+        status = InferenceServiceStatus.model_validate(obj.get("status") or {})
+        super().__init__(status, meta.get("generation"), now)
+        self.status: InferenceServiceStatus = status
         self.status.observed_generation = self.generation
         self.plan = Plan(status=self.status)
-
-    def cond(self, type: str, value: bool | None, reason: str, message: str) -> None:
-        state: ConditionStatus = "Unknown" if value is None else "True" if value else "False"
-        self.status.conditions = set_condition(
-            self.status.conditions,
-            type,
-            state,
-            reason,
-            message,
-            now=self.now,
-            generation=self.generation,
-        )
-
-    def event(self, type: str, reason: str, message: str) -> None:
-        self.plan.events.append((type, reason, message))
-
-    def cond_with_event(
-        self, type: str, value: bool, reason: str, message: str, event_type: str
-    ) -> None:
-        """Set a condition; post an Event only when its reason or message changed."""
-        previous = get_condition(self.status.conditions, type)
-        self.cond(type, value, reason, message)
-        if previous is None or (previous.reason, previous.message) != (reason, message):
-            self.event(event_type, reason, message)
+        self.events = self.plan.events
 
 
 def plan(observed: Observed, settings: Settings, now: dt.datetime) -> Plan:

@@ -58,9 +58,6 @@ class _Run(Progress):
         self.name: str = meta["name"]
         self.events = list(events)
 
-    def event(self, type: str, reason: str, message: str) -> None:
-        self.events.append((type, reason, message))
-
     async def write(self) -> None:
         """Write what differs, then post the Events (after: a failed write repeats them)."""
         await write_status(

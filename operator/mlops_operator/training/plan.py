@@ -11,7 +11,7 @@ from typing import Any, Final, Literal, Protocol
 from pydantic import ValidationError
 
 from mlops_operator.api import reasons
-from mlops_operator.api.base import get_condition, set_condition
+from mlops_operator.api.base import StatusDraft, get_condition
 from mlops_operator.api.trainingjob import Phase, Task, TrainingJobSpec, TrainingJobStatus
 from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.kube.names import training_job_name
@@ -229,26 +229,13 @@ class Plan:
 STORAGE_RETRY_SECONDS: Final = 30.0
 
 
-class Progress:
+class Progress(StatusDraft):
     """A TrainingJob status being decided: conditions set at ``now``, Events to post."""
 
     def __init__(self, status: TrainingJobStatus, generation: int, now: dt.datetime) -> None:
-        self.status = status
-        self.generation = generation
-        self.now = now
-        self.events: list[tuple[str, str, str]] = []
-
-    def cond(self, type: str, value: bool, reason: str, message: str) -> None:
-        """Set one condition (its transition time moves only when its value does)."""
-        self.status.conditions = set_condition(
-            self.status.conditions,
-            type,
-            "True" if value else "False",
-            reason,
-            message,
-            now=self.now,
-            generation=self.generation,
-        )
+        super().__init__(status, generation, now)
+        self.status: TrainingJobStatus = status
+        self.generation: int = generation
 
     def fail(self, reason: str, message: str, completion: Any = None) -> None:
         """``Failed`` for ``reason``, with a Warning Event."""
@@ -256,20 +243,17 @@ class Progress:
         self.status.failure_reason = message
         self.status.completion_time = completion or self.now
         self.cond(reasons.READY, False, reason, message)
-        self.events.append(("Warning", reason, message))
+        self.event("Warning", reason, message)
 
 
 def invalid_spec(
     status: TrainingJobStatus, generation: int, message: str, now: dt.datetime
 ) -> Plan:
     """``Failed`` with ``Ready=False InvalidSpec``; an Event the first time it is said."""
-    previous = get_condition(status.conditions, reasons.READY)
     out = Progress(status, generation, now)
     status.phase = "Failed"
     status.observed_generation = generation
-    out.cond(reasons.READY, False, reasons.INVALID_SPEC, message)
-    if previous is None or previous.message != message:
-        out.events.append(("Warning", reasons.INVALID_SPEC, message))
+    out.cond_with_event(reasons.READY, False, reasons.INVALID_SPEC, message, "Warning")
     return Plan(status=status, events=out.events)
 
 
