@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_monitoring_loop import address, infer, policy, rows, train, trainingjob
+from tests.e2e.test_monitoring_loop import (
+    address,
+    infer,
+    rows,
+    train,
+    trainingjob,
+    watch_accuracy,
+)
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -51,19 +58,8 @@ def test_three_degradations_in_a_row_retrain_three_times_across_a_kill(
 ) -> None:
     operator = start_operator()
     train(resources, "cancer-a", trainingjob(cancer_csv, 4))
-    resources.create(
-        "inferenceservices",
-        "InferenceService",
-        "cancer",
-        {
-            "model": "cancer",
-            "monitoring": {
-                "intervalSeconds": 5,
-                "metrics": [policy("online-accuracy", builtin="accuracy", min=0.8)],
-            },
-            "onDegradation": "Retrain",
-            "retrain": {"cooldownSeconds": 0, "maxPerDay": 10},
-        },
+    watch_accuracy(
+        resources, onDegradation="Retrain", retrain={"cooldownSeconds": 0, "maxPerDay": 10}
     )
     serving(resources, 1, "to serve version 1")
 

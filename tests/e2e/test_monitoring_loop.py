@@ -87,16 +87,8 @@ def infer(http: httpx.Client, batch: list[list[float]]) -> dict[str, Any]:
     return body
 
 
-def served_version(resources: Any) -> int | None:
-    obj = resources.get("inferenceservices", "cancer")
-    return ((obj or {}).get("status") or {}).get("currentVersion")
-
-
-def test_falling_online_accuracy_rolls_back_to_the_last_healthy_version(
-    start_operator: Any, resources: Any, cancer_csv: str, kube: Any, namespace: str
-) -> None:
-    start_operator()
-    train(resources, "cancer-a", trainingjob(cancer_csv, 4))
+def watch_accuracy(resources: Any, **spec: Any) -> None:
+    """Create service ``cancer`` judged on online accuracy every 5 s (min 0.8, 2 breaches)."""
     resources.create(
         "inferenceservices",
         "InferenceService",
@@ -107,9 +99,22 @@ def test_falling_online_accuracy_rolls_back_to_the_last_healthy_version(
                 "intervalSeconds": 5,
                 "metrics": [policy("online-accuracy", builtin="accuracy", min=0.8)],
             },
-            "onDegradation": "Rollback",
+            **spec,
         },
     )
+
+
+def served_version(resources: Any) -> int | None:
+    obj = resources.get("inferenceservices", "cancer")
+    return ((obj or {}).get("status") or {}).get("currentVersion")
+
+
+def test_falling_online_accuracy_rolls_back_to_the_last_healthy_version(
+    start_operator: Any, resources: Any, cancer_csv: str, kube: Any, namespace: str
+) -> None:
+    start_operator()
+    train(resources, "cancer-a", trainingjob(cancer_csv, 4))
+    watch_accuracy(resources, onDegradation="Rollback")
     resources.wait_status("inferenceservices", "cancer", lambda s: s.get("phase") == "Ready", "up")
     train(resources, "cancer-b", trainingjob(cancer_csv, 6))
     resources.wait_status(
