@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from mlops_operator import kopf_settings, metrics, watches
+from mlops_operator.artifacts.store import StorageError
 from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube.queue import Backoff, WorkQueue
@@ -44,6 +45,7 @@ def build_context(settings: Settings, kube: k8s.Kube) -> Context:
             workers=settings.workers,
             backoff=Backoff(cap=settings.max_retry_seconds),
             on_error=lambda kind: metrics.ERRORS.labels(kind).inc(),
+            expected=(k8s.KubeError, StorageError),
         )
     ctx.monitor = Monitor(ctx)
     return ctx

@@ -54,12 +54,8 @@ def _verbs(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-KOPF_WATCH = _verbs("list", "watch", "patch")
-"""kopf lists and watches a resource with change handlers, timers or daemons, and patches
-its progress annotations and finalizer onto each object."""
-
 KOPF_EVENT_WATCH = _verbs("list", "watch")
-"""``kopf.on.event`` handlers only watch: kopf stores no state on those objects."""
+"""kopf only watches (indexes and ``on.event`` handlers): it stores no state on objects."""
 
 PEERING = _verbs("get", "list", "watch", "patch")
 """kopf's peering: read the peers' keep-alives and patch its own into the object's status."""

@@ -127,32 +127,39 @@ def _changed(ctx: Context, kind: str, body: kopf.Body, what: Any, deleted: bool)
     return True
 
 
-def _mark(ctx: Context, plural: str, type: str | None, body: kopf.Body) -> None:
-    """The object's own event: its key is dirty, unless only its status changed (which the
-    operator itself wrote, and the reconcile that wrote it already saw); a new generation
-    starts the backoff over. A listing (kopf's start and every re-list) marks every object:
-    that is the periodic resync."""
-    namespace, name = body.metadata.namespace or "", body.metadata.name or ""
-    queue = ctx.queues.get(plural)
+def _own(ctx: Context, res: k8s.Resource, type: str | None, body: kopf.Body) -> None:
+    """One of our objects' own event: its key is dirty, unless the event is the echo of the
+    object's own controller's write (which that reconcile already knew). A listing — kopf's
+    start and every re-list — marks every object: the periodic resync. A new generation
+    starts the backoff over."""
     deleted = type == "DELETED"
-    if queue is None or deleted and plural != "inferenceservices":
+    writer = ctx.cache.observed(res, body, deleted)
+    queue = ctx.queues.get(res.plural)
+    if queue is None or (writer == res.plural and type is not None):
         return
-    meta = body.metadata
-    generation = meta.get("generation")
-    if _changed(ctx, f"{plural}/generation", body, generation, deleted):
-        queue.forget((namespace, name))
-    own = [generation, dict(meta.labels), dict(meta.annotations), meta.get("deletionTimestamp")]
-    if _changed(ctx, f"{plural}/own", body, own, deleted) or type is None or deleted:
-        queue.add((namespace, name))
+    key = (body.metadata.namespace or "", body.metadata.name or "")
+    if _changed(ctx, f"{res.plural}/generation", body, body.metadata.get("generation"), deleted):
+        queue.forget(key)
+    queue.add(key)
+
+
+def _child(
+    ctx: Context, res: k8s.Resource, type: str | None, body: kopf.Body, label: str, owner: str
+) -> None:
+    """A child's event marks its owner (named by ``label``) dirty, unless it is the echo of the
+    owner's own write: the child as the owner just created or patched it."""
+    if ctx.cache.observed(res, body, type == "DELETED") == owner and type is not None:
+        return
+    name = body.metadata.labels.get(label)
+    if name:
+        ctx.enqueue(owner, body.metadata.namespace or "", name)
 
 
 @kopf.on.event(GROUP, VERSION, "trainingjobs")
 async def trainingjob_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     """A TrainingJob changed: reconcile it, and the service whose retraining it is."""
     ctx = get_context(memo)
-    deleted = type == "DELETED"
-    if ctx.cache.observed(k8s.TRAININGJOBS, body, deleted) != "trainingjobs" or type is None:
-        _mark(ctx, "trainingjobs", type, body)  # not for the echo of its own write
+    _own(ctx, k8s.TRAININGJOBS, type, body)
     owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
     if owner:
         ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)
@@ -161,12 +168,7 @@ async def trainingjob_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> 
 @kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_TRAININGJOB: kopf.PRESENT})
 async def job_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     """A training Job moved: reconcile its TrainingJob."""
-    ctx = get_context(memo)
-    if ctx.cache.observed(k8s.JOBS, body, type == "DELETED") and type is not None:
-        return  # the Job as we created it: nothing new for its TrainingJob
-    owner = body.metadata.labels.get(names.LABEL_TRAININGJOB)
-    if owner:
-        ctx.enqueue("trainingjobs", body.metadata.namespace or "", owner)
+    _child(get_context(memo), k8s.JOBS, type, body, names.LABEL_TRAININGJOB, "trainingjobs")
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
@@ -174,9 +176,7 @@ async def modelversion_event(type: str, body: kopf.Body, memo: Any, **_: Any) ->
     """A version changed: verify it; services of its model may resolve differently (not
     when only its ``servedBy`` changed, which no resolution reads)."""
     ctx = get_context(memo)
-    deleted = type == "DELETED"
-    if ctx.cache.observed(k8s.MODELVERSIONS, body, deleted) != "modelversions" or type is None:
-        _mark(ctx, "modelversions", type, body)  # not for the echo of its own write
+    _own(ctx, k8s.MODELVERSIONS, type, body)
     namespace = body.metadata.namespace or ""
     model = (body.get("spec") or {}).get("model")
     status = {k: v for k, v in (body.get("status") or {}).items() if k != "servedBy"}
@@ -186,7 +186,7 @@ async def modelversion_event(type: str, body: kopf.Body, memo: Any, **_: Any) ->
         "degraded": body.metadata.annotations.get(DEGRADED_ANNOTATION),
         "deleting": body.metadata.get("deletionTimestamp"),
     }
-    if model and _changed(ctx, "modelversions/serving", body, what, deleted):
+    if model and _changed(ctx, "modelversions/serving", body, what, type == "DELETED"):
         for isvc in ctx.cache.of_model(k8s.INFERENCESERVICES, namespace, model):
             ctx.enqueue("inferenceservices", namespace, isvc["metadata"]["name"])
 
@@ -196,16 +196,13 @@ async def inferenceservice_event(type: str, body: kopf.Body, memo: Any, **_: Any
     """A service changed: reconcile it; when what it serves changed, the versions of its model
     recompute ``servedBy``."""
     ctx = get_context(memo)
-    deleted = type == "DELETED"
-    if (
-        ctx.cache.observed(k8s.INFERENCESERVICES, body, deleted) != "inferenceservices"
-        or type is None
-    ):
-        _mark(ctx, "inferenceservices", type, body)  # not for the echo of its own write
+    _own(ctx, k8s.INFERENCESERVICES, type, body)
     namespace = body.metadata.namespace or ""
     model = (body.get("spec") or {}).get("model")
     serving = (body.get("status") or {}).get("currentVersion")
-    if model and _changed(ctx, "inferenceservices/serving", body, [model, serving], deleted):
+    if model and _changed(
+        ctx, "inferenceservices/serving", body, [model, serving], type == "DELETED"
+    ):
         for mv in ctx.cache.of_model(k8s.MODELVERSIONS, namespace, model):
             ctx.enqueue("modelversions", namespace, mv["metadata"]["name"], SERVED_BY_DELAY)
 
@@ -214,19 +211,11 @@ async def inferenceservice_event(type: str, body: kopf.Body, memo: Any, **_: Any
 async def deployment_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     """The predictor's rollout moved (or it was deleted): reconcile its service."""
     ctx = get_context(memo)
-    if ctx.cache.observed(k8s.DEPLOYMENTS, body, type == "DELETED") and type is not None:
-        return  # the Deployment as we wrote it: its rollout has not moved
-    owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
-    if owner:
-        ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)
+    _child(ctx, k8s.DEPLOYMENTS, type, body, names.LABEL_INFERENCESERVICE, "inferenceservices")
 
 
 @kopf.on.event("", "v1", "services", labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT})
 async def service_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
-    """A predictor Service was deleted (or changed by someone): put it back."""
+    """A predictor Service was deleted or changed by someone else: put it back."""
     ctx = get_context(memo)
-    if ctx.cache.observed(k8s.SERVICES, body, type == "DELETED") and type is not None:
-        return
-    owner = body.metadata.labels.get(names.LABEL_INFERENCESERVICE)
-    if owner and type in ("DELETED", "MODIFIED"):
-        ctx.enqueue("inferenceservices", body.metadata.namespace or "", owner)
+    _child(ctx, k8s.SERVICES, type, body, names.LABEL_INFERENCESERVICE, "inferenceservices")

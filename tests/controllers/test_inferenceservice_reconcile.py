@@ -483,3 +483,19 @@ async def test_a_rollback_survives_an_api_error_at_any_of_its_writes(
     deployment = await cluster.get(k8s.DEPLOYMENTS, f"{SVC}-predictor")
     assert deployment is not None
     assert deployment["spec"]["template"]["metadata"]["labels"]["mlops.dev/version"] == "1"
+
+
+async def test_each_measurement_is_counted_once_in_the_evaluations_metric(
+    cluster: Cluster,
+) -> None:
+    from mlops_operator import metrics
+
+    await cluster.version("iris", 1)
+    await serve(cluster, **monitored(onDegradation="Alert"))
+    counter = metrics.EVALUATIONS.labels(cluster.namespace, SVC, "online-accuracy", "Breached")
+    before = counter._value.get()
+
+    await measure(cluster, 1, accuracy=0.5)
+    await cluster.reconcile(IS, SVC)  # the same measurement again: judged once
+
+    assert counter._value.get() == before + 1

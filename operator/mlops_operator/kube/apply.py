@@ -5,7 +5,6 @@ server removes it), and annotations."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from mlops_operator.kube import client as k8s
@@ -43,14 +42,6 @@ class InvalidChild(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Applied:
-    """The child as the server has it now, and whether this call wrote it."""
-
-    obj: dict[str, Any]
-    written: bool
-
-
 async def apply_child(
     kube: k8s.Kube,
     cache: Cache,
@@ -58,10 +49,10 @@ async def apply_child(
     desired: dict[str, Any],
     existing: Mapping[str, Any] | None,
     writer: str,
-) -> Applied:
+) -> bool:
     """Create ``desired`` or patch it when its hash differs from ``existing`` (as known from
-    the watch). A 409 on create means the watch lags: read it once, then decide. ``writer``
-    is the owner's kind (a plural), so its trigger knows the echo of this write."""
+    the watch); whether it wrote. A 409 on create means the watch lags: read it once, then
+    decide. ``writer`` is the owner's kind (a plural), so its trigger knows the echo."""
     meta = desired["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     want = meta["annotations"][SPEC_HASH]
@@ -70,11 +61,11 @@ async def apply_child(
             try:
                 created = await kube.create(res, namespace, desired)
                 cache.remember(res, created, writer)
-                return Applied(created, True)
+                return True
             except k8s.Conflict:
                 existing = await kube.get(res, namespace, name)
         if ((existing.get("metadata") or {}).get("annotations") or {}).get(SPEC_HASH) == want:
-            return Applied(dict(existing), False)
+            return False
         patch = {
             "metadata": {
                 "labels": meta.get("labels"),
@@ -88,7 +79,7 @@ async def apply_child(
         except k8s.NotFound:  # deleted since the watch saw it
             patched = await kube.create(res, namespace, desired)
         cache.remember(res, patched, writer)
-        return Applied(patched, True)
+        return True
     except k8s.Invalid as exc:
         raise InvalidChild(desired.get("kind") or res.plural, name, exc.message) from None
 

@@ -9,7 +9,7 @@ never the state before it, so it cannot decide the same thing twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from mlops_operator.kube.client import Resource
@@ -52,40 +52,24 @@ class Cache:
         seen = next(iter(index.get((namespace, name), ())), None)
         return newer(seen, self._written.get(res.plural, {}).get((namespace, name)))
 
-    def select(
-        self,
-        res: Resource,
-        key: Hashable,
-        match: Callable[[Body], bool],
-        written: Iterable[tuple[str, str]] | None = None,
-    ) -> list[Body]:
-        """Objects under an index ``key``, newest state each; our own writes the watch has not
-        delivered yet are added when ``match`` picks them (from ``written``, the names to
-        look at; all of them when None)."""
-        index = self._indexes.get(res.plural) or {}
-        found: dict[tuple[str, str], Body] = {}
-        for obj in index.get(key, ()):
-            meta = obj["metadata"]
-            found[(meta["namespace"], meta["name"])] = obj
-        pending = self._written.get(res.plural, {})
-        for where in list(pending) if written is None else written:
-            mine = pending.get(where)
-            if mine is not None and match(mine):
-                found[where] = newer(found.get(where), mine) or mine
-        result = [self.get(res, namespace, name) or obj for (namespace, name), obj in found.items()]
-        return [obj for obj in result if match(obj)]
-
     def of_model(self, res: Resource, namespace: str, model: str) -> list[Body]:
-        """Objects of a kind in ``namespace`` whose ``spec.model`` is ``model``."""
-        return self.select(
-            res,
-            ("model", namespace, model),
-            lambda o: (
-                o["metadata"].get("namespace") == namespace
-                and (o.get("spec") or {}).get("model") == model
-            ),
-            set(self._written_by_model.get(res.plural, {}).get((namespace, model), ())),
-        )
+        """Objects of a kind in ``namespace`` whose ``spec.model`` is ``model``, newest state
+        each: the index's, and our own writes the watch has not delivered yet."""
+
+        def of_it(obj: Body) -> bool:
+            return (
+                obj["metadata"].get("namespace") == namespace
+                and (obj.get("spec") or {}).get("model") == model
+            )
+
+        index = self._indexes.get(res.plural) or {}
+        names = {
+            (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            for obj in index.get(("model", namespace, model), ())
+        }
+        names |= self._written_by_model.get(res.plural, {}).get((namespace, model), set())
+        newest = (self.get(res, ns, name) for ns, name in names)
+        return [obj for obj in newest if obj is not None and of_it(obj)]
 
     def remember(
         self, res: Resource, obj: Mapping[str, Any] | None, writer: str | None = None
@@ -97,8 +81,8 @@ class Cache:
         meta = obj["metadata"]
         written = self._written.setdefault(res.plural, {})
         key = (meta.get("namespace") or "", meta["name"])
-        kept = newer(written.get(key), dict(obj)) or dict(obj)
-        if kept is not written.get(key):
+        kept = newer(written.get(key), dict(obj))
+        if kept is not None and kept is not written.get(key):
             written[key] = kept
             self._writers.setdefault(res.plural, {})[key] = writer
             model = (kept.get("spec") or {}).get("model")

@@ -56,8 +56,12 @@ class WorkQueue:
         workers: int = 8,
         backoff: Backoff | None = None,
         on_error: Callable[[str], None] | None = None,
+        expected: tuple[type[Exception], ...] = (k8s.KubeError,),
     ) -> None:
         self.kind = kind
+        self._expected = expected
+        """Failures that may heal (API, storage): logged in one line. Anything else is a bug
+        and logged with its traceback."""
         self._reconcile = reconcile
         self._workers = workers
         self.backoff = backoff or Backoff()
@@ -107,11 +111,6 @@ class WorkQueue:
         if pending is not None:
             pending[1].cancel()
 
-    @property
-    def depth(self) -> int:
-        """Keys waiting or being reconciled."""
-        return len(self._dirty | self._processing)
-
     async def wait_idle(self) -> None:
         """Until no key is dirty or being reconciled (timers may still be pending)."""
         await self._idle.wait()
@@ -158,7 +157,7 @@ class WorkQueue:
             delay = self.backoff.next_delay(key, retry_after)
             if self._on_error is not None:
                 self._on_error(self.kind)
-            if isinstance(exc, k8s.KubeError | Retry):
+            if isinstance(exc, self._expected):
                 logger.warning(
                     "%s %s/%s: %s; retrying in %.1fs", self.kind, namespace, name, exc, delay
                 )
@@ -175,8 +174,3 @@ class WorkQueue:
         self.backoff.forget(key)
         if again is not None:
             self.add_after(key, again)
-
-
-class Retry(Exception):
-    """A reconcile could not finish for a reason that may heal (storage not reachable yet, a
-    version number taken): the queue retries it with backoff, and the message is logged."""

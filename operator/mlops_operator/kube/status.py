@@ -63,7 +63,6 @@ class Events:
     def __init__(self, kube: k8s.Kube) -> None:
         self._kube = kube
         self._tasks: set[asyncio.Task[None]] = set()
-        self.posted = 0
 
     def post(self, obj: Mapping[str, Any], type: str, reason: str, message: str) -> None:
         """Post one Event about ``obj`` in the background; log it at INFO (WARNING for
@@ -79,7 +78,6 @@ class Events:
     async def _post(self, event: dict[str, Any]) -> None:
         try:
             await self._kube.create(k8s.EVENTS, event["metadata"]["namespace"], event)
-            self.posted += 1
         except k8s.KubeError as exc:
             logger.warning("could not post Event %s: %s", event["reason"], exc)
 

@@ -136,6 +136,11 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
         ctx.post(obj, type, reason, message)
     if decided.rolled_back:
         metrics.ROLLBACKS.labels(namespace, name).inc()
+    evaluation = decided.status.last_evaluation
+    judged = ((obj.get("status") or {}).get("lastEvaluation") or {}).get("time")
+    if evaluation is not None and evaluation.to_wire()["time"] != judged:
+        for result in evaluation.metrics:
+            metrics.EVALUATIONS.labels(namespace, name, result.name, result.verdict).inc()
     model = (obj.get("spec") or {}).get("model")
     if decided.status.current_version is not None and model:
         metrics.SERVED_VERSION.labels(namespace, name, model).set(decided.status.current_version)

@@ -275,7 +275,6 @@ class Plan:
     monitor_interval: float | None = None
     """Seconds between evaluations, when the service is monitored."""
     rolled_back: bool = False
-    retraining_started: bool = False
 
 
 def sticky_invalid(obj: Mapping[str, Any]) -> bool:
@@ -606,7 +605,6 @@ def _start_retraining(
     retraining.last_result = message
     b.cond(reasons.RETRAINING, True, reasons.RETRAINING_STARTED, message)
     b.event("Normal", reasons.RETRAINING_STARTED, message)
-    b.plan.retraining_started = True
 
 
 def _schedule(
@@ -771,13 +769,12 @@ def _truth(
     degraded = marked or (degraded_now and evaluated)
     last = status.history[-1] if status.history else None
     if degraded:
-        why = (
-            b.plan.degrade.get(served.name, "") if served is not None else ""
-        ) or _degraded_message(by_version.get(current))
-        if not marked and status.last_evaluation is not None:
-            why = decide(
-                spec.monitoring.metrics if spec.monitoring else [], status.last_evaluation.metrics
-            ).summary
+        if marked:  # the version's mark says why (just made by this plan, or before)
+            assert served is not None
+            why = b.plan.degrade.get(served.name) or _degraded_message(by_version.get(current))
+        else:  # this service's own evaluation of it
+            assert status.last_evaluation is not None and spec.monitoring is not None
+            why = decide(spec.monitoring.metrics, status.last_evaluation.metrics).summary
         b.cond_with_event(
             reasons.DEGRADED,
             True,

@@ -130,7 +130,7 @@ async def _create_job(run: _Run, spec: TrainingJobSpec) -> None:
         generation=run.generation,
     )
     try:
-        applied = await apply_child(
+        written = await apply_child(
             ctx.kube, ctx.cache, k8s.JOBS, own(job, run.obj), None, "trainingjobs"
         )
     except InvalidChild as exc:
@@ -138,7 +138,7 @@ async def _create_job(run: _Run, spec: TrainingJobSpec) -> None:
         run.status = rejected.status
         run.events = [e for e in run.events if e[1] != reasons.JOB_CREATED] + rejected.events
         return
-    if applied.written:
+    if written:
         run.event("Normal", reasons.JOB_CREATED, f"Created Job {job['metadata']['name']}.")
 
 
