@@ -60,8 +60,9 @@ class Contender:
 
 def default_contenders(cores: int) -> list[Contender]:
     """Ours and the floor with 1 worker and one per core; MLServer with inference in the
-    server process, in one worker per core, and with its best adaptive batching (found by
-    ``tune_mlserver.py``: in-process, 64 rows, 5 ms); KServe with 1 worker and one per core."""
+    server process, in one worker per core, and with the two adaptive-batching settings that
+    ``tune_mlserver.py`` found best (in-process, 5 ms, at most 32 or 64 rows: which wins
+    depends on the model); KServe with 1 worker and one per core."""
     n = max(2, cores)
     return [
         Contender("ours-w1", "ours", 1),
@@ -70,7 +71,8 @@ def default_contenders(cores: int) -> list[Contender]:
         Contender(f"floor-w{n}", "floor", n),
         Contender("mlserver-pw0", "mlserver", 0),
         Contender(f"mlserver-pw{n}", "mlserver", n),
-        Contender("mlserver-pw0-batch", "mlserver", 0, batch_size=64, batch_ms=5),
+        Contender("mlserver-pw0-b32", "mlserver", 0, batch_size=32, batch_ms=5),
+        Contender("mlserver-pw0-b64", "mlserver", 0, batch_size=64, batch_ms=5),
         Contender("kserve-w1", "kserve", 1),
         Contender(f"kserve-w{n}", "kserve", n),
     ]

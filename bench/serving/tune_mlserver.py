@@ -16,8 +16,8 @@ from bench.serving import load
 from bench.serving.contenders import Contender, ModelFiles, Server, ensure_venv
 from bench.serving.run import WORKDIR, log
 
-SIZES = (8, 32, 64)
-TIMES_MS = (1.0, 5.0, 10.0)
+SIZES = (8, 16, 32, 64, 128)
+TIMES_MS = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def main() -> int:
