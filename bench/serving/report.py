@@ -15,6 +15,12 @@ ANALYSIS = HERE / "analysis.md"
 
 TARGET_VS_MLSERVER = 2.0
 TARGET_VS_FLOOR = 0.8
+ONE_WORKER_TARGETS: Mapping[tuple[str, int], tuple[str, float]] = {
+    ("rf", 1): ("mlserver", 2.5),
+    ("lr", 1): ("floor", 0.9),
+}
+"""Single-row targets met by ``ours-w1`` alone: a forest at 2.5x MLServer's best, a
+LogisticRegression at 0.9x the bare floor with the same single worker."""
 
 
 def combine(runs: Sequence[Run]) -> dict[str, Any]:
@@ -85,6 +91,12 @@ def comparisons(data: Mapping[str, Any]) -> list[dict[str, Any]]:
                 )
                 row[f"{family}_p99_ms"] = best[1]["p99_ms"]
             row["ours_p99_ms"] = ours_p99
+            w1 = per_contender.get("ours-w1", {}).get("payloads", {}).get(n, {}).get("closed", {})
+            if level in w1:
+                row["w1_rps"], row["w1_p99_ms"] = w1[level]["rps"], w1[level]["p99_ms"]
+                if row.get("mlserver"):
+                    best_rps = per_contender[row["mlserver"]]["payloads"][n]["closed"][level]["rps"]
+                    row["w1_vs_mlserver"] = round(row["w1_rps"] / best_rps, 2) if best_rps else None
             floors = {}
             for name, result in per_contender.items():
                 if families[name] != "floor":
@@ -115,6 +127,14 @@ def verdicts(row: Mapping[str, Any]) -> dict[str, bool]:
         met["0.8x floor"] = all(
             ratio is not None and ratio >= TARGET_VS_FLOOR for ratio in row["vs_floor"].values()
         )
+    target = ONE_WORKER_TARGETS.get((row["model"], row["rows"]))
+    if target is not None and "w1_rps" in row:
+        versus, ratio = target
+        if versus == "mlserver" and row.get("w1_vs_mlserver") is not None:
+            met[f"{ratio:g}x MLServer, 1 worker"] = row["w1_vs_mlserver"] >= ratio
+            met["p99 ≤ MLServer's, 1 worker"] = row["w1_p99_ms"] <= row["mlserver_p99_ms"]
+        if versus == "floor" and row["vs_floor"].get("ours-w1") is not None:
+            met[f"{ratio:g}x floor, 1 worker"] = row["vs_floor"]["ours-w1"] >= ratio
     met["zero errors"] = row["ours_errors"] == 0
     return met
 

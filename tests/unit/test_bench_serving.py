@@ -117,10 +117,13 @@ def test_ours_is_compared_with_the_best_of_each_family_and_the_floor_of_its_work
     assert row["vs_mlserver"] == 2.4
     assert row["vs_kserve"] == 3.0
     assert row["vs_floor"] == {"ours-w1": 0.5, "ours-w2": 0.96}
+    assert row["w1_vs_mlserver"] == 1.0
     assert row["targets"] == {
         "2x MLServer": True,
         "p99 ≤ MLServer's": True,
         "0.8x floor": False,
+        "2.5x MLServer, 1 worker": False,
+        "p99 ≤ MLServer's, 1 worker": True,
         "zero errors": True,
     }
 
@@ -132,7 +135,8 @@ def test_faster_but_with_a_worse_tail_misses_the_mlserver_target() -> None:
     assert row["targets"]["p99 ≤ MLServer's"] is False
     assert row["targets"]["zero errors"] is False
     markdown = report.render(data, previous=None)
-    assert "missed: p99 ≤ MLServer's, zero errors" in markdown
+    assert row["targets"]["2.5x MLServer, 1 worker"] is True
+    assert "missed: p99 ≤ MLServer's, p99 ≤ MLServer's, 1 worker, zero errors" in markdown
     assert "3.00×" in markdown
 
 
@@ -143,3 +147,13 @@ def test_the_report_compares_with_the_previous_run() -> None:
     markdown = report.render(now, previous=before)
     assert "Against the previous run" in markdown
     assert "| rf | 1 | ours-w1 | 1,000 | 1,500 | 1.50× |" in markdown
+
+
+def test_a_single_worker_logistic_regression_is_held_to_0_9_of_the_floor() -> None:
+    data = results(ours_w1=contender(900, 30), floor_w1=contender(1000, 20))
+    data["results"] = {"lr": data["results"]["rf"]}
+    [row] = report.comparisons(data)
+    assert row["targets"]["0.9x floor, 1 worker"] is True
+    data["results"]["lr"]["ours-w1"] = contender(890, 30)
+    [row] = report.comparisons(data)
+    assert row["targets"]["0.9x floor, 1 worker"] is False
