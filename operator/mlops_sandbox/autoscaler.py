@@ -619,7 +619,7 @@ class Autoscaler:
         """CPU cores the pod's processes use (their CPU time per second, over the window)."""
         namespace, name = object_name(pod)
         home = self._runner.pod_directory(namespace, name) / "home"
-        used = _cpu_seconds(home)
+        used = cpu_seconds(home)
         if used is None:
             return None
         return counter_rate(self._remember((namespace, name, "cpu"), used))
@@ -711,7 +711,7 @@ def _cpu_request(pod: Json) -> float | None:
     return total
 
 
-def _cpu_seconds(home: pathlib.Path) -> float | None:
+def cpu_seconds(home: pathlib.Path) -> float | None:
     """CPU seconds used so far by the processes working in ``home`` (a pod's container and
     everything it started); None when there are none."""
     total: float | None = None

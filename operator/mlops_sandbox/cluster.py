@@ -374,7 +374,8 @@ or talk to it with the kubernetes client:
 print(kubernetes.client.CoreV1Api().list_namespace())"
 
 Jobs and Deployments run as local processes, each Deployment pod on its own 127.0.x.y
-address (HorizontalPodAutoscalers scale them on the pods' own metrics); pod logs are under {sandbox.state_dir / "runner" / "pods"}.
+address, scaled by HorizontalPodAutoscalers on the pods' own metrics; pod logs are under
+{sandbox.state_dir / "runner" / "pods"}.
 Services are forwarded from 127.0.0.1 ports, listed in {sandbox.services_file}
 (and in each Service's annotation sandbox.mlops.dev/address).
 Press Ctrl+C to stop.
