@@ -403,7 +403,6 @@ class Autoscaler:
             await self._write_status(namespace, name, uid, status)
             return
         current = int((deployment.get("spec") or {}).get("replicas", 1))
-        running = int((deployment.get("status") or {}).get("replicas") or 0)
         conditions = [
             _condition(
                 "AbleToScale",
@@ -486,7 +485,7 @@ class Autoscaler:
             )
             status["lastScaleTime"] = _now()
         status.update(
-            currentReplicas=running,
+            currentReplicas=current,
             desiredReplicas=desired,
             currentMetrics=current_metrics or None,
             conditions=conditions,

@@ -341,7 +341,7 @@ class AutoscalerStatus(StatusModel):
     """What the predictor's HorizontalPodAutoscaler reports."""
 
     current_replicas: int | None = None
-    """Replicas the autoscaler last saw running."""
+    """Replicas of the Deployment when the autoscaler last looked."""
 
     desired_replicas: int | None = None
     """Replicas the autoscaler last decided on."""
