@@ -90,6 +90,12 @@ RULES: tuple[Rule, ...] = (
         "predictor Deployments",
     ),
     Rule("", "services", KOPF_EVENT_WATCH | _verbs("get", "create", "patch"), "predictor Services"),
+    Rule(
+        "autoscaling",
+        "horizontalpodautoscalers",
+        KOPF_EVENT_WATCH | _verbs("get", "create", "patch", "delete"),
+        "predictor autoscalers; deleted when spec.autoscaling is removed",
+    ),
     Rule("", "pods", _verbs("list"), "why a pod failed; scraping the predictors' metrics"),
     Rule("", "secrets", _verbs("get"), "S3 credentials named by the operator's settings"),
     Rule("", "events", _verbs("create"), "Events about the objects and what was done to them"),

@@ -94,6 +94,16 @@ async def services_by_name(namespace: str | None, name: str, body: kopf.Body, **
     return {(namespace or "", name): _slim(body)}
 
 
+@kopf.index(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT},
+)
+async def autoscalers_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): _slim(body)}
+
+
 INDEXES = {
     k8s.TRAININGJOBS: "trainingjobs_index",
     k8s.MODELVERSIONS: "modelversions_index",
@@ -101,6 +111,7 @@ INDEXES = {
     k8s.JOBS: "jobs_by_name",
     k8s.DEPLOYMENTS: "deployments_by_name",
     k8s.SERVICES: "services_by_name",
+    k8s.HPAS: "autoscalers_by_name",
 }
 """The kopf index each kind is read from (kopf passes indexes to handlers by name)."""
 
@@ -219,3 +230,16 @@ async def service_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None
     """A predictor Service was deleted or changed by someone else: put it back."""
     ctx = get_context(memo)
     _child(ctx, k8s.SERVICES, type, body, names.LABEL_INFERENCESERVICE, "inferenceservices")
+
+
+@kopf.on.event(
+    "autoscaling",
+    "v2",
+    "horizontalpodautoscalers",
+    labels={names.LABEL_INFERENCESERVICE: kopf.PRESENT},
+)
+async def autoscaler_event(type: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """The predictor's autoscaler decided or saw something (or was deleted): reconcile its
+    service, which reports it and puts it back."""
+    ctx = get_context(memo)
+    _child(ctx, k8s.HPAS, type, body, names.LABEL_INFERENCESERVICE, "inferenceservices")

@@ -11,7 +11,8 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
   over the API (``apiextensions.k8s.io/v1``, several versions served from one storage
   version), and the built-ins core/v1 ``namespaces``, ``pods`` (+status, +log), ``secrets``,
   ``configmaps``, ``services`` (+status), ``serviceaccounts``, ``events``; batch/v1 ``jobs``
-  (+status); apps/v1 ``deployments`` and ``replicasets`` (+status, +scale);
+  (+status); apps/v1 ``deployments`` and ``replicasets`` (+status, +scale); autoscaling/v2
+  ``horizontalpodautoscalers`` (+status; acted on by :mod:`mlops_sandbox.autoscaler`);
   events.k8s.io/v1 ``events``; coordination.k8s.io/v1 ``leases``; apiextensions.k8s.io/v1
   ``customresourcedefinitions`` (the loaded CRDs are stored as objects). Discovery lists kind,
   singular, short names, categories, verbs, scope and subresources. Namespaces ``default``
@@ -204,6 +205,15 @@ _BUILTINS: tuple[tuple[str, str, str, str, bool, frozenset[str], frozenset[str]]
         True,
         frozenset({"status", "scale"}),
         frozenset({"rs"}),
+    ),
+    (
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        True,
+        frozenset({"status"}),
+        frozenset({"hpa"}),
     ),
     ("events.k8s.io", "v1", "events", "Event", True, frozenset(), frozenset({"ev"})),
     ("coordination.k8s.io", "v1", "leases", "Lease", True, frozenset(), frozenset()),

@@ -237,6 +237,7 @@ class Sandbox(Managed):
         import aiohttp
 
         from mlops_sandbox.apiserver import serve_api
+        from mlops_sandbox.autoscaler import Autoscaler
         from mlops_sandbox.runner import Runner
 
         self._stack = contextlib.AsyncExitStack()
@@ -251,6 +252,8 @@ class Sandbox(Managed):
             runner = Runner(url, self.state_dir / "runner", services_file=self.services_file)
             await self._stack.enter_async_context(runner)
             api.log_provider = runner.read_log
+            # Closed before the runner (the stack unwinds in reverse): it scales its pods.
+            await self._stack.enter_async_context(Autoscaler(runner))
         if self._prometheus is not None:
             await self._watch_scrape_targets(url, self._prometheus)
 
@@ -371,7 +374,8 @@ or talk to it with the kubernetes client:
 print(kubernetes.client.CoreV1Api().list_namespace())"
 
 Jobs and Deployments run as local processes, each Deployment pod on its own 127.0.x.y
-address; pod logs are under {sandbox.state_dir / "runner" / "pods"}.
+address, scaled by HorizontalPodAutoscalers on the pods' own metrics; pod logs are under
+{sandbox.state_dir / "runner" / "pods"}.
 Services are forwarded from 127.0.0.1 ports, listed in {sandbox.services_file}
 (and in each Service's annotation sandbox.mlops.dev/address).
 Press Ctrl+C to stop.

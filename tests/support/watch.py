@@ -25,6 +25,7 @@ _CHILD_LABEL = {
     k8s.JOBS: names.LABEL_TRAININGJOB,
     k8s.DEPLOYMENTS: names.LABEL_INFERENCESERVICE,
     k8s.SERVICES: names.LABEL_INFERENCESERVICE,
+    k8s.HPAS: names.LABEL_INFERENCESERVICE,
 }
 """kopf watches children only with the operator's label (``labels={…: kopf.PRESENT}``)."""
 

@@ -96,6 +96,8 @@ RESOURCES: list[Resource] = [
             _column("Version", ".status.currentVersion", "integer"),
             _column("Ready", '.status.conditions[?(@.type=="Ready")].status'),
             _column("Phase", ".status.phase"),
+            _column("Replicas", ".status.desiredReplicas", "integer"),
+            _column("Ready-Pods", ".status.readyReplicas", "integer", priority=1),
             _column("URL", ".status.url"),
             AGE,
         ],

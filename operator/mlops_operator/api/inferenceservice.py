@@ -126,6 +126,75 @@ class RetrainSpec(ApiModel):
     """Cron expression for scheduled retraining, e.g. ``0 3 * * 0``."""
 
 
+SCALE_TO_ZERO_REFUSED = (
+    "minReplicas 0 (scale to zero) is not supported: a HorizontalPodAutoscaler keeps at least "
+    "one replica; use KEDA or Knative for scale-to-zero (see docs/autoscaling.md)"
+)
+
+
+class AutoscalingSpec(ApiModel):
+    """Horizontal autoscaling of the predictor by a HorizontalPodAutoscaler (autoscaling/v2)
+    the operator owns: on inference requests per second per replica (a Pods metric served by a
+    metrics adapter such as prometheus-adapter) or on CPU utilisation (a Resource metric)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minReplicas) || self.minReplicas >= 1",
+                    "message": SCALE_TO_ZERO_REFUSED,
+                },
+                {
+                    "rule": "!has(self.minReplicas) || self.maxReplicas >= self.minReplicas",
+                    "message": "maxReplicas must be greater than or equal to minReplicas",
+                },
+                {
+                    "rule": "has(self.targetRequestsPerSecond) != "
+                    "has(self.targetCpuUtilizationPercent)",
+                    "message": "set exactly one of targetRequestsPerSecond or "
+                    "targetCpuUtilizationPercent",
+                },
+            ]
+        }
+    )
+
+    min_replicas: Annotated[int, Field(ge=0, le=100)] = 1
+    """Fewest replicas, at least 1 (scale-to-zero needs KEDA or Knative, see
+    docs/autoscaling.md)."""
+
+    max_replicas: Annotated[int, Field(ge=1, le=100)]
+    """Most replicas; at least ``minReplicas``."""
+
+    target_requests_per_second: Annotated[float, Field(ge=0.001, le=1_000_000)] | None = None
+    """Inference requests per second each replica should serve on average: the
+    ``mlops_requests_per_second`` Pods metric, which a metrics adapter derives from the
+    server's ``mlops_requests_total`` counter (see docs/autoscaling.md)."""
+
+    target_cpu_utilization_percent: Annotated[int, Field(ge=1, le=1000)] | None = None
+    """Average CPU use of the replicas, in percent of their CPU request."""
+
+    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    """How long the load must stay low before replicas are removed: the autoscaler scales
+    down to the highest replica count it recommended over this window."""
+
+    @model_validator(mode="after")
+    def _bounds_and_one_target(self) -> AutoscalingSpec:
+        if self.min_replicas < 1:
+            raise ValueError(SCALE_TO_ZERO_REFUSED)
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"maxReplicas ({self.max_replicas}) must be greater than or equal to "
+                f"minReplicas ({self.min_replicas})"
+            )
+        if (self.target_requests_per_second is None) == (
+            self.target_cpu_utilization_percent is None
+        ):
+            raise ValueError(
+                "set exactly one of targetRequestsPerSecond or targetCpuUtilizationPercent"
+            )
+        return self
+
+
 class PromotionSpec(ApiModel):
     """When a retrained version replaces the serving one."""
 
@@ -156,7 +225,12 @@ class InferenceServiceSpec(ApiModel):
     not Degraded."""
 
     replicas: Annotated[int, Field(ge=0, le=100)] = 1
-    """Model server pods."""
+    """Model server pods; ignored while ``autoscaling`` is set (the autoscaler owns the
+    Deployment's replica count then)."""
+
+    autoscaling: AutoscalingSpec | None = None
+    """Scale the predictor between ``minReplicas`` and ``maxReplicas`` on load; unset means
+    a fixed ``replicas``."""
 
     resources: ResourceRequirements | None = None
     """CPU and memory per pod."""
@@ -263,6 +337,27 @@ class RetrainingStatus(StatusModel):
     """When ``spec.retrain.schedule`` starts the next one."""
 
 
+class AutoscalerStatus(StatusModel):
+    """What the predictor's HorizontalPodAutoscaler reports."""
+
+    current_replicas: int | None = None
+    """Replicas of the Deployment when the autoscaler last looked."""
+
+    desired_replicas: int | None = None
+    """Replicas the autoscaler last decided on."""
+
+    current_metric: str | None = None
+    """The scaling metric's current average over the replicas, e.g. ``3.2 requests/s`` or
+    ``45% CPU``."""
+
+    last_scale_time: dt.datetime | None = None
+    """When the autoscaler last changed the replica count."""
+
+    message: str | None = None
+    """Why the autoscaler cannot scale, when it says it cannot (e.g. the metric is not served
+    by a metrics adapter)."""
+
+
 Phase = Literal["Pending", "Ready", "Degraded", "Failed"]
 
 
@@ -286,6 +381,13 @@ class InferenceServiceStatus(StatusModel):
 
     ready_replicas: int = 0
     """Pods ready to answer."""
+
+    desired_replicas: int | None = None
+    """Pods wanted now: ``spec.replicas``, or the autoscaler's latest decision while
+    ``spec.autoscaling`` is set."""
+
+    autoscaler: AutoscalerStatus | None = None
+    """The autoscaler's view, while ``spec.autoscaling`` is set."""
 
     history: Annotated[list[HistoryEntry], Field(max_length=50)] = Field(default_factory=list)
     """The most recent version changes, newest last."""

@@ -54,6 +54,8 @@ ROLLED_OUT: Final = "RolledOut"
 PREDICTOR_READY: Final = "PredictorReady"
 PREDICTOR_NOT_READY: Final = "PredictorNotReady"
 SCALED_TO_ZERO: Final = "ScaledToZero"
+AUTOSCALING_ENABLED: Final = "AutoscalingEnabled"
+AUTOSCALING_DISABLED: Final = "AutoscalingDisabled"
 GATES_NOT_PASSED: Final = "GatesNotPassed"
 
 # Monitoring and remediation

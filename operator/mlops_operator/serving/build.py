@@ -1,10 +1,11 @@
-"""InferenceService + ModelVersion → the predictor Deployment and its Service. Pure."""
+"""InferenceService + ModelVersion → the predictor Deployment, its Service and its
+HorizontalPodAutoscaler. Pure."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mlops_operator.api.inferenceservice import InferenceServiceSpec
+from mlops_operator.api.inferenceservice import AutoscalingSpec, InferenceServiceSpec
 from mlops_operator.api.modelversion import ModelVersionSpec
 from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.kube import names
@@ -100,7 +101,8 @@ def build_deployment(
             "labels": labels,
         },
         "spec": {
-            "replicas": spec.replicas,
+            # Autoscaled: no replicas here, so no write of ours resets what the autoscaler set.
+            **({} if spec.autoscaling is not None else {"replicas": spec.replicas}),
             "revisionHistoryLimit": 3,
             "selector": {"matchLabels": selector},
             "strategy": {
@@ -156,5 +158,76 @@ def build_service(*, name: str, namespace: str, model: str) -> dict[str, Any]:
                     "protocol": "TCP",
                 }
             ],
+        },
+    }
+
+
+REQUESTS_METRIC = "mlops_requests_per_second"
+"""The Pods metric an autoscaler scales on for ``targetRequestsPerSecond``: the per-pod rate
+of the server's ``mlops_requests_total`` counter, as a metrics adapter names it (the
+prometheus-adapter rule in docs/autoscaling.md turns ``<name>_total`` into
+``<name>_per_second``)."""
+
+
+def _milli(value: float) -> str:
+    """A quantity of thousandths (``2.5`` → ``2500m``), as the API server writes one back."""
+    milli = max(1, round(value * 1000))
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def autoscaler_metric(autoscaling: AutoscalingSpec) -> dict[str, Any]:
+    """The one metric of the autoscaler: requests per second per pod, or CPU utilisation."""
+    if autoscaling.target_requests_per_second is not None:
+        return {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": REQUESTS_METRIC},
+                "target": {
+                    "type": "AverageValue",
+                    "averageValue": _milli(autoscaling.target_requests_per_second),
+                },
+            },
+        }
+    return {
+        "type": "Resource",
+        "resource": {
+            "name": "cpu",
+            "target": {
+                "type": "Utilization",
+                "averageUtilization": autoscaling.target_cpu_utilization_percent,
+            },
+        },
+    }
+
+
+def build_autoscaler(
+    *, name: str, namespace: str, model: str, autoscaling: AutoscalingSpec
+) -> dict[str, Any]:
+    """The autoscaling/v2 HorizontalPodAutoscaler of the predictor Deployment (same name);
+    the owner reference is added by the caller."""
+    predictor = names.predictor_name(name)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {
+            "name": predictor,
+            "namespace": namespace,
+            "labels": {
+                names.LABEL_INFERENCESERVICE: name,
+                names.LABEL_MODEL: model,
+                names.LABEL_MANAGED_BY: names.MANAGED_BY,
+                names.LABEL_COMPONENT: "predictor",
+            },
+        },
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": predictor},
+            "minReplicas": autoscaling.min_replicas,
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [autoscaler_metric(autoscaling)],
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": autoscaling.scale_down_stabilization_seconds
+                }
+            },
         },
     }

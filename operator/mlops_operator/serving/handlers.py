@@ -1,6 +1,7 @@
 """InferenceService reconcile: read (watch state) → plan (pure, ``serving.plan``) → apply
-(Deployment, Service, degradation marks, a retraining TrainingJob, status) → report (Events,
-metrics). Triggers live in ``mlops_operator.watches``; they only mark a service dirty."""
+(Deployment, Service, HorizontalPodAutoscaler, degradation marks, a retraining TrainingJob,
+status) → report (Events, metrics). Triggers live in ``mlops_operator.watches``; they only
+mark a service dirty."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def observe(ctx: Context, obj: dict[str, Any]) -> Observed:
         trainingjobs=trainingjobs,
         deployment=ctx.cache.get(k8s.DEPLOYMENTS, namespace, names.predictor_name(name)),
         measured=ctx.measured.get((namespace, name)),
+        autoscaler=ctx.cache.get(k8s.HPAS, namespace, names.predictor_name(name)),
     )
 
 
@@ -101,7 +103,10 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
         except k8s.Conflict:
             pass  # created by an attempt that failed before recording it: names are fixed
         metrics.RETRAININGS.labels(namespace, name).inc()
-    applies = []  # the Deployment and the Service do not depend on each other
+    if decided.delete_autoscaler:
+        # Before the Deployment gets its fixed replicas back, so no autoscaler overrides them.
+        await ctx.kube.delete(k8s.HPAS, namespace, names.predictor_name(name))
+    applies = []  # the Deployment, the Service and the autoscaler do not depend on each other
     if decided.deployment is not None:
         name_of = decided.deployment["metadata"]["name"]
         existing = ctx.cache.get(k8s.DEPLOYMENTS, namespace, name_of)
@@ -120,6 +125,13 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
         applies.append(
             apply_child(
                 ctx.kube, ctx.cache, k8s.SERVICES, own(decided.service, obj), existing, WRITER
+            )
+        )
+    if decided.autoscaler is not None:
+        existing = ctx.cache.get(k8s.HPAS, namespace, decided.autoscaler["metadata"]["name"])
+        applies.append(
+            apply_child(
+                ctx.kube, ctx.cache, k8s.HPAS, own(decided.autoscaler, obj), existing, WRITER
             )
         )
     try:

@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from mlops_operator.api import reasons
 from mlops_operator.api.base import API_VERSION, StatusDraft, get_condition
 from mlops_operator.api.inferenceservice import (
+    AutoscalerStatus,
+    AutoscalingSpec,
     HistoryEntry,
     InferenceServiceSpec,
     InferenceServiceStatus,
@@ -27,7 +29,12 @@ from mlops_operator.kube import names
 from mlops_operator.kube.names import DEGRADED_ANNOTATION, SPEC_HASH, spec_hash
 from mlops_operator.monitoring.judge import Measured, decide, judge
 from mlops_operator.monitoring.remediate import DAY, may_retrain, next_run, validate_cron
-from mlops_operator.serving.build import build_deployment, build_service
+from mlops_operator.serving.build import (
+    REQUESTS_METRIC,
+    build_autoscaler,
+    build_deployment,
+    build_service,
+)
 from mlops_operator.settings import Settings
 
 HISTORY_LIMIT = 50
@@ -255,6 +262,9 @@ class Observed:
     pod_reasons: Sequence[str] = ()
     """What unready predictor pods say about themselves (asked only when they run)."""
 
+    autoscaler: Mapping[str, Any] | None = None
+    """Its predictor's HorizontalPodAutoscaler as last seen, if any."""
+
 
 @dataclass
 class Plan:
@@ -263,6 +273,10 @@ class Plan:
     status: InferenceServiceStatus
     deployment: dict[str, Any] | None = None
     service: dict[str, Any] | None = None
+    autoscaler: dict[str, Any] | None = None
+    """The predictor's HorizontalPodAutoscaler, while ``spec.autoscaling`` is set."""
+    delete_autoscaler: bool = False
+    """``spec.autoscaling`` was removed: delete the HorizontalPodAutoscaler."""
     degrade: dict[str, str] = field(default_factory=dict)
     """ModelVersion name → why it is degraded (its ``mlops.dev/degraded`` annotation)."""
     trainingjob: dict[str, Any] | None = None
@@ -434,6 +448,15 @@ def plan(observed: Observed, settings: Settings, now: dt.datetime) -> Plan:
         b.event("Warning", reasons.NOT_PROMOTED, message)
 
     status.url = names.service_url(b.name, b.namespace)
+    if spec.autoscaling is None:
+        status.autoscaler = None
+        if observed.autoscaler is not None:
+            b.plan.delete_autoscaler = True
+            b.event(
+                "Normal",
+                reasons.AUTOSCALING_DISABLED,
+                f"Autoscaling removed: the predictor runs spec.replicas ({spec.replicas}).",
+            )
     target = resolution.candidate
     if target is None:
         _no_target(b, resolution)
@@ -665,6 +688,18 @@ def _serve(
         storage=storage,
     )
     b.plan.service = build_service(name=b.name, namespace=b.namespace, model=spec.model)
+    if spec.autoscaling is not None:
+        b.plan.autoscaler = build_autoscaler(
+            name=b.name, namespace=b.namespace, model=spec.model, autoscaling=spec.autoscaling
+        )
+        status.autoscaler = autoscaler_status(observed.autoscaler)
+        if observed.autoscaler is None:
+            b.event(
+                "Normal",
+                reasons.AUTOSCALING_ENABLED,
+                f"Autoscaling between {spec.autoscaling.min_replicas} and "
+                f"{spec.autoscaling.max_replicas} replicas on {target_text(spec.autoscaling)}.",
+            )
 
     if status.current_version != target.version:
         previous = candidates.get(status.current_version or 0)
@@ -698,7 +733,9 @@ def _serve(
     serving_now = ((deployment.get("metadata") or {}).get("annotations") or {}).get(
         SPEC_HASH
     ) == want
-    progress = rollout(deployment, spec.replicas)
+    replicas = desired_replicas(spec, deployment, observed.autoscaler)
+    status.desired_replicas = replicas
+    progress = rollout(deployment, replicas)
     if not serving_now:  # old pods may still answer; the new template is not rolled out
         progress = dataclasses.replace(progress, complete=False)
     status.ready_replicas = progress.ready_replicas
@@ -707,17 +744,16 @@ def _serve(
             reasons.PROGRESSING,
             False,
             reasons.ROLLED_OUT,
-            f"Version {target.version} is rolled out to {spec.replicas} replica(s).",
+            f"Version {target.version} is rolled out to {replicas} replica(s).",
         )
     else:
         b.cond(
             reasons.PROGRESSING,
             True,
             reasons.ROLLING_OUT,
-            f"Rolling out version {target.version}: {progress.ready_replicas}/{spec.replicas} "
-            "ready.",
+            f"Rolling out version {target.version}: {progress.ready_replicas}/{replicas} ready.",
         )
-    if spec.replicas == 0:
+    if replicas == 0 and spec.autoscaling is None:
         status.phase = "Pending"
         b.cond(reasons.READY, False, reasons.SCALED_TO_ZERO, "replicas is 0.")
     elif progress.available:
@@ -726,7 +762,8 @@ def _serve(
             reasons.READY,
             True,
             reasons.PREDICTOR_READY,
-            f"{progress.ready_replicas} of {spec.replicas} replica(s) ready at {status.url}.",
+            f"{progress.ready_replicas} of {replicas} replica(s) ready at {status.url}"
+            f"{_autoscaled(spec.autoscaling)}.",
         )
     else:
         status.phase = "Pending"
@@ -742,6 +779,87 @@ def _serve(
             reasons.PREDICTOR_NOT_READY,
             f"No predictor pod is ready: {detail}.",
         )
+
+
+def _autoscaled(autoscaling: AutoscalingSpec | None) -> str:
+    if autoscaling is None:
+        return ""
+    return f" (autoscaled between {autoscaling.min_replicas} and {autoscaling.max_replicas})"
+
+
+def target_text(autoscaling: AutoscalingSpec) -> str:
+    """The autoscaling target in words, e.g. ``2 requests/s per replica``."""
+    if autoscaling.target_requests_per_second is not None:
+        return f"{autoscaling.target_requests_per_second:g} requests/s per replica"
+    return f"{autoscaling.target_cpu_utilization_percent}% CPU"
+
+
+def desired_replicas(
+    spec: InferenceServiceSpec,
+    deployment: Mapping[str, Any],
+    autoscaler: Mapping[str, Any] | None,
+) -> int:
+    """The replicas the predictor should run now: ``spec.replicas``; while autoscaling, the
+    autoscaler's latest decision, or (before its first) the running pods brought within
+    ``minReplicas``..``maxReplicas``, which is what the autoscaler does first."""
+    autoscaling = spec.autoscaling
+    if autoscaling is None:
+        return spec.replicas
+    decided = ((autoscaler or {}).get("status") or {}).get("desiredReplicas")
+    if isinstance(decided, int) and decided > 0:
+        return decided
+    running = int(((deployment.get("status") or {}).get("replicas")) or 0)
+    return min(max(running, autoscaling.min_replicas), autoscaling.max_replicas)
+
+
+_SUFFIXES: Final = {"m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def quantity(text: object) -> float | None:
+    """A decimal quantity as an autoscaler writes one (``3166m``, ``2``, ``1500k``)."""
+    if isinstance(text, int | float):
+        return float(text)
+    if not isinstance(text, str) or not text:
+        return None
+    number, suffix = (text[:-1], text[-1]) if text[-1] in "mkMG" else (text, "")
+    try:
+        return float(number) * _SUFFIXES[suffix]
+    except ValueError:
+        return None
+
+
+def _current_metric(metrics: Sequence[Mapping[str, Any]]) -> str | None:
+    for metric in metrics:
+        if metric.get("type") == "Pods":
+            pods = metric.get("pods") or {}
+            if (pods.get("metric") or {}).get("name") != REQUESTS_METRIC:
+                continue
+            value = quantity((pods.get("current") or {}).get("averageValue"))
+            if value is not None:
+                return f"{value:.3g} requests/s"
+        elif metric.get("type") == "Resource":
+            current = (metric.get("resource") or {}).get("current") or {}
+            if isinstance(current.get("averageUtilization"), int):
+                return f"{current['averageUtilization']}% CPU"
+    return None
+
+
+def autoscaler_status(autoscaler: Mapping[str, Any] | None) -> AutoscalerStatus:
+    """The service's account of its autoscaler, from the HorizontalPodAutoscaler's status;
+    its message says why it cannot scale when one of its conditions says so."""
+    status = (autoscaler or {}).get("status") or {}
+    problems = [
+        f"{c.get('reason')}: {c.get('message')}"
+        for c in status.get("conditions") or []
+        if c.get("type") in ("AbleToScale", "ScalingActive") and c.get("status") == "False"
+    ]
+    return AutoscalerStatus(
+        current_replicas=status.get("currentReplicas"),
+        desired_replicas=status.get("desiredReplicas"),
+        current_metric=_current_metric(status.get("currentMetrics") or []),
+        last_scale_time=status.get("lastScaleTime"),
+        message="; ".join(problems) or None,
+    )
 
 
 def _resolved(spec: InferenceServiceSpec, target: Candidate) -> str:
