@@ -14,7 +14,8 @@ Counters and histograms sum across workers. Per-worker windows are combined deli
   the same traffic, and the worst window is the one to alert on;
 - ``mlops_model_ready`` is the smallest (``livemin``): ready only when every worker is;
 - ``mlops_drift_available`` is 0 for a model without ``reference.json`` (a model brought
-  without its training statistics): its drift PSI metrics never appear.
+  without its training statistics): its drift metrics never appear (rather than a PSI of 0,
+  which would say "no drift"); they appear with the first computed PSI.
 
 Every metric carries ``model`` and ``version`` labels.
 """
@@ -99,14 +100,14 @@ class ServerMetrics:
             _LABELS,
             multiprocess_mode="livemax",
             registry=registry,
-        ).labels(**self._labels)
+        )
         self._window_rows = Gauge(
             "mlops_drift_window_rows",
             "Rows behind the drift PSI (summed over workers).",
             _LABELS,
             multiprocess_mode="livesum",
             registry=registry,
-        ).labels(**self._labels)
+        )
         self._ready = Gauge(
             "mlops_model_ready",
             "1 when the model is loaded and verified in every worker, else 0.",
@@ -191,8 +192,8 @@ class ServerMetrics:
         for feature, value in psi.items():
             self._psi.labels(**self._labels, feature=feature).set(value)
         if psi:
-            self._psi_max.set(max(psi.values()))
-        self._window_rows.set(rows)
+            self._psi_max.labels(**self._labels).set(max(psi.values()))
+        self._window_rows.labels(**self._labels).set(rows)
 
 
 def derived(families: Sequence[Metric]) -> Iterator[Metric]:
