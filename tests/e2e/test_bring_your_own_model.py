@@ -1,6 +1,7 @@
 """Models trained elsewhere, served for real: a bare ``model.joblib`` with a ModelVersion
-written by hand, then a second version brought with ``mlops-operator register``; an
-InferenceService on ``latest`` serves the first and rolls forward to the second."""
+written by hand, then a second version brought with ``mlops-operator register`` (with its
+training data's statistics, so drift is measured); an InferenceService on ``latest`` serves
+the first and rolls forward to the second."""
 
 from __future__ import annotations
 
@@ -98,8 +99,19 @@ def test_a_bare_model_by_hand_then_a_registered_one_are_served_in_turn(
     second.fit(iris.data, iris.target)
     path = tmp_path / "model.joblib"
     joblib.dump(second, path)
+    iris.data.to_csv(tmp_path / "train.csv", index=False)
     result = subprocess.run(
-        [CLI, "register", str(path), "--model", "iris", "-n", namespace],
+        [
+            CLI,
+            "register",
+            str(path),
+            "--model",
+            "iris",
+            "-n",
+            namespace,
+            "--reference-data",
+            str(tmp_path / "train.csv"),
+        ],  # fmt: skip
         env={**os.environ, **sandbox.env()},
         capture_output=True,
         text=True,
@@ -122,6 +134,7 @@ def test_a_bare_model_by_hand_then_a_registered_one_are_served_in_turn(
         assert metadata["versions"] == ["2"]
         assert metadata["parameters"]["manifest"] is True
         assert metadata["parameters"]["features"] == ",".join(iris.data.columns)
+        assert metadata["parameters"]["drift_available"] is True, "from --reference-data"
         rows = iris.data.iloc[::25]
         v1 = http.post(
             "/v1/models/iris:predict", json={"instances": rows.to_dict(orient="records")}

@@ -78,6 +78,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "names it was fitted on, else x0, x1, ...)",
     )
     parser.add_argument(
+        "--reference-data",
+        type=Path,
+        metavar="FILE",
+        help="the training data (CSV or Parquet with a column per feature): its statistics go "
+        "to reference.json, so the server measures input drift (default: no drift detection)",
+    )
+    parser.add_argument(
         "--metric",
         type=_metric,
         action="append",
@@ -199,6 +206,36 @@ def _inspect(path: Path, features: str | None) -> tuple[str, Any, Any, str]:
     return digest, estimator, info, pickled_with or sklearn.__version__
 
 
+def _reference(path: Path, features: Sequence[str]) -> bytes:
+    """``reference.json`` for the training data in ``path``: per-feature quantile bins."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops_operator.runtime.refstats import reference_stats
+
+    if not path.is_file():
+        raise RegisterError(f"--reference-data {path} does not exist or is not a file")
+    try:
+        if path.name.lower().endswith((".parquet", ".pq")):
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path)
+    except (ValueError, OSError, ImportError) as exc:
+        raise RegisterError(f"cannot read --reference-data {path}: {exc}") from None
+    frame.columns = [str(c) for c in frame.columns]
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise RegisterError(
+            f"--reference-data {path} has no column for features {missing} (its columns: "
+            f"{list(frame.columns)[:20]}); name the model's features with --features"
+        )
+    try:
+        columns = {f: frame[f].to_numpy(dtype=float, na_value=np.nan) for f in features}
+    except (ValueError, TypeError) as exc:
+        raise RegisterError(f"--reference-data {path} has a non-numeric feature: {exc}") from None
+    return (json.dumps(reference_stats(columns), indent=2) + "\n").encode()
+
+
 def _gates(raw: Sequence[tuple[str, str, float]]) -> list[Gate]:
     from mlops_operator.api.trainingjob import Gate
 
@@ -226,6 +263,7 @@ async def register(args: argparse.Namespace) -> str:
     from mlops_operator.training.plan import next_version
 
     digest, estimator, info, framework_version = _inspect(args.file, args.features)
+    reference = _reference(args.reference_data, info.features) if args.reference_data else None
     settings = Settings()
     namespace = args.namespace or _default_namespace()
     bucket = args.bucket or settings.s3_bucket
@@ -268,11 +306,14 @@ async def register(args: argparse.Namespace) -> str:
         name = mv["metadata"]["name"]
         model_uri = layout.file_uri(artifact_uri, layout.MODEL_FILE)
         manifest_uri = layout.file_uri(artifact_uri, layout.MANIFEST_FILE)
+        reference_uri = layout.file_uri(artifact_uri, layout.REFERENCE_FILE)
         if args.dry_run:
             sys.stdout.write(yaml.safe_dump(mv, sort_keys=False))
             return (
                 f"dry run: would upload {args.file} ({digest}) to {model_uri} with the inferred "
-                f"{layout.MANIFEST_FILE}, then create ModelVersion {namespace}/{name}"
+                f"{layout.MANIFEST_FILE}"
+                + (f" and {layout.REFERENCE_FILE}" if reference is not None else "")
+                + f", then create ModelVersion {namespace}/{name}"
             )
         assert kube is not None
         try:
@@ -296,6 +337,8 @@ async def register(args: argparse.Namespace) -> str:
                     f"{artifact_uri} already holds files (of a version registered before?); "
                     "nothing is ever overwritten: register under another --version"
                 )
+            if reference is not None:
+                await asyncio.to_thread(store.write_bytes, reference_uri, reference)
             await asyncio.to_thread(store.upload_file, args.file, model_uri)
             # The manifest last, as the trainer writes it: its presence marks a whole directory.
             await asyncio.to_thread(store.write_bytes, manifest_uri, manifest.encode())
@@ -307,7 +350,7 @@ async def register(args: argparse.Namespace) -> str:
         except k8s.KubeError as exc:
             # The directory was empty before: what is in it now is ours, and unregistered.
             with contextlib.suppress(StorageError):
-                for uri in (manifest_uri, model_uri):
+                for uri in (manifest_uri, model_uri, reference_uri):
                     await asyncio.to_thread(store.delete, uri)
             if isinstance(exc, k8s.Conflict):
                 raise RegisterError(

@@ -97,6 +97,33 @@ def test_register_uploads_the_model_with_a_manifest_and_creates_its_modelversion
     assert manifest["features"] == ["sl", "sw", "pl", "pw"]
 
 
+def test_reference_data_becomes_reference_json_under_the_models_feature_names(
+    sandbox: Sandbox, namespace: str, s3: Any, iris_file: Path, tmp_path: Path
+) -> None:
+    frame = load_iris(as_frame=True).data
+    frame.columns = ["sl", "sw", "pl", "pw"]
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    args = ("--model", "iris", "-n", namespace, "--reference-data", tmp_path / "train.csv")
+
+    unnamed = register(sandbox, iris_file, *args)
+    assert unnamed.returncode == 1
+    assert "has no column for features ['x0', 'x1', 'x2', 'x3']" in unnamed.stderr
+    assert "name the model's features with --features" in unnamed.stderr
+    assert keys(s3, f"models/{namespace}/") == []
+
+    named = register(sandbox, iris_file, *args, "--features", "sl,sw,pl,pw")
+    assert named.returncode == 0, named.stderr
+    prefix = f"models/{namespace}/iris/1/"
+    assert keys(s3, prefix) == [
+        prefix + f for f in ("manifest.json", "model.joblib", "reference.json")
+    ]
+    reference = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=prefix + "reference.json")["Body"].read()
+    )
+    assert sorted(reference["features"]) == ["pl", "pw", "sl", "sw"]
+    assert reference["features"]["sl"]["edges"][0] >= frame["sl"].min()
+
+
 def test_dry_run_prints_the_modelversion_and_touches_nothing(
     sandbox: Sandbox, namespace: str, resources: Any, s3: Any, iris_file: Path
 ) -> None:

@@ -480,6 +480,8 @@ def _read_reference(store: ArtifactStore, uri: str) -> tuple[dict[str, Any] | No
     """The per-feature training statistics in ``reference.json``, or why there are none."""
     try:
         doc = orjson.loads(store.read_bytes(uri))
+    except NotFound:
+        why = f"no training statistics to measure drift against: {uri} does not exist"
     except StorageError as exc:
         why = exc.message
     except orjson.JSONDecodeError as exc:
