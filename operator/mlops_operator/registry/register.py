@@ -293,7 +293,11 @@ async def register(args: argparse.Namespace) -> str:
             classes=info.classes,
             class_name=f"{type(estimator).__module__}.{type(estimator).__qualname__}",
             framework_version=framework_version,
-            params=json_safe(estimator.get_params(deep=False)),
+            params=(
+                json_safe(estimator.get_params(deep=False))
+                if callable(getattr(estimator, "get_params", None))
+                else {}
+            ),
             metrics=dict(args.metric),
             gates=_gates(args.gate),
             endpoint=args.endpoint,

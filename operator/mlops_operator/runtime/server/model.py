@@ -173,12 +173,11 @@ def describe(
         ) from None
     except TypeError:
         pass  # no fit method: a predictor of its own kind, judged by what follows
-    if is_classifier(estimator):
-        inferred_task: str | None = "classification"
-    elif is_regressor(estimator):
-        inferred_task = "regression"
-    else:
-        inferred_task = None
+    try:
+        classifier, regressor = is_classifier(estimator), is_regressor(estimator)
+    except (AttributeError, TypeError):  # no scikit-learn tags: not one of its estimators
+        classifier = regressor = False
+    inferred_task = "classification" if classifier else "regression" if regressor else None
     if manifest.task is not None and inferred_task not in (None, manifest.task):
         raise LoadError(
             f"the manifest says the task is {manifest.task} but {where} holds a {kind}, "
@@ -272,6 +271,8 @@ def force_single_thread(estimator: Any) -> list[str]:
     The server parallelises across requests (batches, workers); a model that forks a pool
     per call would oversubscribe the CPUs and add latency to every request.
     """
+    if not callable(getattr(estimator, "get_params", None)):
+        return []  # not a scikit-learn estimator: nothing to tune
     names = [k for k in estimator.get_params(deep=True) if k == "n_jobs" or k.endswith("__n_jobs")]
     if names:
         estimator.set_params(**dict.fromkeys(names, 1))

@@ -21,6 +21,7 @@ from mlops_operator.runtime.server.model import (
     Manifest,
     ServedModel,
     describe,
+    force_single_thread,
     parse_manifest,
 )
 
@@ -180,3 +181,22 @@ def test_the_trainers_manifest_parses_with_every_field() -> None:
         digest=DIGEST,
         framework_version="1.9.1",
     )
+
+
+class Thresholds:
+    """A predictor of its own kind: no fit, no get_params, no n_features_in_."""
+
+    def predict(self, rows: Any) -> Any:
+        return (np.asarray(rows)[:, 0] > 0.5).astype(int)
+
+
+def test_a_predictor_of_its_own_kind_is_served_with_a_manifest_saying_what_it_is() -> None:
+    with pytest.raises(LoadError, match="neither a classifier nor a regressor"):
+        describe(Thresholds(), DIGEST, WHERE)
+    manifest = Manifest(features=("score", "age"), task="classification", classes=(0, 1))
+    info = describe(Thresholds(), DIGEST, WHERE, manifest)
+    assert (info.features, info.task, info.classes) == (("score", "age"), "classification", (0, 1))
+    assert force_single_thread(Thresholds()) == []
+    model = ServedModel(info, Thresholds(), reference=None)
+    predictions, _ = model.predict(np.array([[0.9, 30.0], [0.1, 40.0]]), with_proba=False)
+    assert predictions.tolist() == [1, 0]
