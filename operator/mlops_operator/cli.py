@@ -85,6 +85,14 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_command(args)
 
 
+def _register(args: argparse.Namespace) -> int:
+    if _missing_runtime("register"):
+        return EXIT_NO_RUNTIME
+    from mlops_operator.registry.register import register_command
+
+    return register_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -135,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve a model over HTTP (runs in a predictor's pod)")
     configure_serve(serve)
     serve.set_defaults(func=_serve)
+
+    from mlops_operator.registry.register import configure_parser as configure_register
+
+    register = sub.add_parser(
+        "register",
+        help="register a model trained elsewhere: upload model.joblib, create its ModelVersion",
+        description="Hash and upload a local model.joblib with an inferred manifest.json to "
+        "<bucket>/<prefix>/<namespace>/<model>/<version>/, then create the ModelVersion "
+        "<model>-v<version> through the Kubernetes API (kubeconfig or in-cluster).",
+    )
+    configure_register(register)
+    register.set_defaults(func=_register)
 
     return parser
 

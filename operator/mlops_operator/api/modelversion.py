@@ -20,8 +20,8 @@ class ArtifactSpec(ApiModel):
     """The stored model and how to load it."""
 
     uri: Annotated[str, Field(pattern=ARTIFACT_URI, max_length=2048)]
-    """Directory holding ``model.joblib`` and ``manifest.json``: ``s3://bucket/prefix/`` or
-    ``file:///path/``."""
+    """Directory holding ``model.joblib`` (and, optionally, ``manifest.json`` and
+    ``reference.json``): ``s3://bucket/prefix/`` or ``file:///path/``."""
 
     digest: Annotated[str, Field(pattern=DIGEST)]
     """``sha256:<hex>`` of ``model.joblib``; verified before the model is ever loaded."""

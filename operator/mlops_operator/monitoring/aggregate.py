@@ -26,6 +26,7 @@ _CORRECT: Final = "mlops_online_window_correct"
 _LABELLED: Final = "mlops_labelled_samples"
 _PSI_MAX: Final = "mlops_drift_psi_max"
 _DRIFT_ROWS: Final = "mlops_drift_window_rows"
+_DRIFT_AVAILABLE: Final = "mlops_drift_available"
 _REQUESTS: Final = "mlops_requests_total"
 _BUCKETS: Final = "mlops_request_duration_seconds_bucket"
 
@@ -131,6 +132,7 @@ class _Pod:
     labelled: float = 0.0
     psi_max: float | None = None
     drift_rows: float = 0.0
+    drift_available: float | None = None
     counters: PodCounters = field(default_factory=PodCounters)
 
 
@@ -157,6 +159,8 @@ def _parse(text: str, model: str) -> _Pod:
                 pod.psi_max = value if pod.psi_max is None else max(pod.psi_max, value)
             elif name == _DRIFT_ROWS:
                 pod.drift_rows += value
+            elif name == _DRIFT_AVAILABLE:
+                pod.drift_available = value
             elif name == _REQUESTS:
                 requests += value
                 if sample.labels.get("code", "").startswith("5"):
@@ -228,6 +232,13 @@ def _accuracy(pods: Sequence[_Pod], note: str) -> Measurement:
 def _drift(pods: Sequence[_Pod], note: str) -> Measurement:
     rows = round(sum(p.drift_rows for p in pods))
     psi = [p.psi_max for p in pods if p.psi_max is not None]
+    if not psi and pods and all(p.drift_available == 0 for p in pods):
+        return Measurement(
+            None,
+            rows,
+            "drift cannot be measured: the model was registered without reference.json "
+            f"(its training statistics) {note}",
+        )
     if not psi:
         return Measurement(None, rows, f"no drift window yet {note}")
     return Measurement(max(psi), rows, f"largest feature PSI over {rows} rows {note}")

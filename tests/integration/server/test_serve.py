@@ -117,6 +117,13 @@ def test_metadata_and_health(iris_server: ServerProcess) -> None:
             {"name": "predict", "datatype": "INT64", "shape": [-1]},
             {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]},
         ],
+        "parameters": {
+            "task": "classification",
+            "features": "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)",
+            "manifest": True,
+            "drift_available": True,
+            "drift_unavailable_reason": "",
+        },
     }
     assert httpx.get(f"{url}/v2/models/iris/versions/3").json() == metadata
     assert httpx.get(f"{url}/v1/models").json() == {"models": ["iris"]}

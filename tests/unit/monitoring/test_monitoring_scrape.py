@@ -102,6 +102,20 @@ def test_accuracy_without_feedback_has_no_value(
     assert message in accuracy.message
 
 
+def test_drift_of_a_model_without_reference_statistics_says_it_cannot_be_measured() -> None:
+    registry = CollectorRegistry()
+    ServerMetrics("iris", "2", registry).model_loaded(regression=False, drift=False)
+    text = render(registry).decode()
+    drift = aggregate({"a": text, "b": text}, "iris", None).measurements["drift"]
+    assert drift is not None
+    assert drift.value is None
+    assert "drift cannot be measured: the model was registered without reference.json" in (
+        drift.message
+    )
+    waiting = aggregate({"a": exposition(rows=0)}, "iris", None).measurements["drift"]
+    assert waiting is not None and "no drift window yet" in waiting.message
+
+
 def test_drift_is_the_worst_pod_over_all_rows() -> None:
     result = aggregate(
         {

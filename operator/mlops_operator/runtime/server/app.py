@@ -201,7 +201,7 @@ class ModelServer:
             on_batch=self._on_batch,
         )
         self._batcher.start()
-        self.metrics.model_loaded(regression=regression)
+        self.metrics.model_loaded(regression=regression, drift=info.drift_unavailable is None)
         self.model = model
         self.reason = ""
         self._ready_dir.mkdir(exist_ok=True)
@@ -365,6 +365,13 @@ class ModelServer:
                     {"name": "input-0", "datatype": "FP64", "shape": [-1, len(info.features)]}
                 ],
                 "outputs": outputs,
+                "parameters": {
+                    "task": info.task,
+                    "features": ",".join(info.features),
+                    "manifest": info.from_manifest,
+                    "drift_available": info.drift_unavailable is None,
+                    "drift_unavailable_reason": info.drift_unavailable or "",
+                },
             }
         )
 

@@ -58,14 +58,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-uri",
         required=True,
-        help="artifact directory (s3://bucket/prefix/ or file:///path/) holding model.joblib, "
-        "manifest.json and reference.json; S3 endpoint and credentials from the AWS_* variables",
+        help="artifact directory (s3://bucket/prefix/ or file:///path/) holding model.joblib "
+        "and, optionally, manifest.json and reference.json; S3 endpoint and credentials from "
+        "the AWS_* variables",
     )
     parser.add_argument("--model-version", help="version number, for metadata and metrics")
     parser.add_argument(
         "--digest",
         type=_digest,
-        help="expected sha256:<hex> of model.joblib (default: the manifest's)",
+        help="expected sha256:<hex> of model.joblib (default: the manifest's; required "
+        "without a manifest)",
     )
     parser.add_argument(
         "--host",

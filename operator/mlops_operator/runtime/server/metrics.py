@@ -12,7 +12,10 @@ Counters and histograms sum across workers. Per-worker windows are combined deli
   are exact;
 - drift PSI is the largest over the workers (``livemax``): each worker sees a random share of
   the same traffic, and the worst window is the one to alert on;
-- ``mlops_model_ready`` is the smallest (``livemin``): ready only when every worker is.
+- ``mlops_model_ready`` is the smallest (``livemin``): ready only when every worker is;
+- ``mlops_drift_available`` is 0 for a model without ``reference.json`` (a model brought
+  without its training statistics): its drift metrics never appear (rather than a PSI of 0,
+  which would say "no drift"); they appear with the first computed PSI.
 
 Every metric carries ``model`` and ``version`` labels.
 """
@@ -97,14 +100,14 @@ class ServerMetrics:
             _LABELS,
             multiprocess_mode="livemax",
             registry=registry,
-        ).labels(**self._labels)
+        )
         self._window_rows = Gauge(
             "mlops_drift_window_rows",
             "Rows behind the drift PSI (summed over workers).",
             _LABELS,
             multiprocess_mode="livesum",
             registry=registry,
-        ).labels(**self._labels)
+        )
         self._ready = Gauge(
             "mlops_model_ready",
             "1 when the model is loaded and verified in every worker, else 0.",
@@ -113,15 +116,26 @@ class ServerMetrics:
             registry=registry,
         ).labels(**self._labels)
         self._ready.set(0)
+        self._drift_available = Gauge(
+            "mlops_drift_available",
+            "1 when input drift is measured (the model came with reference.json), 0 when it "
+            "cannot be: /v2/models/<model> says why.",
+            _LABELS,
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
         self._registry = registry
         self._score_total: Counter | None = None
         self._window_total: Gauge | None = None
 
-    def model_loaded(self, *, regression: bool) -> None:
-        """Create the task's feedback metrics (known once the manifest is read); mark ready.
+    def model_loaded(self, *, regression: bool, drift: bool = True) -> None:
+        """Create the task's feedback metrics (known once the model is loaded); mark ready
+        and say whether drift is measured.
 
         Only the task's own metrics exist, so a classifier never exports an MAE of 0.
         """
+        # Labelled only now: before the model loads, nobody knows.
+        self._drift_available.labels(**self._labels).set(1 if drift else 0)
         if regression:
             self._score_total = Counter(
                 "mlops_feedback_absolute_error",
@@ -178,8 +192,8 @@ class ServerMetrics:
         for feature, value in psi.items():
             self._psi.labels(**self._labels, feature=feature).set(value)
         if psi:
-            self._psi_max.set(max(psi.values()))
-        self._window_rows.set(rows)
+            self._psi_max.labels(**self._labels).set(max(psi.values()))
+        self._window_rows.labels(**self._labels).set(rows)
 
 
 def derived(families: Sequence[Metric]) -> Iterator[Metric]:

@@ -3,6 +3,12 @@
 ``joblib.load`` unpickles, which runs code: the file is checked against the expected sha256
 digest before it is loaded, and only a verified file ever sits at its place in the cache.
 The cache is keyed by digest, so a restarted worker (or a second worker) loads from disk.
+
+``manifest.json`` is optional. Without it the digest must come from the ModelVersion
+(``--digest``), and what the server needs is read from the fitted estimator itself: the task
+(classifier or regressor), the classes, the feature count and names. A manifest that is
+there wins, field by field, and is checked against the estimator. See
+docs/bring-your-own-model.md.
 """
 
 from __future__ import annotations
@@ -14,16 +20,22 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from mlops_operator.artifacts.layout import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE
-from mlops_operator.artifacts.store import ArtifactStore, StorageError, parse_uri, sha256_file
+from mlops_operator.artifacts.store import (
+    ArtifactStore,
+    NotFound,
+    StorageError,
+    parse_uri,
+    sha256_file,
+)
 from mlops_operator.runtime.server.protocol import OUTPUT_PREDICT, OUTPUT_PROBA, Rows
 
 logger = logging.getLogger(__name__)
@@ -37,9 +49,13 @@ class LoadError(Exception):
         self.message = message
 
 
+TASKS: Final = ("classification", "regression")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the server needs from ``manifest.json``."""
+    """What the server knows about the model it serves: from ``manifest.json`` where there is
+    one, from the fitted estimator otherwise (see :func:`describe`)."""
 
     features: tuple[str, ...]
     task: str
@@ -47,6 +63,11 @@ class ModelInfo:
     classes: tuple[Any, ...] | None
     digest: str
     framework_version: str | None
+    from_manifest: bool = True
+    """Whether a ``manifest.json`` came with the model (else everything was inferred)."""
+    drift_unavailable: str | None = None
+    """Why input drift cannot be measured (no usable ``reference.json``); ``None`` when it
+    can."""
 
     @property
     def is_classifier(self) -> bool:
@@ -68,26 +89,180 @@ class ModelInfo:
         return "BYTES"
 
 
-def parse_manifest(raw: bytes, uri: str) -> ModelInfo:
-    """The :class:`ModelInfo` in a ``manifest.json`` written by the trainer."""
+@dataclass(frozen=True)
+class Manifest:
+    """The fields of a ``manifest.json`` the server reads; each is optional, and a missing
+    one is inferred from the estimator."""
+
+    features: tuple[str, ...] | None = None
+    task: str | None = None
+    classes: tuple[Any, ...] | None = None
+    digest: str | None = None
+    framework_version: str | None = None
+
+
+def parse_manifest(raw: bytes, uri: str) -> Manifest:
+    """The :class:`Manifest` in a ``manifest.json`` (the trainer's, or one written by hand)."""
     try:
         doc = orjson.loads(raw)
-        features = tuple(str(f) for f in doc["features"])
-        task = str(doc["task"])
-        digest = str(doc["digest"])
-        classes = doc.get("classes")
-        version = doc.get("frameworkVersion")
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise LoadError(f"{uri} is not a valid model manifest: {exc!r}") from exc
-    if task not in ("classification", "regression") or not features:
-        raise LoadError(f"{uri} is not a valid model manifest: task {task!r}, features {features}")
-    return ModelInfo(
-        features=features,
+    except orjson.JSONDecodeError as exc:
+        raise LoadError(f"{uri} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise LoadError(f"{uri} is not a valid model manifest: expected a JSON object")
+    problems = []
+    features = doc.get("features")
+    if features is not None and (
+        not isinstance(features, list)
+        or not features
+        or not all(isinstance(f, str) and f for f in features)
+        or len(set(features)) != len(features)
+    ):
+        problems.append("features must be a non-empty list of distinct names")
+    task = doc.get("task")
+    if task is not None and task not in TASKS:
+        problems.append(f"task must be one of {', '.join(TASKS)}, not {task!r}")
+    classes = doc.get("classes")
+    if classes is not None and not isinstance(classes, list):
+        problems.append("classes must be a list")
+    digest = doc.get("digest")
+    if digest is not None and not isinstance(digest, str):
+        problems.append("digest must be a string")
+    version = doc.get("frameworkVersion")
+    if problems:
+        raise LoadError(f"{uri} is not a valid model manifest: {'; '.join(problems)}")
+    return Manifest(
+        features=tuple(features) if features is not None else None,
         task=task,
-        classes=tuple(classes) if isinstance(classes, list) else None,
+        classes=tuple(classes) if classes is not None else None,
         digest=digest,
         framework_version=str(version) if version else None,
     )
+
+
+def _names(values: Any) -> list[str]:
+    return [str(v) for v in np.asarray(values).tolist()]
+
+
+def describe(
+    estimator: Any, digest: str, where: str, manifest: Manifest | None = None
+) -> ModelInfo:
+    """The :class:`ModelInfo` of a fitted estimator (a scikit-learn estimator or Pipeline, or
+    anything with its API), with ``manifest``'s fields winning where given.
+
+    Raises :class:`LoadError` naming ``where`` (the model's URI or path) when the object is no
+    estimator, is not fitted, is neither a classifier nor a regressor and no manifest says
+    which, or its feature count cannot be known; and when the manifest contradicts it.
+    """
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    given = manifest is not None
+    manifest = manifest or Manifest()
+    kind = type(estimator).__name__
+    if not callable(getattr(estimator, "predict", None)):
+        raise LoadError(
+            f"{where} holds a {type(estimator).__module__}.{kind}, not a model: a scikit-learn "
+            "estimator or Pipeline (anything with fit and predict) is needed"
+        )
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        raise LoadError(
+            f"{where} holds a {kind} that was never fitted: dump it after calling fit"
+        ) from None
+    except TypeError:
+        pass  # no fit method: a predictor of its own kind, judged by what follows
+    try:
+        classifier, regressor = is_classifier(estimator), is_regressor(estimator)
+    except (AttributeError, TypeError):  # no scikit-learn tags: not one of its estimators
+        classifier = regressor = False
+    inferred_task = "classification" if classifier else "regression" if regressor else None
+    if manifest.task is not None and inferred_task not in (None, manifest.task):
+        raise LoadError(
+            f"the manifest says the task is {manifest.task} but {where} holds a {kind}, "
+            f"a {'classifier' if inferred_task == 'classification' else 'regressor'}"
+        )
+    task = manifest.task or inferred_task
+    if task is None:
+        raise LoadError(
+            f"{where} holds a {kind}, which is neither a classifier nor a regressor; only "
+            "those are served (write a manifest.json with the task if it is one of them)"
+        )
+
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    names = _names(fitted_names) if fitted_names is not None else None
+    count = getattr(estimator, "n_features_in_", None)
+    count = int(count) if isinstance(count, int | np.integer) else None
+    if manifest.features is not None:
+        if names is not None and list(manifest.features) != names:
+            raise LoadError(
+                f"the manifest lists features {list(manifest.features)} but {where} was "
+                f"fitted on {names}"
+            )
+        if count is not None and len(manifest.features) != count:
+            raise LoadError(
+                f"the manifest lists {len(manifest.features)} features but {where} was "
+                f"fitted on {count}"
+            )
+        features = manifest.features
+    elif names is not None:
+        features = tuple(names)
+    elif count is not None and count > 0:
+        features = tuple(f"x{i}" for i in range(count))
+    else:
+        raise LoadError(
+            f"{where} holds a {kind} that does not say how many features it takes (no "
+            "n_features_in_); write a manifest.json with its features"
+        )
+
+    fitted_classes = getattr(estimator, "classes_", None)
+    classes: tuple[Any, ...] | None = None
+    if task == "classification" and fitted_classes is not None:
+        classes = tuple(np.asarray(fitted_classes).tolist())
+        if manifest.classes is not None and [str(c) for c in manifest.classes] != [
+            str(c) for c in classes
+        ]:
+            raise LoadError(
+                f"the manifest lists classes {list(manifest.classes)} but {where} predicts "
+                f"{list(classes)}"
+            )
+    elif task == "classification":
+        classes = manifest.classes
+    return ModelInfo(
+        features=tuple(features),
+        task=task,
+        classes=classes,
+        digest=digest,
+        framework_version=manifest.framework_version,
+        from_manifest=given,
+    )
+
+
+def read_estimator(path: Path, where: str) -> tuple[Any, str | None]:
+    """Unpickle the model file at ``path``: the object and the scikit-learn version it was
+    pickled with, when scikit-learn said it differs from the installed one.
+
+    Only call it on a verified file: unpickling runs code. Any failure to unpickle (a
+    module that is not installed, a truncated file) is a :class:`LoadError`.
+    """
+    import joblib
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    pickled_with = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            estimator = joblib.load(path)
+        except Exception as exc:
+            raise LoadError(
+                f"{where} cannot be loaded with joblib: {type(exc).__name__}: {exc}"
+            ) from exc
+    for warning in caught:
+        if isinstance(warning.message, InconsistentVersionWarning):
+            pickled_with = warning.message.original_sklearn_version
+        logger.warning("loading the model: %s", warning.message)
+    return estimator, pickled_with
 
 
 def force_single_thread(estimator: Any) -> list[str]:
@@ -96,6 +271,8 @@ def force_single_thread(estimator: Any) -> list[str]:
     The server parallelises across requests (batches, workers); a model that forks a pool
     per call would oversubscribe the CPUs and add latency to every request.
     """
+    if not callable(getattr(estimator, "get_params", None)):
+        return []  # not a scikit-learn estimator: nothing to tune
     names = [k for k in estimator.get_params(deep=True) if k == "n_jobs" or k.endswith("__n_jobs")]
     if names:
         estimator.set_params(**dict.fromkeys(names, 1))
@@ -150,8 +327,13 @@ class ServedModel:
         of the training quantiles (``reference.json``), both ways; arrays are used only if
         that raises nothing and the predictions are identical. A pipeline that selects
         columns by name fails the trial and keeps DataFrames, as does a model without
-        reference statistics.
+        reference statistics. A scikit-learn estimator fitted on arrays (``n_features_in_``
+        without ``feature_names_in_``) gets arrays: they are what it was fitted on, and a
+        DataFrame would make it warn on every call.
         """
+        estimator = self.estimator
+        if hasattr(estimator, "n_features_in_") and not hasattr(estimator, "feature_names_in_"):
+            return True
         probe = probe_rows(self.reference, self._columns)
         if probe is None:
             return False
@@ -243,7 +425,7 @@ def load_model(
     """Fetch, verify and load the model in the artifact directory ``model_uri``.
 
     ``expected_digest`` (from ``--digest``) wins over the manifest's: the manifest sits next
-    to the model and could have been replaced with it.
+    to the model and could have been replaced with it. Without a manifest it is required.
     """
     store = store or ArtifactStore()
     try:
@@ -251,17 +433,26 @@ def load_model(
     except ValueError as exc:
         raise LoadError(str(exc)) from exc
     manifest_uri = str(base.child(MANIFEST_FILE))
+    file_uri = str(base.child(MODEL_FILE))
     try:
-        info = parse_manifest(store.read_bytes(manifest_uri), manifest_uri)
-        digest = expected_digest or info.digest
-        path = fetch_verified(store, str(base.child(MODEL_FILE)), digest, cache_dir)
+        try:
+            manifest: Manifest | None = parse_manifest(store.read_bytes(manifest_uri), manifest_uri)
+        except NotFound:
+            manifest = None
+        digest = expected_digest or (manifest.digest if manifest else None)
+        if digest is None:
+            raise LoadError(
+                f"{manifest_uri} does not exist (or names no digest) and no --digest was given: "
+                f"{file_uri} cannot be verified, so it is not loaded"
+            )
+        path = fetch_verified(store, file_uri, digest, cache_dir)
     except StorageError as exc:
         raise LoadError(exc.message) from exc
-    reference = _read_reference(store, str(base.child(REFERENCE_FILE)))
-
-    import joblib
     import sklearn
 
+    estimator, pickled_with = read_estimator(path, file_uri)
+    info = describe(estimator, digest, file_uri, manifest)
+    trained_with = info.framework_version or pickled_with
     if info.framework_version and info.framework_version != sklearn.__version__:
         logger.warning(
             "the model was trained with scikit-learn %s but %s is installed; "
@@ -269,16 +460,16 @@ def load_model(
             info.framework_version,
             sklearn.__version__,
         )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        estimator = joblib.load(path)
-    for warning in caught:
-        logger.warning("loading the model: %s", warning.message)
-    fitted = getattr(estimator, "feature_names_in_", None)
-    if fitted is not None and tuple(str(f) for f in fitted) != info.features:
-        raise LoadError(
-            f"{manifest_uri} lists features {list(info.features)} but the model was fitted on "
-            f"{list(fitted)}"
+    reference, why = _read_reference(store, str(base.child(REFERENCE_FILE)))
+    info = replace(info, framework_version=trained_with, drift_unavailable=why)
+    if manifest is None:
+        logger.info(
+            "no %s: serving %s as a %s of %d features %s (inferred from the estimator)",
+            MANIFEST_FILE,
+            type(estimator).__name__,
+            info.task,
+            len(info.features),
+            list(info.features[:10]),
         )
     forced = force_single_thread(estimator)
     if forced:
@@ -286,17 +477,20 @@ def load_model(
     return ServedModel(info, estimator, reference)
 
 
-def _read_reference(store: ArtifactStore, uri: str) -> dict[str, Any] | None:
+def _read_reference(store: ArtifactStore, uri: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The per-feature training statistics in ``reference.json``, or why there are none."""
     try:
         doc = orjson.loads(store.read_bytes(uri))
+    except NotFound:
+        why = f"no training statistics to measure drift against: {uri} does not exist"
     except StorageError as exc:
-        logger.warning("no drift detection: %s", exc.message)
-        return None
+        why = exc.message
     except orjson.JSONDecodeError as exc:
-        logger.warning("no drift detection: %s is not valid JSON: %s", uri, exc)
-        return None
-    features = doc.get("features") if isinstance(doc, dict) else None
-    if not isinstance(features, dict):
-        logger.warning("no drift detection: %s has no per-feature statistics", uri)
-        return None
-    return features
+        why = f"{uri} is not valid JSON: {exc}"
+    else:
+        features = doc.get("features") if isinstance(doc, dict) else None
+        if isinstance(features, dict):
+            return features, None
+        why = f"{uri} has no per-feature statistics"
+    logger.warning("no drift detection: %s", why)
+    return None, why
