@@ -19,6 +19,8 @@ RUNTIME_MODULES: Final = (
     "starlette",
     "uvicorn",
     "orjson",
+    "grpc",
+    "google",  # protobuf
 )
 """What the ``runtime`` extra installs, by import name: ``train`` and ``serve`` need it; the
 operator image (``run``, ``crds``) does not have it."""
