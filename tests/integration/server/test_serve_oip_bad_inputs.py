@@ -5,8 +5,10 @@ serving."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -125,6 +127,34 @@ HTTP_BAD: list[tuple[str, dict[str, str], bytes, int, str]] = [
         *binary_body([fp32_input()], FP32_ROW, parameters={"binary_data_output": 1}),
         400,
         "parameter 'binary_data_output' must be true or false",
+    ),
+    (
+        "unknown content coding",
+        {"Content-Encoding": "br", "Inference-Header-Content-Length": "2"},
+        b"{}",
+        415,
+        "unsupported Content-Encoding 'br'; send gzip, deflate or identity",
+    ),
+    (
+        "corrupt gzip",
+        {"Content-Encoding": "gzip", "Inference-Header-Content-Length": "2"},
+        b"{}",
+        400,
+        "the body is not valid gzip data",
+    ),
+    (
+        "truncated deflate",
+        {"Content-Encoding": "deflate"},
+        zlib.compress(b'{"inputs": []}')[:-6],
+        400,
+        "the body is not valid deflate data: it ends early",
+    ),
+    (
+        "decompressed body over the limit",
+        {"Content-Encoding": "gzip"},
+        gzip.compress(b" " * 70_000),
+        413,
+        "the decompressed request body exceeds the limit of 65536 bytes",
     ),
     (
         "body over the limit",

@@ -98,6 +98,19 @@ def test_tritonclient_http_mixes_json_and_binary_tensors_per_tensor(
     assert np.allclose(result.as_numpy("predict_proba"), model.predict_proba(rows))
 
 
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_http_compressed_requests_are_inflated(
+    iris_server: ServerProcess, iris_model: Artifact, algorithm: str
+) -> None:
+    rows = iris_rows()
+    result = http_client(iris_server).infer(
+        "iris",
+        [http_input("input-0", rows.to_numpy(dtype=np.float64), "FP64")],
+        request_compression_algorithm=algorithm,
+    )
+    assert result.as_numpy("predict").tolist() == estimator(iris_model).predict(rows).tolist()
+
+
 def test_tritonclient_http_without_binary_data_is_plain_json(
     iris_server: ServerProcess, iris_model: Artifact
 ) -> None:

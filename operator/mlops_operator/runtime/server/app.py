@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -121,7 +122,32 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise ProtocolError(413, f"the request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """``body`` decoded from its ``Content-Encoding`` (gzip or deflate, as tritonclient can
+    send), refused with 413 once it would exceed ``limit`` bytes and 415 for other codings."""
+    coding = (encoding or "identity").strip().lower()
+    if coding == "identity":
+        return body
+    if coding not in ("gzip", "deflate"):
+        raise ProtocolError(
+            415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or identity"
+        )
+    # gzip: a gzip header; deflate: the zlib format, as HTTP defines it.
+    inflater = zlib.decompressobj(wbits=31 if coding == "gzip" else 15)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ProtocolError(400, f"the body is not valid {coding} data: {exc}") from exc
+    if len(data) > limit:
+        raise ProtocolError(
+            413, f"the decompressed request body exceeds the limit of {limit} bytes"
+        )
+    if not inflater.eof:
+        raise ProtocolError(400, f"the body is not valid {coding} data: it ends early")
+    return data
 
 
 class ModelServer:
