@@ -1,4 +1,5 @@
-"""The model server's ASGI app: Open Inference Protocol v2, KServe v1, feedback, metrics.
+"""The model server's ASGI app: Open Inference Protocol v2, KServe v1, feedback, metrics;
+and, next to it on the same loop, the gRPC endpoint (:mod:`.grpc_api`).
 
 One :class:`ModelServer` per worker process. Liveness answers from the first moment; the
 model loads in the background (retrying until it verifies) and readiness follows it.
@@ -63,7 +64,7 @@ logger = logging.getLogger(__name__)
 
 SERVER_NAME: Final = "mlops-operator"
 EXTENSIONS: Final = ("binary_tensor_data",)
-"""Protocol extensions the server implements, as ``GET /v2`` and ServerMetadata list them."""
+"""Protocol extensions the server implements (see :mod:`.tensors`)."""
 HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 """The binary data extension's header: the length of the JSON part of a body."""
 MAX_ID_HEADER_ROWS: Final = 100
@@ -182,13 +183,13 @@ class ModelServer:
             )
             await self._peers.start()
         grpc_server = None
-        if self.config.grpc_port:
-            # Imported here: the generated protobuf module registers the `inference`
-            # package in the process-wide descriptor pool, which only the server needs.
-            from mlops_operator.runtime.server.grpc_api import start_grpc_server
-
-            grpc_server = await start_grpc_server(self)
         try:
+            if self.config.grpc_port:
+                # Imported here: the generated protobuf module registers the `inference`
+                # package in the process-wide descriptor pool, which only the server needs.
+                from mlops_operator.runtime.server.grpc_api import start_grpc_server
+
+                grpc_server = await start_grpc_server(self)
             yield
         finally:
             if grpc_server is not None:
@@ -373,6 +374,10 @@ class ModelServer:
                 outputs.append((name, "FP64", list(proba.shape), proba.reshape(-1)))
         return Inference(tuple(outputs), ids)
 
+    def server_metadata_doc(self) -> dict[str, Any]:
+        """The server's metadata (``GET /v2``, ServerMetadata)."""
+        return {"name": SERVER_NAME, "version": self.version, "extensions": list(EXTENSIONS)}
+
     def model_metadata_doc(self) -> dict[str, Any]:
         """The model's metadata (``GET /v2/models/{name}``, ModelMetadata); 503 until the
         model is loaded."""
@@ -412,9 +417,7 @@ class ModelServer:
 
     async def server_metadata(self, request: Request) -> Response:
         """``GET /v2``."""
-        return json_response(
-            {"name": SERVER_NAME, "version": self.version, "extensions": list(EXTENSIONS)}
-        )
+        return json_response(self.server_metadata_doc())
 
     async def live(self, request: Request) -> Response:
         """``GET /v2/health/live``: the process answers."""

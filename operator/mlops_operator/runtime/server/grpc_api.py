@@ -211,11 +211,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ServerMetadataRequest, context: aio.ServicerContext[Any, Any]
     ) -> pb.ServerMetadataResponse:
         """The server's name, version and extensions."""
-        from mlops_operator.runtime.server.app import EXTENSIONS, SERVER_NAME
-
-        return pb.ServerMetadataResponse(
-            name=SERVER_NAME, version=self._server.version, extensions=EXTENSIONS
-        )
+        return pb.ServerMetadataResponse(**self._server.server_metadata_doc())
 
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: aio.ServicerContext[Any, Any]

@@ -1,9 +1,10 @@
 """Request parsing and validation for the Open Inference Protocol (v2) and KServe v1. Pure.
 
-Every function here turns an already decoded JSON document into numpy rows of shape
-``(N, n_features)`` (float64, in the model's feature order) or raises :class:`ProtocolError`
-with the HTTP status and a message that says what was wrong. Nothing here does I/O, so the
-whole table of bad inputs is unit-tested without a server.
+Every function here turns an already decoded JSON document (and, with the binary data
+extension, the bytes after it; or the tensors of a gRPC request, see :mod:`.grpc_api`) into
+numpy rows of shape ``(N, n_features)`` (float64, in the model's feature order) or raises
+:class:`ProtocolError` with the HTTP status and a message that says what was wrong. Nothing
+here does I/O, so the whole table of bad inputs is unit-tested without a server.
 """
 
 from __future__ import annotations
