@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mlops_operator.runtime.server.cli import configure_parser as configure_serve
 
-    serve = sub.add_parser("serve", help="serve a model over HTTP (runs in a predictor's pod)")
+    serve = sub.add_parser(
+        "serve", help="serve a model over HTTP and gRPC (runs in a predictor's pod)"
+    )
     configure_serve(serve)
     serve.set_defaults(func=_serve)
 
