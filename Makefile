@@ -43,9 +43,21 @@ crds: $(STAMP) ## Regenerate crds/ (and the chart's copy) from the API types.
 	$(BIN)/mlops-operator crds --output-dir crds --reference docs/reference.md
 	$(BIN)/mlops-operator crds --output-dir charts/mlops-operator/crds
 
+PROTO_DIR := operator/mlops_operator/runtime/server/proto
+
+.PHONY: proto
+proto: $(STAMP) ## Regenerate the model server's gRPC modules from $(PROTO_DIR)/*.proto.
+	rm -f $(PROTO_DIR)/*_pb2*
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -I operator \
+		--python_out=operator --grpc_python_out=operator \
+		--mypy_out=operator --mypy_grpc_out=operator \
+		$(PROTO_DIR)/*.proto
+
 .PHONY: check
-check: crds ## Regenerate and fail if anything generated is stale.
-	git diff --exit-code -- crds docs/reference.md charts/mlops-operator/crds
+check: crds proto ## Regenerate and fail if anything generated is stale.
+	git diff --exit-code -- crds docs/reference.md charts/mlops-operator/crds $(PROTO_DIR)
+	@untracked=$$(git ls-files --others --exclude-standard -- $(PROTO_DIR)); \
+		if [ -n "$$untracked" ]; then echo "not committed: $$untracked"; exit 1; fi
 
 .PHONY: test
 test: $(STAMP) prometheus ## Run the whole test suite (unit, integration, e2e).

@@ -19,6 +19,8 @@ RUNTIME_MODULES: Final = (
     "starlette",
     "uvicorn",
     "orjson",
+    "grpc",
+    "google",  # protobuf
 )
 """What the ``runtime`` extra installs, by import name: ``train`` and ``serve`` need it; the
 operator image (``run``, ``crds``) does not have it."""
@@ -140,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mlops_operator.runtime.server.cli import configure_parser as configure_serve
 
-    serve = sub.add_parser("serve", help="serve a model over HTTP (runs in a predictor's pod)")
+    serve = sub.add_parser(
+        "serve", help="serve a model over HTTP and gRPC (runs in a predictor's pod)"
+    )
     configure_serve(serve)
     serve.set_defaults(func=_serve)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from mlops_sandbox.process import wait_for
 pytestmark = pytest.mark.timeout(300)
 
 ADDRESS = "sandbox.mlops.dev/address"
+ADDRESSES = "sandbox.mlops.dev/addresses"
 
 
 def trainingjob(dataset: str, depth: int) -> dict[str, Any]:
@@ -34,12 +36,16 @@ def trainingjob(dataset: str, depth: int) -> dict[str, Any]:
     }
 
 
-def service_address(kube: Any, namespace: str, name: str) -> str:
+def service_address(kube: Any, namespace: str, name: str, port: str | None = None) -> str:
+    """The sandbox's address of a Service: its first port's, or the named ``port``'s."""
     core = kubernetes.client.CoreV1Api(kube)
 
     def probe() -> str | None:
-        service = core.read_namespaced_service(name, namespace)
-        return (service.metadata.annotations or {}).get(ADDRESS)
+        annotations = core.read_namespaced_service(name, namespace).metadata.annotations or {}
+        if port is None:
+            return annotations.get(ADDRESS)
+        address: str | None = json.loads(annotations.get(ADDRESSES, "{}")).get(port)
+        return address
 
     return wait_for(f"Service {name} to get a sandbox address", probe, timeout=30)
 
@@ -124,6 +130,17 @@ def test_train_serve_predict_feedback_and_roll_forward(
         metrics = http.get("/metrics").text
         assert 'mlops_online_accuracy{model="cancer",version="1"}' in metrics
         assert "mlops_requests_total" in metrics
+
+    # The Open Inference Protocol over gRPC, through the Service's `grpc` port.
+    import tritonclient.grpc as triton_grpc
+
+    grpc_target = service_address(kube, namespace, "cancer-predictor", "grpc")
+    client = triton_grpc.InferenceServerClient(grpc_target.removeprefix("http://"))
+    assert client.is_model_ready("cancer", "1")
+    tensor = triton_grpc.InferInput("input-0", [len(rows), len(features)], "FP64")
+    tensor.set_data_from_numpy(rows.to_numpy(dtype=np.float64))
+    assert client.infer("cancer", [tensor]).as_numpy("predict").tolist() == expected.tolist()
+    client.close()
 
     resources.wait_status(
         "modelversions", "cancer-v1", lambda s: s.get("servedBy") == ["cancer"], "served"

@@ -45,6 +45,8 @@ def model_version_name(model: str, version: int) -> str:
 LABEL_INFERENCESERVICE = "mlops.dev/inferenceservice"
 PREDICTOR_PORT = 8080
 SERVICE_PORT = 80
+PREDICTOR_GRPC_PORT = 8081
+"""The predictor's Open Inference Protocol gRPC port, in the pod and on the Service."""
 
 
 def predictor_name(inferenceservice: str) -> str:

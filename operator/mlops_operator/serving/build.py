@@ -66,6 +66,7 @@ def build_deployment(
         "--model-uri", model_version.artifact.uri,
         "--digest", model_version.artifact.digest,
         "--port", str(names.PREDICTOR_PORT),
+        "--grpc-port", str(names.PREDICTOR_GRPC_PORT),
         "--workers", str(server.workers),
         "--max-batch-size", str(server.max_batch_size),
         "--max-batch-delay-ms", f"{server.max_batch_delay_ms:g}",
@@ -81,7 +82,10 @@ def build_deployment(
             {"name": "HOME", "value": "/tmp"},
             *storage_env(storage),
         ],
-        "ports": [{"name": "http", "containerPort": names.PREDICTOR_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": names.PREDICTOR_PORT, "protocol": "TCP"},
+            {"name": "grpc", "containerPort": names.PREDICTOR_GRPC_PORT, "protocol": "TCP"},
+        ],
         "startupProbe": _probe("/v2/health/live", period=2, failures=60),
         "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
         "readinessProbe": _probe("/v2/health/ready", period=5, failures=2),
@@ -134,7 +138,8 @@ def build_deployment(
 
 
 def build_service(*, name: str, namespace: str, model: str) -> dict[str, Any]:
-    """The ClusterIP Service in front of the predictor pods (port 80 → the server's 8080)."""
+    """The ClusterIP Service in front of the predictor pods: port 80 → the server's HTTP
+    port 8080, port 8081 → its gRPC port 8081."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -156,7 +161,14 @@ def build_service(*, name: str, namespace: str, model: str) -> dict[str, Any]:
                     "port": names.SERVICE_PORT,
                     "targetPort": "http",
                     "protocol": "TCP",
-                }
+                },
+                {
+                    "name": "grpc",
+                    "port": names.PREDICTOR_GRPC_PORT,
+                    "targetPort": "grpc",
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
             ],
         },
     }

@@ -29,6 +29,21 @@ def iris_model(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
 
 
 @pytest.fixture(scope="session")
+def species_model(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
+    """A logistic regression on iris whose classes are the species' names (strings)."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True)
+    frame = iris.frame.assign(target=iris.target_names[iris.target])
+    return train_model(
+        tmp_path_factory.mktemp("species"),
+        "species",
+        frame,
+        {"className": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 1000}},
+    )
+
+
+@pytest.fixture(scope="session")
 def diabetes_model(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     """A ridge regression on the diabetes dataset."""
     from sklearn.datasets import load_diabetes

@@ -63,6 +63,8 @@ class ServerProcess:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    grpc_target: str
+    """``host:port`` of the gRPC endpoint."""
 
     def output(self) -> str:
         """Everything the server logged so far."""
@@ -99,14 +101,15 @@ ServerFactory = Callable[..., ServerProcess]
 def start_server_process(
     directory: Path, name: str, model_uri: str, *args: str, ready: bool
 ) -> ServerProcess:
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     log = directory / f"server-{port}.log"
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     command = [CLI, "serve", "--name", name, "--model-uri", model_uri, "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--cache-dir", str(directory / "cache"), *args]
+    command += ["--port", str(port), "--grpc-port", str(grpc_port)]
+    command += ["--cache-dir", str(directory / "cache"), *args]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    server = ServerProcess(f"http://127.0.0.1:{port}", proc, log)
+    server = ServerProcess(f"http://127.0.0.1:{port}", proc, log, f"127.0.0.1:{grpc_port}")
     try:
         server.wait("/v2/health/ready" if ready else "/v2/health/live")
     except BaseException:

@@ -101,7 +101,7 @@ def test_metadata_and_health(iris_server: ServerProcess) -> None:
     url = iris_server.url
     server = httpx.get(f"{url}/v2").json()
     assert server["name"] == "mlops-operator"
-    assert server["extensions"] == []
+    assert server["extensions"] == ["binary_tensor_data"]
     assert "version" in server
     assert httpx.get(f"{url}/v2/health/live").json() == {"live": True}
     assert httpx.get(f"{url}/v2/health/ready").json() == {"ready": True}
@@ -264,7 +264,7 @@ BAD_REQUESTS = [
     ("POST", "/v2/models/iris/infer", v2(data=ROW[:3]), 400, "3 data values"),
     ("POST", "/v2/models/iris/infer", v2(data=[1, "a", 2, 3]), 400, "holds strings"),
     ("POST", "/v2/models/iris/infer", v2(data=[1, None, 2, 3]), 400, "missing value"),
-    ("POST", "/v2/models/iris/infer", v2(datatype="FP16"), 400, "unsupported datatype"),
+    ("POST", "/v2/models/iris/infer", v2(datatype="BF16"), 400, "unsupported datatype"),
     (
         "POST",
         "/v2/models/iris/infer",

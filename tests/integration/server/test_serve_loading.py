@@ -7,7 +7,11 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pytest
+import tritonclient.grpc as triton_grpc
 from serving_helpers import Artifact, ServerFactory, metric
+from tritonclient.utils import InferenceServerException
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -36,6 +40,18 @@ def test_a_tampered_model_keeps_the_server_live_but_never_ready(
     assert predict.status_code == 503
     assert "not loaded" in predict.json()["error"]
     assert metric(httpx.get(f"{url}/metrics").text, "mlops_model_ready") == 0
+
+    grpc_client = triton_grpc.InferenceServerClient(server.grpc_target)
+    assert grpc_client.is_server_live()
+    assert not grpc_client.is_server_ready()
+    assert not grpc_client.is_model_ready("iris")
+    tensor = triton_grpc.InferInput("input-0", [1, 4], "FP64")
+    tensor.set_data_from_numpy(np.array([ROW]))
+    with pytest.raises(InferenceServerException) as caught:
+        grpc_client.infer("iris", [tensor])
+    assert caught.value.status() == "StatusCode.UNAVAILABLE"
+    assert "not loaded" in caught.value.message()
+    assert "digest mismatch" in caught.value.message()
     assert server.output().count("digest mismatch") == 1, "one clear line, not one per retry"
     # The file that failed verification never reaches the cache.
     assert not list((tmp_path / "cache" / "models").rglob("model.joblib"))

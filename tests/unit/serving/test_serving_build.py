@@ -63,3 +63,17 @@ def test_selector_does_not_include_the_version_so_rollouts_replace_pods() -> Non
     service = build_service(name="iris", namespace="ml", model="iris")
     assert service["spec"]["selector"] == selector
     assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_the_grpc_port_is_exposed_by_the_pod_and_the_service() -> None:
+    (container,) = deployment()["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[args.index("--grpc-port") + 1] == "8081"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8080,
+        "grpc": 8081,
+    }
+    service = build_service(name="iris", namespace="ml", model="iris")
+    grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert (grpc["port"], grpc["targetPort"]) == (8081, "grpc")
+    assert grpc["appProtocol"] == "kubernetes.io/h2c"

@@ -1,7 +1,9 @@
 """The model server, ``mlops-operator serve``: what runs in an InferenceService's pods.
 
 Modules: :mod:`.cli` (command line, light to import), :mod:`.config`, :mod:`.app` (the ASGI
-app), :mod:`.protocol` (v2/v1 request validation, pure), :mod:`.model` (verified loading),
+app), :mod:`.grpc_api` (the gRPC endpoint beside it; messages generated into :mod:`.proto`),
+:mod:`.protocol` (v2/v1 request validation, pure), :mod:`.tensors` (binary tensor data, pure),
+:mod:`.errors`, :mod:`.model` (verified loading),
 :mod:`.batching`, :mod:`.feedback`, :mod:`.peers` (feedback across workers), :mod:`.drift`
 and :mod:`.metrics`.
 """

@@ -1,4 +1,5 @@
-"""The model server's ASGI app: Open Inference Protocol v2, KServe v1, feedback, metrics.
+"""The model server's ASGI app: Open Inference Protocol v2, KServe v1, feedback, metrics;
+and, next to it on the same loop, the gRPC endpoint (:mod:`.grpc_api`).
 
 One :class:`ModelServer` per worker process. Liveness answers from the first moment; the
 model loads in the background (retrying until it verifies) and readiness follows it.
@@ -14,7 +15,9 @@ import logging
 import os
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -46,6 +49,7 @@ from mlops_operator.runtime.server.peers import PeerServer, claim_from, socket_p
 from mlops_operator.runtime.server.protocol import (
     OUTPUT_PREDICT,
     OUTPUT_PROBA,
+    InferRequest,
     LabelledRows,
     ProtocolError,
     Rows,
@@ -54,14 +58,30 @@ from mlops_operator.runtime.server.protocol import (
     parse_v1_predict,
     parse_v2_infer,
 )
+from mlops_operator.runtime.server.tensors import encode, split_body
 
 logger = logging.getLogger(__name__)
 
 SERVER_NAME: Final = "mlops-operator"
+EXTENSIONS: Final = ("binary_tensor_data",)
+"""Protocol extensions the server implements (see :mod:`.tensors`)."""
+HEADER_LENGTH: Final = "Inference-Header-Content-Length"
+"""The binary data extension's header: the length of the JSON part of a body."""
 MAX_ID_HEADER_ROWS: Final = 100
 """Prediction ids go into the ``X-Prediction-Ids`` header only up to this many rows."""
 
 Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The answer to one validated inference request, for either protocol to encode."""
+
+    outputs: tuple[tuple[str, str, list[int], Any], ...]
+    """``(name, datatype, shape, values)`` per requested output, in request order; values
+    are a flat list or array."""
+    ids: list[str]
+    """One prediction id per row, for feedback."""
 
 
 def _server_version() -> str:
@@ -103,7 +123,32 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise ProtocolError(413, f"the request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """``body`` decoded from its ``Content-Encoding`` (gzip or deflate, as tritonclient can
+    send), refused with 413 once it would exceed ``limit`` bytes and 415 for other codings."""
+    coding = (encoding or "identity").strip().lower()
+    if coding == "identity":
+        return body
+    if coding not in ("gzip", "deflate"):
+        raise ProtocolError(
+            415, f"unsupported Content-Encoding {encoding!r}; send gzip, deflate or identity"
+        )
+    # gzip: a gzip header; deflate: the zlib format, as HTTP defines it.
+    inflater = zlib.decompressobj(wbits=31 if coding == "gzip" else 15)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ProtocolError(400, f"the body is not valid {coding} data: {exc}") from exc
+    if len(data) > limit:
+        raise ProtocolError(
+            413, f"the decompressed request body exceeds the limit of {limit} bytes"
+        )
+    if not inflater.eof:
+        raise ProtocolError(400, f"the body is not valid {coding} data: it ends early")
+    return data
 
 
 class ModelServer:
@@ -117,7 +162,7 @@ class ModelServer:
         self.buffer = PredictionBuffer()
         self.registry = CollectorRegistry()
         self.metrics = ServerMetrics(config.name, config.version_label, self.registry)
-        self._version = _server_version()
+        self.version = _server_version()
         self._batcher: MicroBatcher | None = None
         self._score: RollingScore | None = None
         self._drift: DriftWindow | None = None
@@ -137,9 +182,18 @@ class ModelServer:
                 socket_path(self._socket_dir, self.ids.worker), self.buffer.claim
             )
             await self._peers.start()
+        grpc_server = None
         try:
+            if self.config.grpc_port:
+                # Imported here: the generated protobuf module registers the `inference`
+                # package in the process-wide descriptor pool, which only the server needs.
+                from mlops_operator.runtime.server.grpc_api import start_grpc_server
+
+                grpc_server = await start_grpc_server(self)
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)
             for task in (loader, refresher):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -233,12 +287,14 @@ class ModelServer:
     # ------------------------------------------------------------------ helpers
 
     def _check_model(self, request: Request) -> None:
-        name = request.path_params["name"]
+        self.check_model(request.path_params["name"], request.path_params.get("version"))
+
+    def check_model(self, name: str, version: str | None) -> None:
+        """Refuse (404) a model name or version this server does not serve."""
         if name != self.config.name:
             raise ProtocolError(
                 404, f"model {name!r} is not served here; this server serves {self.config.name!r}"
             )
-        version = request.path_params.get("version")
         if version is not None and version != self.config.model_version:
             served = (
                 f"version {self.config.model_version}"
@@ -249,7 +305,7 @@ class ModelServer:
                 404, f"model {name!r} has no version {version!r}; it serves {served}"
             )
 
-    def _not_ready(self) -> str | None:
+    def not_ready(self) -> str | None:
         """Why the server is not ready, or ``None`` when it is.
 
         With several workers a probe reaches any one of them: the server is ready only when
@@ -265,7 +321,8 @@ class ModelServer:
             return f"{loaded} of {self.config.workers} workers have loaded the model"
         return None
 
-    def _ready_model(self) -> tuple[ServedModel, MicroBatcher]:
+    def ready_model(self) -> tuple[ServedModel, MicroBatcher]:
+        """The loaded model and its batcher; 503 while the model is not loaded."""
         if self.model is None or self._batcher is None:
             raise ProtocolError(503, self.reason)
         return self.model, self._batcher
@@ -300,6 +357,54 @@ class ModelServer:
                 found.update(reply)
         return found
 
+    async def predict(self, parsed: InferRequest) -> Inference:
+        """Predict a validated request's rows (in some batch) and remember the predictions
+        for feedback; the outputs it asked for."""
+        model, batcher = self.ready_model()
+        predictions, proba = await batcher.submit(parsed.rows, OUTPUT_PROBA in parsed.outputs)
+        values = predictions.tolist()
+        ids = self._remember(values)
+        datatype = model.info.predict_datatype
+        outputs: list[tuple[str, str, list[int], Any]] = []
+        for name in parsed.outputs:
+            if name == OUTPUT_PREDICT:
+                data = [str(v) for v in values] if datatype == "BYTES" else values
+                outputs.append((name, datatype, [len(values)], data))
+            elif proba is not None:
+                outputs.append((name, "FP64", list(proba.shape), proba.reshape(-1)))
+        return Inference(tuple(outputs), ids)
+
+    def server_metadata_doc(self) -> dict[str, Any]:
+        """The server's metadata (``GET /v2``, ServerMetadata)."""
+        return {"name": SERVER_NAME, "version": self.version, "extensions": list(EXTENSIONS)}
+
+    def model_metadata_doc(self) -> dict[str, Any]:
+        """The model's metadata (``GET /v2/models/{name}``, ModelMetadata); 503 until the
+        model is loaded."""
+        model, _ = self.ready_model()
+        info = model.info
+        outputs: list[dict[str, Any]] = [
+            {"name": OUTPUT_PREDICT, "datatype": info.predict_datatype, "shape": [-1]}
+        ]
+        if model.has_proba:
+            outputs.append(
+                {"name": OUTPUT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]}
+            )
+        return {
+            "name": self.config.name,
+            "versions": [self.config.model_version] if self.config.model_version else [],
+            "platform": "sklearn",
+            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(info.features)]}],
+            "outputs": outputs,
+            "parameters": {
+                "task": info.task,
+                "features": ",".join(info.features),
+                "manifest": info.from_manifest,
+                "drift_available": info.drift_unavailable is None,
+                "drift_unavailable_reason": info.drift_unavailable or "",
+            },
+        }
+
     async def _inference(self, request: Request, protocol: str, handler: Handler) -> Response:
         started = time.perf_counter()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -319,7 +424,7 @@ class ModelServer:
 
     async def server_metadata(self, request: Request) -> Response:
         """``GET /v2``."""
-        return json_response({"name": SERVER_NAME, "version": self._version, "extensions": []})
+        return json_response(self.server_metadata_doc())
 
     async def live(self, request: Request) -> Response:
         """``GET /v2/health/live``: the process answers."""
@@ -328,7 +433,7 @@ class ModelServer:
     async def ready(self, request: Request) -> Response:
         """``GET /v2/health/ready``: 200 once the model is loaded and verified (by every
         worker), else 503 with the reason."""
-        reason = self._not_ready()
+        reason = self.not_ready()
         if reason is not None:
             return json_response({"ready": False, "error": reason}, 503)
         return json_response({"ready": True})
@@ -345,35 +450,9 @@ class ModelServer:
         """``GET /v2/models/{name}[/versions/{v}]``."""
         try:
             self._check_model(request)
-            model, _ = self._ready_model()
+            return json_response(self.model_metadata_doc())
         except ProtocolError as exc:
             return error_response(exc.status, exc.message)
-        info = model.info
-        outputs: list[dict[str, Any]] = [
-            {"name": OUTPUT_PREDICT, "datatype": info.predict_datatype, "shape": [-1]}
-        ]
-        if model.has_proba:
-            outputs.append(
-                {"name": OUTPUT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]}
-            )
-        return json_response(
-            {
-                "name": self.config.name,
-                "versions": [self.config.model_version] if self.config.model_version else [],
-                "platform": "sklearn",
-                "inputs": [
-                    {"name": "input-0", "datatype": "FP64", "shape": [-1, len(info.features)]}
-                ],
-                "outputs": outputs,
-                "parameters": {
-                    "task": info.task,
-                    "features": ",".join(info.features),
-                    "manifest": info.from_manifest,
-                    "drift_available": info.drift_unavailable is None,
-                    "drift_unavailable_reason": info.drift_unavailable or "",
-                },
-            }
-        )
 
     async def infer(self, request: Request) -> Response:
         """``POST /v2/models/{name}[/versions/{v}]/infer``."""
@@ -381,37 +460,42 @@ class ModelServer:
 
     async def _infer(self, request: Request, request_id: str) -> Response:
         self._check_model(request)
-        model, batcher = self._ready_model()
-        doc = decode_json(await read_body(request, self.config.max_body_bytes))
+        model, _ = self.ready_model()
+        body = await read_body(request, self.config.max_body_bytes)
+        header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
         parsed = parse_v2_infer(
-            doc, model.info.features, model.output_names, allow_nan=model.allow_nan
+            decode_json(header),
+            model.info.features,
+            model.output_names,
+            allow_nan=model.allow_nan,
+            binary=binary,
         )
-        predictions, proba = await batcher.submit(parsed.rows, OUTPUT_PROBA in parsed.outputs)
-        values = predictions.tolist()
-        ids = self._remember(values)
-        rows = len(values)
-        datatype = model.info.predict_datatype
+        result = await self.predict(parsed)
         outputs: list[dict[str, Any]] = []
-        for name in parsed.outputs:
-            if name == OUTPUT_PREDICT:
-                data = [str(v) for v in values] if datatype == "BYTES" else values
-                outputs.append({"name": name, "shape": [rows], "datatype": datatype, "data": data})
-            elif proba is not None:
-                outputs.append(
-                    {
-                        "name": name,
-                        "shape": list(proba.shape),
-                        "datatype": "FP64",
-                        "data": proba.reshape(-1),
-                    }
-                )
-        body: dict[str, Any] = {"model_name": self.config.name}
+        chunks: list[bytes] = []
+        for name, datatype, shape, values in result.outputs:
+            output: dict[str, Any] = {"name": name, "shape": shape, "datatype": datatype}
+            if name in parsed.binary_outputs:
+                chunk = encode(datatype, values)
+                output["parameters"] = {"binary_data_size": len(chunk)}
+                chunks.append(chunk)
+            else:
+                output["data"] = values
+            outputs.append(output)
+        doc: dict[str, Any] = {"model_name": self.config.name}
         if self.config.model_version:
-            body["model_version"] = self.config.model_version
-        body["id"] = parsed.id or request_id
-        body["parameters"] = {"prediction_ids": ids}
-        body["outputs"] = outputs
-        return json_response(body, headers=self._headers(request_id, ids))
+            doc["model_version"] = self.config.model_version
+        doc["id"] = parsed.id or request_id
+        doc["parameters"] = {"prediction_ids": result.ids}
+        doc["outputs"] = outputs
+        headers = self._headers(request_id, result.ids)
+        if not chunks:
+            return json_response(doc, headers=headers)
+        json_part = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers[HEADER_LENGTH] = str(len(json_part))
+        return Response(
+            b"".join([json_part, *chunks]), media_type="application/octet-stream", headers=headers
+        )
 
     # ------------------------------------------------------------------ v1
 
@@ -425,7 +509,7 @@ class ModelServer:
             self._check_model(request)
         except ProtocolError as exc:
             return error_response(exc.status, exc.message)
-        reason = self._not_ready()
+        reason = self.not_ready()
         body: dict[str, Any] = {"name": self.config.name, "ready": reason is None}
         if reason is not None:
             body["error"] = reason
@@ -437,7 +521,7 @@ class ModelServer:
 
     async def _v1_predict(self, request: Request, request_id: str) -> Response:
         self._check_model(request)
-        model, batcher = self._ready_model()
+        model, batcher = self.ready_model()
         doc = decode_json(await read_body(request, self.config.max_body_bytes))
         rows = parse_v1_predict(doc, model.info.features, allow_nan=model.allow_nan)
         predictions, _ = await batcher.submit(rows, False)
@@ -460,7 +544,7 @@ class ModelServer:
 
     async def _feedback(self, request: Request) -> Response:
         self._check_model(request)
-        model, batcher = self._ready_model()
+        model, batcher = self.ready_model()
         score = self._score
         if score is None:
             raise ProtocolError(503, self.reason)

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,8 @@ from mlops_operator.runtime.server.config import CONFIG_ENV, ServeConfig
 logger = logging.getLogger(__name__)
 
 HOST_ENV: Final = "MLOPS_SERVE_HOST"
+GRPC_PORT_ENV: Final = "MLOPS_SERVE_GRPC_PORT"
+DEFAULT_GRPC_PORT: Final = 8081
 CACHE_ENV: Final = "MLOPS_CACHE_DIR"
 DEFAULT_CACHE_DIR: Final = "/tmp/mlops-cache"
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -42,6 +45,13 @@ def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number (0 to turn gRPC off)")
     return number
 
 
@@ -74,7 +84,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(HOST_ENV, "0.0.0.0"),
         help=f"address to listen on (default: ${HOST_ENV} or 0.0.0.0)",
     )
-    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default: 8080)")
+    parser.add_argument(
+        "--grpc-port",
+        type=_port,
+        default=os.environ.get(GRPC_PORT_ENV, str(DEFAULT_GRPC_PORT)),
+        help="port of the Open Inference Protocol's gRPC endpoint, 0 for none "
+        f"(default: ${GRPC_PORT_ENV} or {DEFAULT_GRPC_PORT})",
+    )
     parser.add_argument(
         "--workers", type=_positive, default=1, help="worker processes on one socket (default: 1)"
     )
@@ -130,6 +147,20 @@ def _socket_dir(run_dir: Path, workers: int) -> Path:
     return Path(tempfile.mkdtemp(prefix="mlops-serve-"))
 
 
+def _check_free(host: str, port: int) -> None:
+    """Fail at once, with the reason, when the gRPC port is taken.
+
+    gRPC binds with SO_REUSEPORT so that every worker can listen on the port; the same
+    option would let it share the port unnoticed with another server that set it too.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(f"cannot listen for gRPC on {host}:{port}: {exc.strerror}") from exc
+
+
 def _exit(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -137,6 +168,8 @@ def _exit(signum: int, frame: object) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     """Run the model server until it is stopped; returns the exit code."""
     configure_logging()
+    if args.grpc_port:
+        _check_free(args.host, args.grpc_port)
     cache_dir = Path(args.cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     # A fresh directory per run: prometheus-client's multiprocess files of a previous run
@@ -159,17 +192,20 @@ def serve_command(args: argparse.Namespace) -> int:
         socket_dir=str(socket_dir),
         max_body_bytes=args.max_body_bytes,
         load_retry_seconds=args.load_retry_seconds,
+        host=args.host,
+        grpc_port=args.grpc_port or None,
     )
     os.environ[CONFIG_ENV] = config.to_env()
 
     import uvicorn
 
     logger.info(
-        "serving %s from %s on %s:%d with %d worker(s)",
+        "serving %s from %s on %s: HTTP port %d, gRPC port %s, %d worker(s)",
         args.name,
         args.model_uri,
         args.host,
         args.port,
+        config.grpc_port or "off",
         args.workers,
     )
     # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully; with the

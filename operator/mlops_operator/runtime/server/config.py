@@ -33,6 +33,10 @@ class ServeConfig:
     """Where each worker listens for feedback claims of the others (see :mod:`.peers`)."""
     max_body_bytes: int
     load_retry_seconds: float
+    host: str = "0.0.0.0"
+    """The address both endpoints listen on."""
+    grpc_port: int | None = None
+    """The Open Inference Protocol's gRPC endpoint's port; ``None``: no gRPC endpoint."""
 
     @property
     def version_label(self) -> str:

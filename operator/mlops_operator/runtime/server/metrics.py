@@ -49,7 +49,8 @@ class ServerMetrics:
         self._labels = {"model": model, "version": version}
         self.requests = Counter(
             "mlops_requests",
-            "Inference requests (v1 predict, v2 infer) by protocol and HTTP status code.",
+            "Inference requests (v1 predict, v2 infer, grpc ModelInfer) by protocol and HTTP "
+            "status code (for grpc: the HTTP status of the same refusal).",
             [*_LABELS, "protocol", "code"],
             registry=registry,
         )

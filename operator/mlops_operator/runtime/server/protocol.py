@@ -1,9 +1,10 @@
 """Request parsing and validation for the Open Inference Protocol (v2) and KServe v1. Pure.
 
-Every function here turns an already decoded JSON document into numpy rows of shape
-``(N, n_features)`` (float64, in the model's feature order) or raises :class:`ProtocolError`
-with the HTTP status and a message that says what was wrong. Nothing here does I/O, so the
-whole table of bad inputs is unit-tested without a server.
+Every function here turns an already decoded JSON document (and, with the binary data
+extension, the bytes after it; or the tensors of a gRPC request, see :mod:`.grpc_api`) into
+numpy rows of shape ``(N, n_features)`` (float64, in the model's feature order) or raises
+:class:`ProtocolError` with the HTTP status and a message that says what was wrong. Nothing
+here does I/O, so the whole table of bad inputs is unit-tested without a server.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from mlops_operator.runtime.server.errors import ProtocolError as ProtocolError
+from mlops_operator.runtime.server.tensors import BYTES, NUMERIC_DTYPES, BinaryReader, decode
+
 Rows = npt.NDArray[np.float64]
 
 OUTPUT_PREDICT: Final = "predict"
@@ -25,21 +29,14 @@ OUTPUT_PREDICT: Final = "predict"
 OUTPUT_PROBA: Final = "predict_proba"
 """Name of the output holding class probabilities, ``[N, n_classes]`` (classifiers only)."""
 
-DATATYPES: Final = frozenset({"FP32", "FP64", "INT32", "INT64", "BYTES"})
+DATATYPES: Final = frozenset({*NUMERIC_DTYPES, BYTES})
 """Input datatypes accepted by ``/infer``; every feature is numeric, so BYTES data must hold
 numbers written as strings."""
 
-_INTEGER_DATATYPES: Final = frozenset({"INT32", "INT64"})
+_INTEGER_DATATYPES: Final = frozenset(
+    name for name, dtype in NUMERIC_DTYPES.items() if dtype.kind in "iu"
+)
 _MAX_LISTED: Final = 10
-
-
-class ProtocolError(Exception):
-    """A request the server refuses: ``status`` is the HTTP status, ``message`` the reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -50,6 +47,18 @@ class InferRequest:
     outputs: tuple[str, ...]
     """Requested outputs, in request order; ``("predict",)`` when the request names none."""
     id: str | None
+    binary_outputs: frozenset[str] = frozenset()
+    """Outputs to return as binary data (HTTP binary data extension)."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One input tensor, from either protocol, before it becomes feature columns."""
+
+    name: str
+    shape: tuple[int, ...]
+    data: npt.NDArray[Any]
+    """float64 (or numbers that cast to it), shaped as declared."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,7 @@ def _to_numbers(data: Any, where: str, *, strings: bool) -> npt.NDArray[Any]:
     kind = arr.dtype.kind
     if kind in "biuf":
         return arr
-    if kind == "U" and strings:
+    if kind in "US" and strings:
         try:
             return arr.astype(np.float64)
         except ValueError as exc:
@@ -133,7 +142,7 @@ def _to_numbers(data: Any, where: str, *, strings: bool) -> npt.NDArray[Any]:
                 out[i] = math.nan
             elif isinstance(value, int | float):
                 out[i] = float(value)
-            elif strings and isinstance(value, str):
+            elif strings and isinstance(value, str | bytes):
                 try:
                     out[i] = float(value)
                 except ValueError as exc:
@@ -172,15 +181,24 @@ def _shape(raw: Any, where: str) -> tuple[int, ...]:
     return tuple(raw)
 
 
-def _tensor(raw: Any, index: int) -> tuple[str, tuple[int, ...], npt.NDArray[Any]]:
-    """One v2 input tensor: its name, shape and data (shaped as declared)."""
-    tensor = _object(raw, f"inputs[{index}]")
-    name = tensor.get("name")
-    if not isinstance(name, str) or not name:
-        raise ProtocolError(400, f"inputs[{index}] needs a 'name' (a non-empty string)")
-    where = f"input {name!r}"
-    datatype = tensor.get("datatype")
-    if not isinstance(datatype, str):
+def _parameters(raw: Any, where: str) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ProtocolError(400, f"{where}: 'parameters' must be a JSON object")
+    return raw
+
+
+def _flag(parameters: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise ProtocolError(400, f"{where}: parameter {key!r} must be true or false")
+    return value
+
+
+def check_datatype(datatype: Any, where: str) -> str:
+    """``datatype`` if the server takes inputs of it, else a 400 listing those it takes."""
+    if not isinstance(datatype, str) or not datatype:
         raise ProtocolError(
             400, f"{where} needs a 'datatype', one of {', '.join(sorted(DATATYPES))}"
         )
@@ -190,55 +208,128 @@ def _tensor(raw: Any, index: int) -> tuple[str, tuple[int, ...], npt.NDArray[Any
             f"{where} has unsupported datatype {datatype!r}; "
             f"expected one of {', '.join(sorted(DATATYPES))}",
         )
+    return datatype
+
+
+def tensor_from_data(
+    name: str, datatype: str, shape: tuple[int, ...], data: Any, where: str
+) -> Tensor:
+    """A tensor from its elements as given: nested lists (JSON) or a flat sequence (gRPC's
+    typed contents); checked against the shape and the datatype."""
+    values = _to_numbers(data, f"data of {where}", strings=datatype == BYTES)
+    expected = math.prod(shape)
+    if values.ndim > 1:
+        if values.shape != shape:
+            raise ProtocolError(
+                400,
+                f"{where} has shape {list(shape)} but its nested data has shape "
+                f"{list(values.shape)}",
+            )
+    elif values.size != expected:
+        raise ProtocolError(
+            400,
+            f"{where} has shape {list(shape)} ({expected} values) but {values.size} data values",
+        )
+    if datatype in _INTEGER_DATATYPES and values.dtype.kind == "f":
+        finite = values[np.isfinite(values)]
+        if not np.array_equal(finite, np.round(finite)):
+            raise ProtocolError(400, f"{where} is {datatype} but its data holds fractions")
+    return Tensor(name, shape, values.astype(np.float64, copy=False).reshape(shape))
+
+
+def tensor_from_binary(
+    name: str, datatype: str, shape: tuple[int, ...], raw: bytes, where: str
+) -> Tensor:
+    """A tensor from its elements as bytes (binary data extension, gRPC raw contents)."""
+    values = decode(datatype, shape, raw, where)
+    if datatype == BYTES:
+        return tensor_from_data(name, datatype, shape, values.ravel().tolist(), where)
+    return Tensor(name, shape, values)
+
+
+def _tensor(raw: Any, index: int, binary: BinaryReader) -> Tensor:
+    """One v2 input tensor of a JSON request: its data inline, or in the binary data."""
+    tensor = _object(raw, f"inputs[{index}]")
+    name = tensor.get("name")
+    if not isinstance(name, str) or not name:
+        raise ProtocolError(400, f"inputs[{index}] needs a 'name' (a non-empty string)")
+    where = f"input {name!r}"
+    datatype = check_datatype(tensor.get("datatype"), where)
     shape = _shape(tensor.get("shape"), where)
+    parameters = _parameters(tensor.get("parameters"), where)
+    if "binary_data_size" in parameters:
+        size = parameters["binary_data_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ProtocolError(400, f"{where}: 'binary_data_size' must be a non-negative integer")
+        if "data" in tensor:
+            raise ProtocolError(
+                400, f"{where} has both 'data' and binary data (binary_data_size); send one"
+            )
+        return tensor_from_binary(name, datatype, shape, binary.take(size, where), where)
     if "data" not in tensor:
-        raise ProtocolError(400, f"{where} has no 'data'")
+        raise ProtocolError(400, f"{where} has no 'data' (nor binary data: binary_data_size)")
     if not isinstance(tensor["data"], list):
         raise ProtocolError(
             400, f"{where}: 'data' must be an array, got {_json_type(tensor['data'])}"
         )
-    data = _to_numbers(tensor["data"], f"data of {where}", strings=datatype == "BYTES")
-    expected = math.prod(shape)
-    if data.ndim > 1:
-        if data.shape != shape:
-            raise ProtocolError(
-                400,
-                f"{where} has shape {list(shape)} but its nested data has shape {list(data.shape)}",
-            )
-    elif data.size != expected:
-        raise ProtocolError(
-            400,
-            f"{where} has shape {list(shape)} ({expected} values) but {data.size} data values",
-        )
-    if datatype in _INTEGER_DATATYPES and data.dtype.kind == "f":
-        finite = data[np.isfinite(data)]
-        if not np.array_equal(finite, np.round(finite)):
-            raise ProtocolError(400, f"{where} is {datatype} but its data holds fractions")
-    return name, shape, data.astype(np.float64, copy=False).reshape(shape)
+    return tensor_from_data(name, datatype, shape, tensor["data"], where)
 
 
-def _outputs(raw: Any, output_names: Sequence[str]) -> tuple[str, ...]:
+def _outputs(
+    raw: Any, output_names: Sequence[str], binary_default: bool
+) -> tuple[tuple[str, ...], frozenset[str]]:
     if raw is None:
-        return (OUTPUT_PREDICT,)
+        return (OUTPUT_PREDICT,), frozenset({OUTPUT_PREDICT} if binary_default else ())
     if not isinstance(raw, list) or not raw:
         raise ProtocolError(400, "'outputs' must be a non-empty array of {\"name\": ...} objects")
-    names: list[str] = []
+    requested: list[tuple[Any, Mapping[str, Any]]] = []
     for i, item in enumerate(raw):
-        name = _object(item, f"outputs[{i}]").get("name")
+        output = _object(item, f"outputs[{i}]")
+        requested.append(
+            (output.get("name"), _parameters(output.get("parameters"), f"outputs[{i}]"))
+        )
+    return requested_outputs(requested, output_names, binary_default)
+
+
+def requested_outputs(
+    requested: Sequence[tuple[Any, Mapping[str, Any]]],
+    output_names: Sequence[str],
+    binary_default: bool,
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The outputs a request names (each with its parameters), in order and without
+    repeats, and those of them to return as binary data."""
+    names: list[str] = []
+    binary: set[str] = set()
+    for name, parameters in requested:
         if not isinstance(name, str) or name not in output_names:
             raise ProtocolError(
                 400,
                 f"unknown output {name!r}; this model has outputs {_listed(list(output_names))}",
             )
+        where = f"output {name!r}"
+        if "classification" in parameters:
+            raise ProtocolError(
+                400,
+                f"{where}: the 'classification' parameter is not supported; ask for "
+                f"{OUTPUT_PROBA!r} to get class probabilities",
+            )
+        if _flag(parameters, "binary_data", where, binary_default):
+            binary.add(name)
         if name not in names:
             names.append(name)
-    return tuple(names)
+    return tuple(names), frozenset(binary)
 
 
 def parse_v2_infer(
-    doc: Any, features: Sequence[str], output_names: Sequence[str], *, allow_nan: bool
+    doc: Any,
+    features: Sequence[str],
+    output_names: Sequence[str],
+    *,
+    allow_nan: bool,
+    binary: bytes = b"",
 ) -> InferRequest:
-    """Validate a v2 ``/infer`` request body.
+    """Validate a v2 ``/infer`` request body (its JSON part, and the ``binary`` data after it
+    with the binary data extension).
 
     The features come either as ONE tensor of shape ``[N, n_features]`` (any name), or as one
     tensor per feature, named after it, of shape ``[N]`` or ``[N, 1]``.
@@ -249,45 +340,55 @@ def parse_v2_infer(
         raise ProtocolError(400, "'id' must be a string")
     if "parameters" in body and not isinstance(body["parameters"], dict | None):
         raise ProtocolError(400, "'parameters' must be a JSON object")
+    parameters = _parameters(body.get("parameters"), "the request")
+    binary_default = _flag(parameters, "binary_data_output", "the request", False)
     raw_inputs = body.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise ProtocolError(400, "'inputs' must be a non-empty array of input tensors")
-    outputs = _outputs(body.get("outputs"), output_names)
-    tensors = [_tensor(raw, i) for i, raw in enumerate(raw_inputs)]
+    outputs, binary_outputs = _outputs(body.get("outputs"), output_names, binary_default)
+    reader = BinaryReader(binary)
+    tensors = [_tensor(raw, i, reader) for i, raw in enumerate(raw_inputs)]
+    reader.finish()
+    rows = rows_from_tensors(tensors, features, allow_nan=allow_nan)
+    return InferRequest(rows=rows, outputs=outputs, id=request_id, binary_outputs=binary_outputs)
+
+
+def rows_from_tensors(
+    tensors: Sequence[Tensor], features: Sequence[str], *, allow_nan: bool
+) -> Rows:
+    """The rows of a request's input tensors, in the model's feature order."""
     n_features = len(features)
-    names = [name for name, _, _ in tensors]
+    names = [t.name for t in tensors]
     if (
         len(tensors) == 1
-        and len(tensors[0][1]) == 2
+        and len(tensors[0].shape) == 2
         and (n_features > 1 or names[0] not in features)
     ):
-        name, shape, data = tensors[0]
+        name, shape, data = tensors[0].name, tensors[0].shape, tensors[0].data
         if shape[1] != n_features:
             raise ProtocolError(
                 400,
                 f"input {name!r} has {shape[1]} features per row (shape {list(shape)}); "
                 f"this model takes {n_features}: {_listed(list(features))}",
             )
-        rows = data
+        rows = data.astype(np.float64, copy=False)
     else:
         rows = _per_feature(tensors, features)
     if rows.shape[0] == 0:
         raise ProtocolError(400, "the request has no rows")
     check_finite(rows, features, allow_nan=allow_nan)
-    return InferRequest(rows=rows, outputs=outputs, id=request_id)
+    return rows
 
 
-def _per_feature(
-    tensors: Sequence[tuple[str, tuple[int, ...], npt.NDArray[Any]]], features: Sequence[str]
-) -> Rows:
-    by_name = {name: (shape, data) for name, shape, data in tensors}
+def _per_feature(tensors: Sequence[Tensor], features: Sequence[str]) -> Rows:
+    by_name = {t.name: (t.shape, t.data) for t in tensors}
     if len(by_name) != len(tensors):
         raise ProtocolError(400, "two inputs have the same name")
     missing = [f for f in features if f not in by_name]
     unknown = [n for n in by_name if n not in features]
     if unknown or missing:
         if len(tensors) == 1:
-            name, shape, _ = tensors[0]
+            name, shape = tensors[0].name, tensors[0].shape
             raise ProtocolError(
                 400,
                 f"input {name!r} has shape {list(shape)}; send one input of shape "
@@ -314,7 +415,7 @@ def _per_feature(
                 400, f"input {feature!r} has {shape[0]} rows but the others have {count}"
             )
         columns.append(data.reshape(-1))
-    return np.column_stack(columns)
+    return np.column_stack(columns).astype(np.float64, copy=False)
 
 
 def parse_rows(instances: Any, features: Sequence[str], *, allow_nan: bool) -> Rows:

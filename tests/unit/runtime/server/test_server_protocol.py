@@ -81,7 +81,7 @@ V2_BAD: list[tuple[Any, str]] = [
     ({"inputs": [5]}, "inputs[0] must be a JSON object, got a number"),
     ({"inputs": [{"data": [1]}]}, "inputs[0] needs a 'name'"),
     (v2(tensor(datatype=None)), "needs a 'datatype'"),
-    (v2(tensor(datatype="UINT8")), "unsupported datatype 'UINT8'"),
+    (v2(tensor(datatype="BF16")), "unsupported datatype 'BF16'"),
     (v2(tensor(shape=[2, -1])), "'shape' must be an array of non-negative integers"),
     (v2(tensor(shape="2,3")), "'shape' must be an array of non-negative integers"),
     (v2(tensor(data=None)), "'data' must be an array, got null"),
