@@ -115,7 +115,7 @@ import kmock
 import yaml
 from kmock._internal.rendering import Response, StreamingError
 
-from mlops_sandbox import builtin_validation
+from mlops_sandbox import builtin_validation, openapi, server_side_apply, tables
 from mlops_sandbox._schema import FieldError, StructuralSchema
 
 logger = logging.getLogger(__name__)
@@ -154,6 +154,25 @@ class _Kind:
     categories: frozenset[str] = frozenset()
     schema: StructuralSchema | None = None
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    crd_versions: Mapping[str, Mapping[str, Any]] | None = None
+    """A custom resource's CRD ``spec.versions`` entries by name (schema, printer columns);
+    None for a built-in."""
+
+    def served(self, version: str) -> openapi.Served:
+        """The resource in ``version`` as the OpenAPI documents describe it."""
+        schema = None
+        if self.crd_versions is not None:
+            entry = self.crd_versions.get(version) or {}
+            schema = (entry.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}
+        return openapi.Served(
+            self.group, version, self.plural, self.kind, self.namespaced, self.subresources, schema
+        )
+
+    def printer_columns(self, version: str) -> list[Mapping[str, Any]] | None:
+        """A custom resource version's ``additionalPrinterColumns``; None for a built-in."""
+        if self.crd_versions is None:
+            return None
+        return list((self.crd_versions.get(version) or {}).get("additionalPrinterColumns") or [])
 
     @functools.cached_property
     def storage(self) -> kmock.resource:
@@ -563,6 +582,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
     _event_logs: dict[kmock.resource, _EventLog] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=0, init=False)
     _closing: bool = attrs.field(default=False, init=False)
+    _openapi_cache: dict[str, dict[str, Any]] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -680,6 +700,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
         return raw_response
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path.rstrip("/")
+        if path == "/openapi/v2" or path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return self._serve_openapi(path, request.headers.get("Accept", ""))
         # Skip KubernetesEmulator._handle: it mutates the store with plain dict merges before
         # routing; here the fallbacks below do every write, with API-server semantics.
         return await super(kmock.KubernetesEmulator, self)._handle(request)
@@ -691,6 +714,35 @@ class SandboxAPI(kmock.KubernetesEmulator):
         event = {"type": "ERROR", "object": _status_body(exc)}
         with contextlib.suppress(ConnectionError):
             await raw_response.write(json.dumps(event).encode() + b"\n")
+
+    def _openapi_documents(self) -> dict[str, dict[str, Any]]:
+        """Each group-version's OpenAPI v3 document (rebuilt when the served kinds change)."""
+        if self._openapi_cache is None:
+            by_gv: dict[str, list[openapi.Served]] = {}
+            for kind in self._kinds.values():
+                for version in kind.versions:
+                    served = kind.served(version)
+                    by_gv.setdefault(served.group_version, []).append(served)
+            self._openapi_cache = {
+                gv: openapi.v3_document(sorted(items, key=lambda s: s.plural))
+                for gv, items in by_gv.items()
+            }
+        return self._openapi_cache
+
+    def _serve_openapi(self, path: str, accept: str) -> aiohttp.web.StreamResponse:
+        documents = self._openapi_documents()
+        if path == "/openapi/v2":
+            if not any(m in accept for m in ("json", "*/*")) and accept:
+                raise _status(
+                    406, "NotAcceptable", "only application/json is served at /openapi/v2"
+                )
+            return aiohttp.web.json_response(openapi.v2_document(documents.values()))
+        if path == "/openapi/v3":
+            return aiohttp.web.json_response(openapi.v3_index(documents))
+        document = documents.get(path.removeprefix("/openapi/v3/"))
+        if document is None:
+            raise _status(404, "NotFound", "the server could not find the requested resource")
+        return aiohttp.web.json_response(document)
 
     async def _serve_server_version(self, request: kmock.Request) -> kmock.Payload:
         return {
@@ -755,6 +807,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
         kind, version = self._resolve(request)
         selector = self._selector(kind, request)
         items = [self._present(kind, version, obj) for _, obj in self._select(kind, selector)]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return _reply(self._table(kind, version, items, request))
         listing = {
             "apiVersion": kind.api_version(version),
             "kind": f"{kind.kind}List",
@@ -770,6 +824,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if obj is None:
             raise _not_found(kind, key[2])
         if request.subresource is None or request.subresource == "status":
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return _reply(self._table(kind, version, [obj], request))
             return _reply(self._present(kind, version, obj))
         if request.subresource == "scale" and "scale" in kind.subresources:
             return _reply(_scale_of(obj))
@@ -781,10 +837,11 @@ class SandboxAPI(kmock.KubernetesEmulator):
         kind, version = self._resolve(request)
         body = _body_object(request)
         _check_decodable(kind, version, body)
+        warnings = _check_fields(kind, version, body, request)
         created = self._create(kind, request.namespace, body, dry_run=_dry_run(request))
         if not _dry_run(request):
             self._collect_if_orphaned(kind, created)
-        return _reply(self._present(kind, version, created), status=201)
+        return _reply(self._present(kind, version, created), status=201, warnings=warnings)
 
     async def _serve_replace(self, request: kmock.Request) -> kmock.Payload:
         if request.resource is None or request.name is None:
@@ -798,12 +855,15 @@ class SandboxAPI(kmock.KubernetesEmulator):
         _check_decodable(kind, version, body)
         if _meta(body).get("name", key[2]) != key[2]:
             raise _bad_request("the name of the object does not match the name on the URL")
+        warnings = _check_fields(kind, version, body, request) if subresource is None else []
         result = self._replace(kind, key, body, subresource=subresource, dry_run=_dry_run(request))
-        return _reply(self._present(kind, version, result))
+        return _reply(self._present(kind, version, result), warnings=warnings)
 
     async def _serve_update(self, request: kmock.Request) -> kmock.Payload:
         kind, version = self._resolve(request)
         key = self._key(kind, request)
+        if _content_type(request) == _APPLY_PATCH and request.subresource is None:
+            return self._server_side_apply(kind, version, key, request)
         apply = _patcher(request)
         if request.subresource == "scale" and "scale" in kind.subresources:
             return self._write_scale(kind, key, apply, request)
@@ -815,10 +875,68 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if not isinstance(patched, dict):
             raise _bad_request("the patch does not result in an object")
         _check_patched_decodable(kind, request, patched)
+        warnings = _check_fields(kind, version, patched, request)
         result = self._replace(
             kind, key, patched, subresource=subresource, dry_run=_dry_run(request)
         )
-        return _reply(self._present(kind, version, result))
+        return _reply(self._present(kind, version, result), warnings=warnings)
+
+    def _server_side_apply(
+        self, kind: _Kind, version: str, key: ObjectKey, request: kmock.Request
+    ) -> kmock.Payload:
+        """``PATCH`` with an apply configuration: create or merge, tracking field owners."""
+        config = request.data
+        if config is None:
+            with contextlib.suppress(yaml.YAMLError):
+                config = yaml.safe_load(request.text)
+        if not isinstance(config, dict):
+            raise _bad_request("the apply configuration is not an object")
+        manager = request.params.get("fieldManager", "")
+        if not manager:
+            raise _bad_request(
+                "PATCH, application/apply-patch+yaml requests must have a fieldManager"
+            )
+        config_meta = _meta(config)
+        if config_meta.get("name", key[2]) != key[2]:
+            raise _bad_request("the name of the object does not match the name on the URL")
+        if config.get("kind") not in (None, kind.kind):
+            raise _bad_request(f"the apply configuration's kind is not {kind.kind}")
+        _check_decodable(kind, version, config)
+        warnings = _check_fields(kind, version, config, request)
+        live = self._live(key)
+        try:
+            merged = server_side_apply.apply(
+                kind.served(version),
+                live,
+                config,
+                manager=manager,
+                force=request.params.get("force") in ("true", "1"),
+                now=_now(),
+            )
+        except server_side_apply.ApplyConflict as exc:
+            details = {
+                "name": key[2],
+                "group": kind.group,
+                "kind": kind.plural,
+                "causes": [
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": f"conflict with {json.dumps(conflict.manager)}",
+                        "field": conflict.field,
+                    }
+                    for conflict in exc.conflicts
+                ],
+            }
+            raise _status(409, "Conflict", str(exc), details) from None
+        dry_run = _dry_run(request)
+        if live is None:
+            managed = _meta(merged).get("managedFields")
+            created = self._create(kind, key[1], merged, dry_run=dry_run, managed_fields=managed)
+            if not dry_run:
+                self._collect_if_orphaned(kind, created)
+            return _reply(self._present(kind, version, created), status=201, warnings=warnings)
+        result = self._replace(kind, key, merged, subresource=None, dry_run=dry_run)
+        return _reply(self._present(kind, version, result), warnings=warnings)
 
     async def _serve_delete(self, request: kmock.Request) -> kmock.Payload:
         kind, version = self._resolve(request)
@@ -861,7 +979,36 @@ class SandboxAPI(kmock.KubernetesEmulator):
             and params.get("allowWatchBookmarks") == "true"
         )
         stream = self._watch(request, kind, version, selector, since_text, timeout, bookmark)
+        if tables.wants_table(request.headers.get("Accept", "")):
+            stream = self._tabled(stream, kind, version, request)
         return _reply(stream)
+
+    async def _tabled(
+        self,
+        stream: AsyncIterator[kmock.Payload],
+        kind: _Kind,
+        version: str,
+        request: kmock.Request,
+    ) -> AsyncIterator[kmock.Payload]:
+        """Watch events whose objects are one-row Tables, as ``kubectl get -w`` asks."""
+        async for event in stream:
+            if isinstance(event, dict) and event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                event = {**event, "object": self._table(kind, version, [event["object"]], request)}
+            yield event
+
+    def _table(
+        self, kind: _Kind, version: str, objects: list[dict[str, Any]], request: kmock.Request
+    ) -> dict[str, Any]:
+        columns, row = tables.columns_and_row(
+            kind.group, kind.plural, kind.printer_columns(version)
+        )
+        now = datetime.datetime.now(tz=datetime.UTC)
+        return tables.table(
+            columns,
+            [(self._present(kind, version, obj), row(obj, now)) for obj in objects],
+            resource_version=str(self._rv),
+            include_object=request.params.get("includeObject", "Metadata"),
+        )
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -948,7 +1095,13 @@ class SandboxAPI(kmock.KubernetesEmulator):
         log.append(_WatchEvent(int(_meta(obj)["resourceVersion"]), event, obj, old))
 
     def _create(
-        self, kind: _Kind, namespace: str | None, body: dict[str, Any], *, dry_run: bool = False
+        self,
+        kind: _Kind,
+        namespace: str | None,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        managed_fields: Any = None,
     ) -> dict[str, Any]:
         obj = copy.deepcopy(body)
         meta = obj["metadata"] = dict(_meta(obj))
@@ -994,7 +1147,11 @@ class SandboxAPI(kmock.KubernetesEmulator):
             raise _status(409, "AlreadyExists", message, details)
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(field, None)
+        if managed_fields:
+            meta["managedFields"] = managed_fields
         meta["uid"] = str(uuid.uuid4())
+        if kind.group == "batch" and kind.plural == "jobs":
+            _select_own_pods(obj, meta["uid"])
         meta["generation"] = 1
         meta["creationTimestamp"] = _now()
         served = _kind_from_crd(obj) if _is_crd_kind(kind) else None
@@ -1056,6 +1213,11 @@ class SandboxAPI(kmock.KubernetesEmulator):
                     new.pop("status", None)
         new["apiVersion"] = old["apiVersion"]
         new["kind"] = old["kind"]
+        if kind.group == "batch" and kind.plural == "jobs" and not _lookup(new, "spec.selector"):
+            # The selector the server generated stays (the API server rejects dropping it).
+            uid = _lookup(old, "spec.selector.matchLabels")
+            if isinstance(uid, dict) and _CONTROLLER_UID in uid:
+                _select_own_pods(new, uid[_CONTROLLER_UID])
         meta = new["metadata"]
         meta["resourceVersion"] = old_meta["resourceVersion"]
         meta["generation"] = old_meta.get("generation", 1)
@@ -1228,6 +1390,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
     # --- CRDs --------------------------------------------------------------------------------
 
     def _register(self, kind: _Kind) -> None:
+        self._openapi_cache = None
         previous = self._kinds.get((kind.group, kind.plural))
         if previous is not None:
             self._unregister(previous)
@@ -1244,6 +1407,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
             )
 
     def _unregister(self, kind: _Kind) -> None:
+        self._openapi_cache = None
         self._kinds.pop((kind.group, kind.plural), None)
         for version in kind.versions:
             resource = _resource(kind.group, version, kind.plural)
@@ -1338,6 +1502,7 @@ def _kind_from_crd(crd: Mapping[str, Any]) -> _Kind:
         shortnames=frozenset(names.get("shortNames") or ()),
         categories=frozenset(names.get("categories") or ()),
         schema=StructuralSchema(schema) if schema else None,
+        crd_versions={v["name"]: v for v in versions},
     )
 
 
@@ -1449,11 +1614,66 @@ def _scale_of(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _reply(
-    payload: kmock.Payload, *, status: int = 200, content_type: str = "application/json"
+    payload: kmock.Payload,
+    *,
+    status: int = 200,
+    content_type: str = "application/json",
+    warnings: Iterable[str] = (),
 ) -> Response:
     # kmock copies a returned Response's status and headers onto the (shared) fallback
     # reaction, so every answer sets both explicitly rather than inheriting a previous one's.
-    return Response(status=status, headers={"Content-Type": content_type}, payload=payload)
+    headers = {"Content-Type": content_type}
+    texts = [f"299 - {json.dumps(text)}" for text in warnings]
+    if texts:
+        headers["Warning"] = ", ".join(texts)
+    return Response(status=status, headers=headers, payload=payload)
+
+
+_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+
+
+def _select_own_pods(job: dict[str, Any], uid: str) -> None:
+    """Like the Job controller's defaulting: unless ``spec.manualSelector``, a Job selects
+    its own pods by ``controller-uid`` labels, which its pod template carries."""
+    spec = job.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector") or spec.get("selector"):
+        return
+    spec["selector"] = {"matchLabels": {_CONTROLLER_UID: uid}}
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    name = _meta(job).get("name", "")
+    labels.update(
+        {
+            _CONTROLLER_UID: uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
+    )
+
+
+def _content_type(request: kmock.Request) -> str:
+    return request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _check_fields(
+    kind: _Kind, version: str, obj: Mapping[str, Any], request: kmock.Request
+) -> list[str]:
+    """``fieldValidation=Strict``: unknown fields are a BadRequest; ``Warn``: warnings.
+    Without the parameter nothing is checked (the API server would warn)."""
+    mode = request.params.get("fieldValidation", "")
+    if mode not in ("Strict", "Warn"):
+        return []
+    unknown = [
+        f'unknown field "{field}"' for field in openapi.unknown_fields(kind.served(version), obj)
+    ]
+    if unknown and mode == "Strict":
+        name = kind.kind
+        raise _bad_request(
+            f'{name} in version "{version}" cannot be handled as a {name}: strict decoding'
+            f" error: {', '.join(unknown)}"
+        )
+    return unknown
 
 
 def _dry_run(request: kmock.Request) -> bool:
