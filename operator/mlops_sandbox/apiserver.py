@@ -30,7 +30,16 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
   ``ports`` by ``containerPort`` or ``port``, ``conditions`` by ``type``, ``ownerReferences``
   by ``uid``) and honours ``$patch: replace|delete`` and ``$deleteFromPrimitiveList``; other
   directives (``$setElementOrder``, ``$retainKeys``) are dropped, and every other list
-  (``finalizers`` included) is replaced. Server-side apply (``apply-patch+yaml``) answers 415.
+  (``finalizers`` included) is replaced.
+- **Server-side apply** (``apply-patch+yaml`` with ``fieldManager``, ``force``): create or
+  merge, field owners in ``metadata.managedFields``, 409 conflicts naming fields and
+  managers, dropped fields removed (see :mod:`mlops_sandbox.server_side_apply`).
+- **kubectl's needs**: ``/openapi/v3`` (and ``/openapi/v2`` in JSON) from the CRDs' schemas
+  and Kubernetes 1.33's built-in schemas, ``fieldValidation=Strict|Warn`` (see
+  :mod:`mlops_sandbox.openapi`); Table output with CRD printer columns and the built-ins'
+  usual columns for get, list and watch (see :mod:`mlops_sandbox.tables`); Jobs get the Job
+  controller's ``spec.selector`` and ``controller-uid`` template labels, so
+  ``kubectl logs job/<name>`` reads the Job's own pod.
 - **Status subresource** (CRDs that declare it; pods, services, jobs, deployments,
   replicasets, namespaces, CRDs): writes to the object ignore ``status``, writes to
   ``/status`` change only ``status``; ``status`` given on create is dropped. New pods get
@@ -70,7 +79,9 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
 What it does not do:
 
 - authentication, authorization, admission (webhooks, quotas, limit ranges);
-- server-side apply and ``managedFields``; ``deletecollection``; pagination (``limit`` and
+- ``managedFields`` of writes other than server-side apply (``Update`` managers), the
+  client-side-apply migration, apply to ``status``; ``fieldValidation`` when the client
+  does not send it (the API server would warn); ``deletecollection``; pagination (``limit`` and
   ``continue`` are ignored: everything comes in one page);
 - ``propagationPolicy`` (always background; ``Orphan`` is ignored), foreground deletion,
   ``blockOwnerDeletion``;
@@ -82,8 +93,8 @@ What it does not do:
   container's ``image``, immutable fields on update), defaulting of built-in resources (beyond
   the few defaults above), service cluster IPs, pod IPs, and controllers: nothing acts on
   Jobs, Deployments or Pods unless the workload runner does; events never expire;
-- ``/openapi/v2`` and ``/openapi/v3`` (so ``kubectl apply`` needs ``--validate=false`` and
-  ``kubectl explain`` does not work); CRD conversion (versions only rewrite ``apiVersion``);
+- ``/openapi/v2`` in protobuf (406: kubectl then uses v3); CRD conversion (versions only
+  rewrite ``apiVersion``);
 - CEL rules other than ``self == oldSelf`` (skipped, with a warning logged once per rule);
 - PUT without ``metadata.resourceVersion`` is accepted as an unconditional update even for
   custom resources (the API server requires it there).

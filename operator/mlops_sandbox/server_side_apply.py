@@ -350,7 +350,8 @@ def apply(
     taken = {conflict.path for conflict in conflicts}
     others = set().union(*(fields for _, fields in owners)) - taken
     result = base
-    for path in sorted(previous - new_set, key=len, reverse=True):
+    # Whole list items first: their fields hold the keys that find them.
+    for path in sorted(previous - new_set, key=lambda p: (p[-1] != ".", -len(p))):
         if path not in others:
             remove_at(result, path)
     result = merge(result, applied, schemas.root, schemas)

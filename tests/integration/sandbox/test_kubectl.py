@@ -158,7 +158,7 @@ def test_get_prints_the_printer_columns_and_wait_sees_the_ready_condition(
     assert waited.strip() == "inferenceservice.mlops.dev/breast-cancer condition met"
     described = kubectl.ok("describe", "mlsvc", "breast-cancer")
     assert "Name:         breast-cancer" in described
-    assert "Current Version:  3" in described
+    assert re.search(r"Current Version:\s+3\n", described)
     assert _table(kubectl.ok("get", "namespace", namespace))[0] == ["NAME", "STATUS", "AGE"]
 
 
@@ -208,9 +208,9 @@ async def test_logs_of_a_job_come_from_its_own_pod(
     pods = _table(kubectl.ok("get", "pods", "-l", "job-name=second"))
     assert pods[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert pods[1][1:4] == ["0/1", "Completed", "0"]
-    assert "Pods Statuses:  0 Active / 1 Succeeded / 0 Failed" in kubectl.ok(
-        "describe", "job", "second"
-    )
+    described = kubectl.ok("describe", "job", "second")
+    assert re.search(r"Pods Statuses:\s+0 Active .*/ 1 Succeeded / 0 Failed\n", described)
+    assert "Selector:       batch.kubernetes.io/controller-uid=" in described
 
 
 CONFIG = {
