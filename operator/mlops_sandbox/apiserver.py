@@ -867,7 +867,14 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if _meta(body).get("name", key[2]) != key[2]:
             raise _bad_request("the name of the object does not match the name on the URL")
         warnings = _check_fields(kind, version, body, request) if subresource is None else []
-        result = self._replace(kind, key, body, subresource=subresource, dry_run=_dry_run(request))
+        result = self._replace(
+            kind,
+            key,
+            body,
+            subresource=subresource,
+            dry_run=_dry_run(request),
+            manager=_update_manager(request),
+        )
         return _reply(self._present(kind, version, result), warnings=warnings)
 
     async def _serve_update(self, request: kmock.Request) -> kmock.Payload:
@@ -888,7 +895,12 @@ class SandboxAPI(kmock.KubernetesEmulator):
         _check_patched_decodable(kind, request, patched)
         warnings = _check_fields(kind, version, patched, request)
         result = self._replace(
-            kind, key, patched, subresource=subresource, dry_run=_dry_run(request)
+            kind,
+            key,
+            patched,
+            subresource=subresource,
+            dry_run=_dry_run(request),
+            manager=_update_manager(request),
         )
         return _reply(self._present(kind, version, result), warnings=warnings)
 
@@ -932,7 +944,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 "causes": [
                     {
                         "reason": "FieldManagerConflict",
-                        "message": f"conflict with {json.dumps(conflict.manager)}",
+                        "message": f"conflict with {conflict.owner}",
                         "field": conflict.field,
                     }
                     for conflict in exc.conflicts
@@ -1186,6 +1198,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         subresource: str | None,
         check_rv: bool = True,
         dry_run: bool = False,
+        manager: str | None = None,
     ) -> dict[str, Any]:
         """Write a new full state of an existing object (PUT, or the result of a PATCH)."""
         old = self._live(key)
@@ -1234,6 +1247,13 @@ class SandboxAPI(kmock.KubernetesEmulator):
         meta["generation"] = old_meta.get("generation", 1)
         self._apply_builtin_behaviour(kind, new)
         self._validate(kind, new, old)
+        if old_meta.get("managedFields") and subresource is None:
+            if "managedFields" not in meta:
+                meta["managedFields"] = old_meta["managedFields"]
+            if manager:
+                meta["managedFields"] = server_side_apply.record_update(
+                    kind.served(kind.storage_version), old, new, manager=manager, now=_now()
+                )
         served = _kind_from_crd(new) if _is_crd_kind(kind) else None
         if served is not None:
             new["status"] = _crd_status(new, served)
@@ -1383,7 +1403,14 @@ class SandboxAPI(kmock.KubernetesEmulator):
         body = copy.deepcopy(current)
         body.setdefault("spec", {})["replicas"] = replicas
         body["metadata"]["resourceVersion"] = _meta(scale).get("resourceVersion")
-        result = self._replace(kind, key, body, subresource=None, dry_run=_dry_run(request))
+        result = self._replace(
+            kind,
+            key,
+            body,
+            subresource=None,
+            dry_run=_dry_run(request),
+            manager=_update_manager(request),
+        )
         return _reply(_scale_of(result))
 
     def _pod_log(self, kind: _Kind, key: ObjectKey, request: kmock.Request) -> kmock.Payload:
@@ -1661,6 +1688,14 @@ def _select_own_pods(job: dict[str, Any], uid: str) -> None:
             "job-name": name,
         }
     )
+
+
+def _update_manager(request: kmock.Request) -> str:
+    """The manager of a write: ``fieldManager``, else the User-Agent's product name."""
+    given = request.params.get("fieldManager")
+    if given:
+        return given
+    return request.headers.get("User-Agent", "").split("/", 1)[0].split(" ", 1)[0] or "unknown"
 
 
 def _content_type(request: kmock.Request) -> str:

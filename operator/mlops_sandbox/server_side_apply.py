@@ -12,8 +12,10 @@ not now is removed unless another manager still owns it.
 No library implements these semantics outside Go (structured-merge-diff), so they are
 here, over the kinds' OpenAPI schemas (:mod:`mlops_sandbox.openapi`): lists are
 associative when the schema says ``x-kubernetes-list-type: map`` (or gives a patch merge
-key), sets with ``set``, atomic otherwise. Not covered: ``Update`` managers (writes other
-than apply are not tracked), the client-side-apply migration, ``status`` applies.
+key), sets with ``set``, atomic otherwise. Writes other than apply to an object that has
+``managedFields`` record an ``Update`` manager (:func:`record_update`). Not covered: the
+managers of objects never applied (no ``managedFields`` are started for them), the
+client-side-apply migration, ``status`` applies.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ class Conflict:
 
     manager: str
     path: Path
+    using: str = ""
+    """The API version of an ``Update`` manager (the API server names it beside one)."""
+
+    @property
+    def owner(self) -> str:
+        """The manager as the API server names it: ``"flux"``, ``"kubectl-edit" using v1``."""
+        return json.dumps(self.manager) + (f" using {self.using}" if self.using else "")
 
     @property
     def field(self) -> str:
@@ -90,19 +99,17 @@ def conflict_message(conflicts: list[Conflict]) -> str:
     """The API server's message for apply conflicts."""
     if len(conflicts) == 1:
         only = conflicts[0]
-        return (
-            f"Apply failed with 1 conflict: conflict with {json.dumps(only.manager)}: {only.field}"
-        )
+        return f"Apply failed with 1 conflict: conflict with {only.owner}: {only.field}"
     by_manager: dict[str, list[str]] = {}
     for conflict in conflicts:
-        by_manager.setdefault(conflict.manager, []).append(conflict.field)
+        by_manager.setdefault(conflict.owner, []).append(conflict.field)
     text = "conflicts with"
     if len(by_manager) == 1:
         ((manager, fields),) = by_manager.items()
-        text += f" {json.dumps(manager)}:" + "".join(f"\n- {field}" for field in fields)
+        text += f" {manager}:" + "".join(f"\n- {field}" for field in fields)
     else:
         for manager, fields in by_manager.items():
-            text += f"\n{json.dumps(manager)}:" + "".join(f"\n- {field}" for field in fields)
+            text += f"\n{manager}:" + "".join(f"\n- {field}" for field in fields)
     return f"Apply failed with {len(conflicts)} conflicts: {text}"
 
 
@@ -339,7 +346,11 @@ def apply(
         else:
             owners.append((entry, fields))
     conflicts = [
-        Conflict(str(entry.get("manager")), path)
+        Conflict(
+            str(entry.get("manager")),
+            path,
+            str(entry.get("apiVersion", "")) if entry.get("operation") == "Update" else "",
+        )
         for entry, fields in owners
         if not entry.get("subresource")
         for path in sorted(new_set & fields)
@@ -354,7 +365,7 @@ def apply(
     for path in sorted(previous - new_set, key=lambda p: (p[-1] != ".", -len(p))):
         if path not in others:
             remove_at(result, path)
-    result = merge(result, applied, schemas.root, schemas)
+    result = dict(merge(result, applied, schemas.root, schemas))
     entries: list[dict[str, Any]] = []
     for entry, fields in owners:
         kept = fields - taken
@@ -373,3 +384,59 @@ def apply(
         )
     result.setdefault("metadata", {})["managedFields"] = entries
     return result
+
+
+def record_update(
+    served: openapi.Served,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    *,
+    manager: str,
+    now: str,
+) -> list[dict[str, Any]]:
+    """The ``managedFields`` after a write other than apply (an ``Update``): the fields it
+    changed become ``manager``'s and leave their other owners, the fields it removed leave
+    every owner. The status of a kind with a status subresource is not the write's."""
+    schemas = _schemas(served)
+
+    def owned(obj: Mapping[str, Any]) -> set[Path]:
+        body = {
+            key: value
+            for key, value in obj.items()
+            if not (key == "status" and "status" in served.subresources)
+        }
+        return field_set(body, schemas)
+
+    before, after = owned(old), owned(new)
+    changed = {path for path in after if value_at(old, path) != value_at(new, path)}
+    gone = before - after
+    if not changed and not gone:
+        return _entries(old)
+    api_version = f"{served.group}/{served.version}" if served.group else served.version
+    entries: list[dict[str, Any]] = []
+    mine: set[Path] = set(changed)
+    for entry in _entries(old):
+        fields = from_fields_v1(entry.get("fieldsV1") or {})
+        if (
+            entry.get("manager") == manager
+            and entry.get("operation") == "Update"
+            and entry.get("apiVersion") == api_version
+            and not entry.get("subresource")
+        ):
+            mine |= fields - gone
+            continue
+        kept = fields if entry.get("subresource") else fields - changed - gone
+        if kept:
+            entries.append({**entry, "fieldsV1": to_fields_v1(kept)})
+    if mine:
+        entries.append(
+            {
+                "manager": manager,
+                "operation": "Update",
+                "apiVersion": api_version,
+                "time": now,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": to_fields_v1(mine),
+            }
+        )
+    return entries

@@ -11,6 +11,7 @@ caller passes ``now``.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -75,37 +76,46 @@ def _steps(expression: str) -> list[Callable[[list[Any]], list[Any]]]:
         groups = match.groupdict()
         key = groups["field"] or groups["quoted"] or groups["dquoted"]
         if key is not None:
-            steps.append(
-                lambda values, k=key: [v[k] for v in values if isinstance(v, dict) and k in v]
-            )
+            steps.append(functools.partial(_child, key))
         elif groups["deep"] is not None:
-            steps.append(lambda values, k=groups["deep"]: [x for v in values for x in _deep(v, k)])
+            steps.append(functools.partial(_descendants, groups["deep"]))
         elif groups["index"] is not None:
-            steps.append(lambda values, i=int(groups["index"]): _index(values, i))
+            steps.append(functools.partial(_index, int(groups["index"])))
         elif groups["fpath"] is not None:
             wanted = next((groups[g] for g in ("fdq", "fsq", "fraw") if groups[g] is not None), "")
-            path = groups["fpath"].split(".")[1:]
-            negate = groups["op"] == "!="
-            steps.append(
-                lambda values, p=path, w=wanted, n=negate: [
-                    item
-                    for v in values
-                    if isinstance(v, list)
-                    for item in v
-                    if (_text(_get(item, p)) == w) != n and _get(item, p) is not None
-                ]
-            )
+            path = tuple(groups["fpath"].split(".")[1:])
+            steps.append(functools.partial(_filter, path, wanted, groups["op"] == "!="))
         else:
-            steps.append(
-                lambda values: [
-                    x
-                    for v in values
-                    for x in (
-                        v if isinstance(v, list) else v.values() if isinstance(v, dict) else []
-                    )
-                ]
-            )
+            steps.append(_every)
     return steps
+
+
+def _child(key: str, values: list[Any]) -> list[Any]:
+    return [v[key] for v in values if isinstance(v, dict) and key in v]
+
+
+def _descendants(key: str, values: list[Any]) -> list[Any]:
+    return [x for v in values for x in _deep(v, key)]
+
+
+def _filter(path: tuple[str, ...], wanted: str, negate: bool, values: list[Any]) -> list[Any]:
+    return [
+        item
+        for v in values
+        if isinstance(v, list)
+        for item in v
+        if _get(item, path) is not None and (_text(_get(item, path)) == wanted) != negate
+    ]
+
+
+def _every(values: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, list):
+            out.extend(v)
+        elif isinstance(v, dict):
+            out.extend(v.values())
+    return out
 
 
 def _deep(value: Any, key: str) -> list[Any]:
@@ -121,7 +131,7 @@ def _deep(value: Any, key: str) -> list[Any]:
     return found
 
 
-def _index(values: list[Any], index: int) -> list[Any]:
+def _index(index: int, values: list[Any]) -> list[Any]:
     out = []
     for value in values:
         if isinstance(value, list) and -len(value) <= index < len(value):

@@ -358,3 +358,32 @@ def test_server_side_apply_creates_and_updates_custom_resources_and_deployments(
     assert (
         'conflict with "bumper": .spec.template.spec.containers[name="main"].image' in result.stderr
     )
+
+    # A plain patch takes the field it changes: the next apply conflicts with that manager,
+    # and `kubectl diff --server-side` shows what forcing would change.
+    kubectl.ok("patch", "deployment", "web", "-p", '{"spec": {"replicas": 5}}')
+    with_replicas = {**image_only, "spec": {**image_only["spec"], "replicas": 2}}
+    result = kubectl.run(
+        "apply",
+        "--server-side",
+        "--field-manager=bumper",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(with_replicas),
+    )
+    assert result.stderr.startswith(
+        'error: Apply failed with 1 conflict: conflict with "kubectl-patch" using apps/v1:'
+        " .spec.replicas\n"
+    )
+    diff = kubectl.run(
+        "diff",
+        "--server-side",
+        "--field-manager=flux",
+        "--force-conflicts",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(deployment),
+    )
+    assert diff.returncode == 1  # differences found
+    assert "-  replicas: 5\n+  replicas: 2\n" in diff.stdout
+    assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 5

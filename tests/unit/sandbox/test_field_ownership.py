@@ -106,6 +106,28 @@ def test_fields_dropped_from_a_config_go_unless_another_manager_owns_them() -> N
     assert [c["name"] for c in gone["spec"]["template"]["spec"]["containers"]] == ["main"]
 
 
+def test_a_plain_write_takes_the_fields_it_changes_from_their_owners() -> None:
+    live = server_side_apply.apply(
+        DEPLOYMENT,
+        None,
+        deployment({"name": "main", "image": "a"}, replicas=2),
+        manager="flux",
+        force=False,
+        now=NOW,
+    )
+    scaled = {**live, "spec": {**live["spec"], "replicas": 5}}
+    entries = server_side_apply.record_update(
+        DEPLOYMENT, live, scaled, manager="kubectl-patch", now=NOW
+    )
+    owners = {(e["manager"], e["operation"]): e["fieldsV1"] for e in entries}
+    assert owners["kubectl-patch", "Update"] == {"f:spec": {"f:replicas": {}}}
+    assert "f:replicas" not in owners["flux", "Apply"]["f:spec"]
+    unchanged = server_side_apply.record_update(
+        DEPLOYMENT, live, live, manager="kubectl-patch", now="2026-02-02T00:00:00Z"
+    )
+    assert unchanged == live["metadata"]["managedFields"]  # no write, no new owner
+
+
 def test_field_paths_round_trip_through_fields_v1() -> None:
     paths = {("f:data", "f:a"), ("f:spec", "f:ports", 'k:{"port":80,"protocol":"TCP"}', ".")}
     assert server_side_apply.from_fields_v1(server_side_apply.to_fields_v1(paths)) == paths
