@@ -252,6 +252,15 @@ _BUILTIN_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("apps", "replicasets"): {"spec.replicas": 1},
     ("batch", "jobs"): {"spec.backoffLimit": 6, "spec.completions": 1, "spec.parallelism": 1},
 }
+# `kubectl get all` lists the kinds in the "all" category, as on a cluster.
+_ALL = frozenset({"all"})
+_BUILTIN_CATEGORIES: dict[tuple[str, str], frozenset[str]] = {
+    ("", "pods"): _ALL,
+    ("", "services"): _ALL,
+    ("batch", "jobs"): _ALL,
+    ("apps", "deployments"): _ALL,
+    ("apps", "replicasets"): _ALL,
+}
 # Strategic merge: list fields whose items are merged by a key instead of replaced.
 _MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "containers": ("name",),
@@ -611,6 +620,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
                     namespaced=namespaced,
                     subresources=subresources,
                     shortnames=shortnames,
+                    categories=_BUILTIN_CATEGORIES.get((group, plural), frozenset()),
                     defaults=_BUILTIN_DEFAULTS.get((group, plural), {}),
                 )
             )

@@ -208,6 +208,9 @@ async def test_logs_of_a_job_come_from_its_own_pod(
     pods = _table(kubectl.ok("get", "pods", "-l", "job-name=second"))
     assert pods[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert pods[1][1:4] == ["0/1", "Completed", "0"]
+    everything = kubectl.ok("get", "all")
+    assert "job.batch/second" in everything
+    assert "pod/second-" in everything
     described = kubectl.ok("describe", "job", "second")
     assert re.search(r"Pods Statuses:\s+0 Active .*/ 1 Succeeded / 0 Failed\n", described)
     assert "Selector:       batch.kubernetes.io/controller-uid=" in described
