@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -189,14 +190,14 @@ def field_set(config: Mapping[str, Any], schemas: _Schemas) -> set[Path]:
 def _collect(
     value: Any, path: Path, schema: Mapping[str, Any], schemas: _Schemas, paths: set[Path]
 ) -> None:
-    if isinstance(value, Mapping) and value:
+    if isinstance(value, dict) and value:
         for key, sub in value.items():
             if sub is not None:
                 _collect(sub, (*path, f"f:{key}"), schemas.child(schema, key), schemas, paths)
         return
     if isinstance(value, list) and value:
         kind, keys = _list_kind(schemas.resolve(schema))
-        if kind == "map" and keys and all(isinstance(item, Mapping) for item in value):
+        if kind == "map" and keys and all(isinstance(item, dict) for item in value):
             item_schema = schemas.items(schema)
             for item in value:
                 item_path = (*path, _item_key(item, keys))
@@ -224,7 +225,7 @@ def from_fields_v1(tree: Mapping[str, Any], prefix: Path = ()) -> set[Path]:
     """The set of paths of a ``fieldsV1`` tree."""
     paths: set[Path] = set()
     for element, sub in tree.items():
-        if isinstance(sub, Mapping) and sub:
+        if isinstance(sub, dict) and sub:
             paths |= from_fields_v1(sub, (*prefix, element))
         else:
             paths.add((*prefix, element))
@@ -236,11 +237,16 @@ def from_fields_v1(tree: Mapping[str, Any], prefix: Path = ()) -> set[Path]:
 _MISSING = object()
 
 
+@functools.lru_cache(maxsize=4096)
+def _element_value(element: str) -> Any:
+    return json.loads(element.partition(":")[2])
+
+
 def _find_item(items: list[Any], element: str) -> int | None:
-    prefix, _, rest = element.partition(":")
-    wanted = json.loads(rest)
+    prefix = element[:1]
+    wanted = _element_value(element)
     for index, item in enumerate(items):
-        if prefix == "k" and isinstance(item, Mapping):
+        if prefix == "k" and isinstance(item, dict):
             if all(item.get(k) == v for k, v in wanted.items()):
                 return index
         elif prefix == "v" and item == wanted:
@@ -254,7 +260,7 @@ def value_at(obj: Any, path: Path) -> Any:
     for element in path:
         if element == ".":
             return node
-        if element.startswith("f:") and isinstance(node, Mapping):
+        if element.startswith("f:") and isinstance(node, dict):
             if element[2:] not in node:
                 return _MISSING
             node = node[element[2:]]
