@@ -79,7 +79,7 @@ demo: $(STAMP) ## Train, register and verify a model end to end in the local san
 	$(BIN)/mlops-sandbox demo
 
 .PHONY: sandbox
-sandbox: $(STAMP) ## Start the local cluster (API emulator + S3 + workload runner).
+sandbox: $(STAMP) tools ## Start the local cluster (API emulator + S3 + workload runner).
 	$(BIN)/mlops-sandbox up --state-dir .sandbox
 
 .PHONY: run

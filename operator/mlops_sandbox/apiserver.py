@@ -31,7 +31,16 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
   ``ports`` by ``containerPort`` or ``port``, ``conditions`` by ``type``, ``ownerReferences``
   by ``uid``) and honours ``$patch: replace|delete`` and ``$deleteFromPrimitiveList``; other
   directives (``$setElementOrder``, ``$retainKeys``) are dropped, and every other list
-  (``finalizers`` included) is replaced. Server-side apply (``apply-patch+yaml``) answers 415.
+  (``finalizers`` included) is replaced.
+- **Server-side apply** (``apply-patch+yaml`` with ``fieldManager``, ``force``): create or
+  merge, field owners in ``metadata.managedFields``, 409 conflicts naming fields and
+  managers, dropped fields removed (see :mod:`mlops_sandbox.server_side_apply`).
+- **kubectl's needs**: ``/openapi/v3`` (and ``/openapi/v2`` in JSON) from the CRDs' schemas
+  and Kubernetes 1.33's built-in schemas, ``fieldValidation=Strict|Warn`` (see
+  :mod:`mlops_sandbox.openapi`); Table output with CRD printer columns and the built-ins'
+  usual columns for get, list and watch (see :mod:`mlops_sandbox.tables`); Jobs get the Job
+  controller's ``spec.selector`` and ``controller-uid`` template labels, so
+  ``kubectl logs job/<name>`` reads the Job's own pod.
 - **Status subresource** (CRDs that declare it; pods, services, jobs, deployments,
   replicasets, namespaces, CRDs): writes to the object ignore ``status``, writes to
   ``/status`` change only ``status``; ``status`` given on create is dropped. New pods get
@@ -71,7 +80,9 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
 What it does not do:
 
 - authentication, authorization, admission (webhooks, quotas, limit ranges);
-- server-side apply and ``managedFields``; ``deletecollection``; pagination (``limit`` and
+- ``managedFields`` of writes other than server-side apply (``Update`` managers), the
+  client-side-apply migration, apply to ``status``; ``fieldValidation`` when the client
+  does not send it (the API server would warn); ``deletecollection``; pagination (``limit`` and
   ``continue`` are ignored: everything comes in one page);
 - ``propagationPolicy`` (always background; ``Orphan`` is ignored), foreground deletion,
   ``blockOwnerDeletion``;
@@ -83,8 +94,8 @@ What it does not do:
   container's ``image``, immutable fields on update), defaulting of built-in resources (beyond
   the few defaults above), service cluster IPs, pod IPs, and controllers: nothing acts on
   Jobs, Deployments or Pods unless the workload runner does; events never expire;
-- ``/openapi/v2`` and ``/openapi/v3`` (so ``kubectl apply`` needs ``--validate=false`` and
-  ``kubectl explain`` does not work); CRD conversion (versions only rewrite ``apiVersion``);
+- ``/openapi/v2`` in protobuf (406: kubectl then uses v3); CRD conversion (versions only
+  rewrite ``apiVersion``);
 - CEL rules other than ``self == oldSelf`` (skipped, with a warning logged once per rule);
 - PUT without ``metadata.resourceVersion`` is accepted as an unconditional update even for
   custom resources (the API server requires it there).
@@ -116,7 +127,7 @@ import kmock
 import yaml
 from kmock._internal.rendering import Response, StreamingError
 
-from mlops_sandbox import builtin_validation
+from mlops_sandbox import builtin_validation, openapi, server_side_apply, tables
 from mlops_sandbox._schema import FieldError, StructuralSchema
 
 logger = logging.getLogger(__name__)
@@ -155,6 +166,25 @@ class _Kind:
     categories: frozenset[str] = frozenset()
     schema: StructuralSchema | None = None
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    crd_versions: Mapping[str, Mapping[str, Any]] | None = None
+    """A custom resource's CRD ``spec.versions`` entries by name (schema, printer columns);
+    None for a built-in."""
+
+    def served(self, version: str) -> openapi.Served:
+        """The resource in ``version`` as the OpenAPI documents describe it."""
+        schema = None
+        if self.crd_versions is not None:
+            entry = self.crd_versions.get(version) or {}
+            schema = (entry.get("schema") or {}).get("openAPIV3Schema") or {"type": "object"}
+        return openapi.Served(
+            self.group, version, self.plural, self.kind, self.namespaced, self.subresources, schema
+        )
+
+    def printer_columns(self, version: str) -> list[Mapping[str, Any]] | None:
+        """A custom resource version's ``additionalPrinterColumns``; None for a built-in."""
+        if self.crd_versions is None:
+            return None
+        return list((self.crd_versions.get(version) or {}).get("additionalPrinterColumns") or [])
 
     @functools.cached_property
     def storage(self) -> kmock.resource:
@@ -231,6 +261,15 @@ _BUILTIN_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("apps", "deployments"): {"spec.replicas": 1},
     ("apps", "replicasets"): {"spec.replicas": 1},
     ("batch", "jobs"): {"spec.backoffLimit": 6, "spec.completions": 1, "spec.parallelism": 1},
+}
+# `kubectl get all` lists the kinds in the "all" category, as on a cluster.
+_ALL = frozenset({"all"})
+_BUILTIN_CATEGORIES: dict[tuple[str, str], frozenset[str]] = {
+    ("", "pods"): _ALL,
+    ("", "services"): _ALL,
+    ("batch", "jobs"): _ALL,
+    ("apps", "deployments"): _ALL,
+    ("apps", "replicasets"): _ALL,
 }
 # Strategic merge: list fields whose items are merged by a key instead of replaced.
 _MERGE_KEYS: dict[str, tuple[str, ...]] = {
@@ -573,6 +612,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
     _event_logs: dict[kmock.resource, _EventLog] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=0, init=False)
     _closing: bool = attrs.field(default=False, init=False)
+    _openapi_cache: dict[str, dict[str, Any]] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -590,6 +630,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
                     namespaced=namespaced,
                     subresources=subresources,
                     shortnames=shortnames,
+                    categories=_BUILTIN_CATEGORIES.get((group, plural), frozenset()),
                     defaults=_BUILTIN_DEFAULTS.get((group, plural), {}),
                 )
             )
@@ -690,6 +731,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
         return raw_response
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path.rstrip("/")
+        if path == "/openapi/v2" or path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return self._serve_openapi(path, request.headers.get("Accept", ""))
         # Skip KubernetesEmulator._handle: it mutates the store with plain dict merges before
         # routing; here the fallbacks below do every write, with API-server semantics.
         return await super(kmock.KubernetesEmulator, self)._handle(request)
@@ -701,6 +745,35 @@ class SandboxAPI(kmock.KubernetesEmulator):
         event = {"type": "ERROR", "object": _status_body(exc)}
         with contextlib.suppress(ConnectionError):
             await raw_response.write(json.dumps(event).encode() + b"\n")
+
+    def _openapi_documents(self) -> dict[str, dict[str, Any]]:
+        """Each group-version's OpenAPI v3 document (rebuilt when the served kinds change)."""
+        if self._openapi_cache is None:
+            by_gv: dict[str, list[openapi.Served]] = {}
+            for kind in self._kinds.values():
+                for version in kind.versions:
+                    served = kind.served(version)
+                    by_gv.setdefault(served.group_version, []).append(served)
+            self._openapi_cache = {
+                gv: openapi.v3_document(sorted(items, key=lambda s: s.plural))
+                for gv, items in by_gv.items()
+            }
+        return self._openapi_cache
+
+    def _serve_openapi(self, path: str, accept: str) -> aiohttp.web.StreamResponse:
+        documents = self._openapi_documents()
+        if path == "/openapi/v2":
+            if not any(m in accept for m in ("json", "*/*")) and accept:
+                raise _status(
+                    406, "NotAcceptable", "only application/json is served at /openapi/v2"
+                )
+            return aiohttp.web.json_response(openapi.v2_document(documents.values()))
+        if path == "/openapi/v3":
+            return aiohttp.web.json_response(openapi.v3_index(documents))
+        document = documents.get(path.removeprefix("/openapi/v3/"))
+        if document is None:
+            raise _status(404, "NotFound", "the server could not find the requested resource")
+        return aiohttp.web.json_response(document)
 
     async def _serve_server_version(self, request: kmock.Request) -> kmock.Payload:
         return {
@@ -765,6 +838,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
         kind, version = self._resolve(request)
         selector = self._selector(kind, request)
         items = [self._present(kind, version, obj) for _, obj in self._select(kind, selector)]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return _reply(self._table(kind, version, items, request))
         listing = {
             "apiVersion": kind.api_version(version),
             "kind": f"{kind.kind}List",
@@ -780,6 +855,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if obj is None:
             raise _not_found(kind, key[2])
         if request.subresource is None or request.subresource == "status":
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return _reply(self._table(kind, version, [obj], request))
             return _reply(self._present(kind, version, obj))
         if request.subresource == "scale" and "scale" in kind.subresources:
             return _reply(_scale_of(obj))
@@ -791,10 +868,11 @@ class SandboxAPI(kmock.KubernetesEmulator):
         kind, version = self._resolve(request)
         body = _body_object(request)
         _check_decodable(kind, version, body)
+        warnings = _check_fields(kind, version, body, request)
         created = self._create(kind, request.namespace, body, dry_run=_dry_run(request))
         if not _dry_run(request):
             self._collect_if_orphaned(kind, created)
-        return _reply(self._present(kind, version, created), status=201)
+        return _reply(self._present(kind, version, created), status=201, warnings=warnings)
 
     async def _serve_replace(self, request: kmock.Request) -> kmock.Payload:
         if request.resource is None or request.name is None:
@@ -808,12 +886,22 @@ class SandboxAPI(kmock.KubernetesEmulator):
         _check_decodable(kind, version, body)
         if _meta(body).get("name", key[2]) != key[2]:
             raise _bad_request("the name of the object does not match the name on the URL")
-        result = self._replace(kind, key, body, subresource=subresource, dry_run=_dry_run(request))
-        return _reply(self._present(kind, version, result))
+        warnings = _check_fields(kind, version, body, request) if subresource is None else []
+        result = self._replace(
+            kind,
+            key,
+            body,
+            subresource=subresource,
+            dry_run=_dry_run(request),
+            manager=_update_manager(request),
+        )
+        return _reply(self._present(kind, version, result), warnings=warnings)
 
     async def _serve_update(self, request: kmock.Request) -> kmock.Payload:
         kind, version = self._resolve(request)
         key = self._key(kind, request)
+        if _content_type(request) == _APPLY_PATCH and request.subresource is None:
+            return self._server_side_apply(kind, version, key, request)
         apply = _patcher(request)
         if request.subresource == "scale" and "scale" in kind.subresources:
             return self._write_scale(kind, key, apply, request)
@@ -825,10 +913,73 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if not isinstance(patched, dict):
             raise _bad_request("the patch does not result in an object")
         _check_patched_decodable(kind, request, patched)
+        warnings = _check_fields(kind, version, patched, request)
         result = self._replace(
-            kind, key, patched, subresource=subresource, dry_run=_dry_run(request)
+            kind,
+            key,
+            patched,
+            subresource=subresource,
+            dry_run=_dry_run(request),
+            manager=_update_manager(request),
         )
-        return _reply(self._present(kind, version, result))
+        return _reply(self._present(kind, version, result), warnings=warnings)
+
+    def _server_side_apply(
+        self, kind: _Kind, version: str, key: ObjectKey, request: kmock.Request
+    ) -> kmock.Payload:
+        """``PATCH`` with an apply configuration: create or merge, tracking field owners."""
+        config = request.data
+        if config is None:
+            with contextlib.suppress(yaml.YAMLError):
+                config = yaml.safe_load(request.text)
+        if not isinstance(config, dict):
+            raise _bad_request("the apply configuration is not an object")
+        manager = request.params.get("fieldManager", "")
+        if not manager:
+            raise _bad_request(
+                "PATCH, application/apply-patch+yaml requests must have a fieldManager"
+            )
+        config_meta = _meta(config)
+        if config_meta.get("name", key[2]) != key[2]:
+            raise _bad_request("the name of the object does not match the name on the URL")
+        if config.get("kind") not in (None, kind.kind):
+            raise _bad_request(f"the apply configuration's kind is not {kind.kind}")
+        _check_decodable(kind, version, config)
+        warnings = _check_fields(kind, version, config, request)
+        live = self._live(key)
+        try:
+            merged = server_side_apply.apply(
+                kind.served(version),
+                live,
+                config,
+                manager=manager,
+                force=request.params.get("force") in ("true", "1"),
+                now=_now(),
+            )
+        except server_side_apply.ApplyConflict as exc:
+            details = {
+                "name": key[2],
+                "group": kind.group,
+                "kind": kind.plural,
+                "causes": [
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": f"conflict with {conflict.owner}",
+                        "field": conflict.field,
+                    }
+                    for conflict in exc.conflicts
+                ],
+            }
+            raise _status(409, "Conflict", str(exc), details) from None
+        dry_run = _dry_run(request)
+        if live is None:
+            managed = _meta(merged).get("managedFields")
+            created = self._create(kind, key[1], merged, dry_run=dry_run, managed_fields=managed)
+            if not dry_run:
+                self._collect_if_orphaned(kind, created)
+            return _reply(self._present(kind, version, created), status=201, warnings=warnings)
+        result = self._replace(kind, key, merged, subresource=None, dry_run=dry_run)
+        return _reply(self._present(kind, version, result), warnings=warnings)
 
     async def _serve_delete(self, request: kmock.Request) -> kmock.Payload:
         kind, version = self._resolve(request)
@@ -871,7 +1022,36 @@ class SandboxAPI(kmock.KubernetesEmulator):
             and params.get("allowWatchBookmarks") == "true"
         )
         stream = self._watch(request, kind, version, selector, since_text, timeout, bookmark)
+        if tables.wants_table(request.headers.get("Accept", "")):
+            stream = self._tabled(stream, kind, version, request)
         return _reply(stream)
+
+    async def _tabled(
+        self,
+        stream: AsyncIterator[kmock.Payload],
+        kind: _Kind,
+        version: str,
+        request: kmock.Request,
+    ) -> AsyncIterator[kmock.Payload]:
+        """Watch events whose objects are one-row Tables, as ``kubectl get -w`` asks."""
+        async for event in stream:
+            if isinstance(event, dict) and event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                event = {**event, "object": self._table(kind, version, [event["object"]], request)}
+            yield event
+
+    def _table(
+        self, kind: _Kind, version: str, objects: list[dict[str, Any]], request: kmock.Request
+    ) -> dict[str, Any]:
+        columns, row = tables.columns_and_row(
+            kind.group, kind.plural, kind.printer_columns(version)
+        )
+        now = datetime.datetime.now(tz=datetime.UTC)
+        return tables.table(
+            columns,
+            [(self._present(kind, version, obj), row(obj, now)) for obj in objects],
+            resource_version=str(self._rv),
+            include_object=request.params.get("includeObject", "Metadata"),
+        )
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -958,7 +1138,13 @@ class SandboxAPI(kmock.KubernetesEmulator):
         log.append(_WatchEvent(int(_meta(obj)["resourceVersion"]), event, obj, old))
 
     def _create(
-        self, kind: _Kind, namespace: str | None, body: dict[str, Any], *, dry_run: bool = False
+        self,
+        kind: _Kind,
+        namespace: str | None,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        managed_fields: Any = None,
     ) -> dict[str, Any]:
         obj = copy.deepcopy(body)
         meta = obj["metadata"] = dict(_meta(obj))
@@ -1004,7 +1190,11 @@ class SandboxAPI(kmock.KubernetesEmulator):
             raise _status(409, "AlreadyExists", message, details)
         for field in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(field, None)
+        if managed_fields:
+            meta["managedFields"] = managed_fields
         meta["uid"] = str(uuid.uuid4())
+        if kind.group == "batch" and kind.plural == "jobs":
+            _select_own_pods(obj, meta["uid"])
         meta["generation"] = 1
         meta["creationTimestamp"] = _now()
         served = _kind_from_crd(obj) if _is_crd_kind(kind) else None
@@ -1028,6 +1218,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         subresource: str | None,
         check_rv: bool = True,
         dry_run: bool = False,
+        manager: str | None = None,
     ) -> dict[str, Any]:
         """Write a new full state of an existing object (PUT, or the result of a PATCH)."""
         old = self._live(key)
@@ -1066,11 +1257,23 @@ class SandboxAPI(kmock.KubernetesEmulator):
                     new.pop("status", None)
         new["apiVersion"] = old["apiVersion"]
         new["kind"] = old["kind"]
+        if kind.group == "batch" and kind.plural == "jobs" and not _lookup(new, "spec.selector"):
+            # The selector the server generated stays (the API server rejects dropping it).
+            uid = _lookup(old, "spec.selector.matchLabels")
+            if isinstance(uid, dict) and _CONTROLLER_UID in uid:
+                _select_own_pods(new, uid[_CONTROLLER_UID])
         meta = new["metadata"]
         meta["resourceVersion"] = old_meta["resourceVersion"]
         meta["generation"] = old_meta.get("generation", 1)
         self._apply_builtin_behaviour(kind, new)
         self._validate(kind, new, old)
+        if old_meta.get("managedFields") and subresource is None:
+            if "managedFields" not in meta:
+                meta["managedFields"] = old_meta["managedFields"]
+            if manager:
+                meta["managedFields"] = server_side_apply.record_update(
+                    kind.served(kind.storage_version), old, new, manager=manager, now=_now()
+                )
         served = _kind_from_crd(new) if _is_crd_kind(kind) else None
         if served is not None:
             new["status"] = _crd_status(new, served)
@@ -1220,7 +1423,14 @@ class SandboxAPI(kmock.KubernetesEmulator):
         body = copy.deepcopy(current)
         body.setdefault("spec", {})["replicas"] = replicas
         body["metadata"]["resourceVersion"] = _meta(scale).get("resourceVersion")
-        result = self._replace(kind, key, body, subresource=None, dry_run=_dry_run(request))
+        result = self._replace(
+            kind,
+            key,
+            body,
+            subresource=None,
+            dry_run=_dry_run(request),
+            manager=_update_manager(request),
+        )
         return _reply(_scale_of(result))
 
     def _pod_log(self, kind: _Kind, key: ObjectKey, request: kmock.Request) -> kmock.Payload:
@@ -1238,6 +1448,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
     # --- CRDs --------------------------------------------------------------------------------
 
     def _register(self, kind: _Kind) -> None:
+        self._openapi_cache = None
         previous = self._kinds.get((kind.group, kind.plural))
         if previous is not None:
             self._unregister(previous)
@@ -1254,6 +1465,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
             )
 
     def _unregister(self, kind: _Kind) -> None:
+        self._openapi_cache = None
         self._kinds.pop((kind.group, kind.plural), None)
         for version in kind.versions:
             resource = _resource(kind.group, version, kind.plural)
@@ -1348,6 +1560,7 @@ def _kind_from_crd(crd: Mapping[str, Any]) -> _Kind:
         shortnames=frozenset(names.get("shortNames") or ()),
         categories=frozenset(names.get("categories") or ()),
         schema=StructuralSchema(schema) if schema else None,
+        crd_versions={v["name"]: v for v in versions},
     )
 
 
@@ -1459,11 +1672,74 @@ def _scale_of(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _reply(
-    payload: kmock.Payload, *, status: int = 200, content_type: str = "application/json"
+    payload: kmock.Payload,
+    *,
+    status: int = 200,
+    content_type: str = "application/json",
+    warnings: Iterable[str] = (),
 ) -> Response:
     # kmock copies a returned Response's status and headers onto the (shared) fallback
     # reaction, so every answer sets both explicitly rather than inheriting a previous one's.
-    return Response(status=status, headers={"Content-Type": content_type}, payload=payload)
+    headers = {"Content-Type": content_type}
+    texts = [f"299 - {json.dumps(text)}" for text in warnings]
+    if texts:
+        headers["Warning"] = ", ".join(texts)
+    return Response(status=status, headers=headers, payload=payload)
+
+
+_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+
+
+def _select_own_pods(job: dict[str, Any], uid: str) -> None:
+    """Like the Job controller's defaulting: unless ``spec.manualSelector``, a Job selects
+    its own pods by ``controller-uid`` labels, which its pod template carries."""
+    spec = job.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector") or spec.get("selector"):
+        return
+    spec["selector"] = {"matchLabels": {_CONTROLLER_UID: uid}}
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    name = _meta(job).get("name", "")
+    labels.update(
+        {
+            _CONTROLLER_UID: uid,
+            "batch.kubernetes.io/job-name": name,
+            "controller-uid": uid,
+            "job-name": name,
+        }
+    )
+
+
+def _update_manager(request: kmock.Request) -> str:
+    """The manager of a write: ``fieldManager``, else the User-Agent's product name."""
+    given = request.params.get("fieldManager")
+    if given:
+        return given
+    return request.headers.get("User-Agent", "").split("/", 1)[0].split(" ", 1)[0] or "unknown"
+
+
+def _content_type(request: kmock.Request) -> str:
+    return request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _check_fields(
+    kind: _Kind, version: str, obj: Mapping[str, Any], request: kmock.Request
+) -> list[str]:
+    """``fieldValidation=Strict``: unknown fields are a BadRequest; ``Warn``: warnings.
+    Without the parameter nothing is checked (the API server would warn)."""
+    mode = request.params.get("fieldValidation", "")
+    if mode not in ("Strict", "Warn"):
+        return []
+    unknown = [
+        f'unknown field "{field}"' for field in openapi.unknown_fields(kind.served(version), obj)
+    ]
+    if unknown and mode == "Strict":
+        name = kind.kind
+        raise _bad_request(
+            f'{name} in version "{version}" cannot be handled as a {name}: strict decoding'
+            f" error: {', '.join(unknown)}"
+        )
+    return unknown
 
 
 def _dry_run(request: kmock.Request) -> bool:

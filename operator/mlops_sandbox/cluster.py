@@ -54,6 +54,12 @@ def default_crd_dir() -> pathlib.Path | None:
     return path if path.is_dir() else None
 
 
+def tools_bin_dir() -> pathlib.Path | None:
+    """The checkout's ``.tools/bin`` (kubectl, helm: ``make tools``), when it exists."""
+    path = pathlib.Path(mlops_operator.__file__).resolve().parents[2] / ".tools" / "bin"
+    return path if (path / "kubectl").is_file() else None
+
+
 class Sandbox(Managed):
     """API emulator + S3 + workload runner, running in a background thread with its own event
     loop, so synchronous and asynchronous callers (tests, the CLI, a demo) can all use it over
@@ -319,6 +325,10 @@ class Sandbox(Managed):
 
         write_kubeconfig(self.kubeconfig, self.api_url, namespace=DEFAULT_NAMESPACE)
         lines = [f"export {key}={shlex.quote(value)}" for key, value in self.env().items()]
+        tools = tools_bin_dir()
+        if tools is not None:
+            # kubectl and helm as `make tools` fetched them, first on PATH.
+            lines.append(f'export PATH={shlex.quote(str(tools))}:"$PATH"')
         # Owner-only: the file holds S3 keys (throwaway ones, but keys all the same).
         fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -349,14 +349,16 @@ async def test_strategic_merge_patch_merges_containers_by_name(http: aiohttp.Cli
     }
 
 
-async def test_server_side_apply_is_unsupported(http: aiohttp.ClientSession) -> None:
+async def test_server_side_apply_needs_a_field_manager(http: aiohttp.ClientSession) -> None:
     await call(http, "POST", WIDGETS, widget(), status=201)
     headers = {"Content-Type": "application/apply-patch+yaml"}
     async with http.patch(f"{WIDGETS}/w1", data="spec: {}", headers=headers) as response:
-        assert response.status == 415
+        assert response.status == 400
         error = await response.json()
-    assert error["reason"] == "UnsupportedMediaType"
-    assert "server-side apply" in error["message"]
+    assert error["reason"] == "BadRequest"
+    assert error["message"] == (
+        "PATCH, application/apply-patch+yaml requests must have a fieldManager"
+    )
 
 
 async def test_status_subresource_separates_status_from_the_rest(
