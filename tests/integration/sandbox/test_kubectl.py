@@ -115,6 +115,7 @@ def test_get_prints_the_printer_columns_and_wait_sees_the_ready_condition(
     status = {
         "phase": "Ready",
         "currentVersion": 3,
+        "desiredReplicas": 2,
         "url": "http://breast-cancer.example",
         "conditions": [
             {
@@ -143,16 +144,17 @@ def test_get_prints_the_printer_columns_and_wait_sees_the_ready_condition(
     )
 
     header, row = _table(kubectl.ok("get", "mlsvc"))
-    assert header == ["NAME", "MODEL", "VERSION", "READY", "PHASE", "URL", "AGE"]
-    assert row[:6] == [
+    assert header == ["NAME", "MODEL", "VERSION", "READY", "PHASE", "REPLICAS", "URL", "AGE"]
+    assert row[:7] == [
         "breast-cancer",
         "breast-cancer",
         "3",
         "True",
         "Ready",
+        "2",
         "http://breast-cancer.example",
     ]
-    assert row[6].endswith("s")  # an age such as 2s, not a timestamp
+    assert row[7].endswith("s")  # an age such as 2s, not a timestamp
 
     waited = kubectl.ok("wait", "--for=condition=Ready", "mlsvc/breast-cancer", "--timeout=10s")
     assert waited.strip() == "inferenceservice.mlops.dev/breast-cancer condition met"
