@@ -146,8 +146,13 @@ class _Trees:
         """Split thresholds by feature index."""
         out: dict[int, npt.NDArray[np.float64]] = {}
         features = self.feature[self.split]
+        # A split that only separates missing values has an infinite threshold.
+        limit = np.finfo(np.float32).max / 2
         for f in np.unique(features).tolist():
-            out[int(f)] = np.unique(self.threshold[self.split][features == f])
+            values = np.unique(self.threshold[self.split][features == f])
+            values = values[np.abs(values) < limit]
+            if values.size:
+                out[int(f)] = values
         return out
 
 
