@@ -39,10 +39,15 @@ Outputs = tuple[npt.NDArray[Any], Rows | None]
 Predict = Callable[[Rows, bool], Outputs]
 """``(rows, with_proba) -> (predictions, proba or None)``, the server's predict signature."""
 
-VECTOR_CELLS: Final = 4096
+VECTOR_CELLS: Final = 3200
 """Up to this many (row, tree) pairs, trees are walked for all rows and trees at once with
-NumPy; beyond it, tree by tree with scikit-learn's own Cython traversal, which releases the
-GIL and is cheaper per row."""
+NumPy (the cost grows with rows x trees x depth); beyond it, tree by tree with
+scikit-learn's own Cython traversal, which releases the GIL and costs ~2 µs a tree. Even at
+32 rows of a 100-tree forest (measured in bench/serving/predict_call.py)."""
+
+FLAT_NODES: Final = 1_000_000
+"""Ensembles with more nodes than this are not copied into one flat table (~50 bytes a
+node): they are walked tree by tree only."""
 
 _RANDOM_ROWS: Final = 256
 _THRESHOLD_ROWS: Final = 64
@@ -86,12 +91,25 @@ class Choice:
 
 
 class _Trees:
-    """Many fitted ``sklearn.tree._tree.Tree`` objects as one flat node table."""
+    """Fitted ``sklearn.tree._tree.Tree`` objects, with their leaf values and, unless they
+    are too large to copy, one flat node table to walk all of them at once."""
 
     def __init__(self, trees: Sequence[Any], width: int, n_features: int) -> None:
         self.trees = list(trees)
         self.n_features = n_features
-        self.values: list[npt.NDArray[np.float64]] = []
+        self.values = [
+            np.ascontiguousarray(
+                np.asarray(tree.value, dtype=np.float64).reshape(int(tree.node_count), -1)[
+                    :, :width
+                ]
+            )
+            for tree in self.trees
+        ]
+        self.flat = 1 < len(self.trees) and sum(int(t.node_count) for t in self.trees) <= FLAT_NODES
+        if self.flat:
+            self._flatten()
+
+    def _flatten(self) -> None:
         features, thresholds, children, go_left, is_leaf = [], [], [], [], []
         roots = []
         offset = 0
@@ -109,8 +127,6 @@ class _Trees:
             thresholds.append(np.asarray(tree.threshold, dtype=np.float64))
             go_left.append(np.asarray(tree.missing_go_to_left, dtype=bool))
             is_leaf.append(leaf)
-            value = np.asarray(tree.value, dtype=np.float64)
-            self.values.append(np.ascontiguousarray(value.reshape(count, -1)[:, :width]))
             roots.append(offset)
             offset += count
         self.roots = np.asarray(roots, dtype=np.intp)
@@ -121,21 +137,26 @@ class _Trees:
         self.is_leaf = np.concatenate(is_leaf)
         self.value = np.concatenate(self.values)
         self.depth = max(int(tree.max_depth) for tree in self.trees)
-        self.split = np.flatnonzero(~self.is_leaf)
+
+    def vectorised(self, rows: int) -> bool:
+        """Whether walking all trees at once beats scikit-learn's tree by tree for ``rows``."""
+        return self.flat and rows * len(self.trees) <= VECTOR_CELLS
 
     def leaf_values(self, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        """``(n_rows, n_trees, width)``: the leaf value each tree gives each row."""
+        """``(n_rows, n_trees, width)``: the leaf value each tree gives each row, all trees
+        walked at once, one level per step."""
         n = x32.shape[0]
         flat = x32.astype(np.float64).ravel()
         base = (np.arange(n, dtype=np.intp) * self.n_features)[:, None]
         node = np.broadcast_to(self.roots, (n, len(self.roots))).copy()
+        holes = bool(np.isnan(flat).any())
         for level in range(self.depth):
             value = flat[base + self.feature[node]]
             # As scikit-learn's tree: NaN goes where training sent missing values, else
             # float32 input <= float64 threshold goes left.
-            left = (value <= self.threshold[node]) | (
-                np.isnan(value) & self.missing_go_to_left[node]
-            )
+            left = value <= self.threshold[node]
+            if holes:
+                left |= np.isnan(value) & self.missing_go_to_left[node]
             node = self.children[2 * node + left]
             if level % 4 == 3 and self.is_leaf[node].all():
                 break
@@ -144,16 +165,16 @@ class _Trees:
 
     def thresholds(self) -> dict[int, npt.NDArray[np.float64]]:
         """Split thresholds by feature index."""
-        out: dict[int, npt.NDArray[np.float64]] = {}
-        features = self.feature[self.split]
+        features, thresholds = [], []
+        for tree in self.trees:
+            split = np.asarray(tree.children_left) != -1
+            features.append(np.asarray(tree.feature)[split])
+            thresholds.append(np.asarray(tree.threshold)[split])
+        feature, threshold = np.concatenate(features), np.concatenate(thresholds)
         # A split that only separates missing values has an infinite threshold.
-        limit = np.finfo(np.float32).max / 2
-        for f in np.unique(features).tolist():
-            values = np.unique(self.threshold[self.split][features == f])
-            values = values[np.abs(values) < limit]
-            if values.size:
-                out[int(f)] = values
-        return out
+        finite = np.abs(threshold) < np.finfo(np.float32).max / 2
+        feature, threshold = feature[finite], threshold[finite]
+        return {int(f): np.unique(threshold[feature == f]) for f in np.unique(feature).tolist()}
 
 
 def _sequential_sum(parts: npt.NDArray[np.float64], start: npt.NDArray[np.float64] | None) -> Any:
@@ -189,7 +210,7 @@ class _Forest:
 
     def run(self, x: Rows, with_proba: bool) -> Outputs:
         x32 = np.ascontiguousarray(x, dtype=np.float32)
-        if x32.shape[0] * self.count <= VECTOR_CELLS:
+        if self.trees.vectorised(x32.shape[0]):
             total = _sequential_sum(self.trees.leaf_values(x32), None)
         else:
             total = np.zeros((x32.shape[0], self.trees.values[0].shape[1]), dtype=np.float64)
@@ -276,7 +297,7 @@ class _GradientBoosting:
         x32 = np.ascontiguousarray(x, dtype=np.float32)
         n = x32.shape[0]
         start = np.repeat(self.init, n, axis=0)
-        if n * self.stages * self.per_stage <= VECTOR_CELLS:
+        if self.trees.vectorised(n):
             leaves = self.trees.leaf_values(x32).reshape(n, self.stages, self.per_stage)
             raw = _sequential_sum(self.scale * leaves, start)
         else:

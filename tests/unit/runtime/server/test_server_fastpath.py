@@ -311,7 +311,7 @@ def test_a_tampered_compiled_tree_fails_verification_with_what_differed() -> Non
     assert probe is not None
     rows = fastpath.verification_rows(probe, compiled.thresholds(), allow_nan=True)
     assert fastpath.verify(compiled, model._sklearn_predict, rows, True) == ""
-    compiled.trees.threshold[compiled.trees.split[0]] += 1.0
+    compiled.trees.threshold[~compiled.trees.is_leaf] += 1.0
     difference = fastpath.verify(compiled, model._sklearn_predict, rows, True)
     assert "predict_proba differs from scikit-learn's on" in difference
 
