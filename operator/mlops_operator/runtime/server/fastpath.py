@@ -18,7 +18,6 @@ as it always did.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -55,6 +54,10 @@ _THRESHOLD_ROWS: Final = 64
 
 class Unsupported(Exception):
     """The estimator has no exact fast path; the message says why."""
+
+
+class _HandOff(Exception):
+    """Input the compiled path does not model: scikit-learn answers it (or fails on it)."""
 
 
 class _Compiled(Protocol):
@@ -209,7 +212,7 @@ class _Forest:
         self.count = len(trees)
 
     def run(self, x: Rows, with_proba: bool) -> Outputs:
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        x32 = _float32(x)
         if self.trees.vectorised(x32.shape[0]):
             total = _sequential_sum(self.trees.leaf_values(x32), None)
         else:
@@ -248,7 +251,7 @@ class _DecisionTree:
         self.trees = _Trees([self.tree], width, int(estimator.n_features_in_))
 
     def run(self, x: Rows, with_proba: bool) -> Outputs:
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        x32 = _float32(x)
         values = self.trees.values[0].take(self.tree.apply(x32), axis=0)
         if not self.classifier:
             return (values[:, 0] if self.n_outputs == 1 else values), None
@@ -285,16 +288,14 @@ class _GradientBoosting:
         n_features = int(estimator.n_features_in_)
         # The init estimator's prediction does not depend on the row: computed once, on a
         # row of zeros, by scikit-learn's own code.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            self.init = np.asarray(estimator._raw_predict_init(np.zeros((1, n_features))))
+        self.init = np.asarray(estimator._raw_predict_init(np.zeros((1, n_features))))
         self.scale = float(estimator.learning_rate)
         trees = [_tree_of(e) for e in stages.ravel()]
         self.trees = _Trees(trees, 1, n_features)
         self.classes = np.asarray(estimator.classes_) if classifier else None
 
     def run(self, x: Rows, with_proba: bool) -> Outputs:
-        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        x32 = _float32(x)
         n = x32.shape[0]
         start = np.repeat(self.init, n, axis=0)
         if self.trees.vectorised(n):
@@ -317,6 +318,16 @@ class _GradientBoosting:
     def thresholds(self) -> dict[int, npt.NDArray[np.float64]]:
         """Split thresholds by feature index."""
         return self.trees.thresholds()
+
+
+def _float32(x: Rows) -> npt.NDArray[np.float32]:
+    """``x`` as scikit-learn's trees read it; a value no float32 holds is handed off (there
+    scikit-learn refuses the input as too large)."""
+    with np.errstate(over="ignore"):
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+    if np.isinf(x32).any():
+        raise _HandOff
+    return x32
 
 
 def _tree_of(estimator: Any) -> Any:
@@ -344,9 +355,9 @@ class _Linear:
 
     def __init__(self, estimator: Any, classifier: bool, logistic: bool) -> None:
         self.name = "linear"
-        coef = np.asarray(estimator.coef_)
         if not isinstance(estimator.coef_, np.ndarray):
             raise Unsupported("sparse coefficients have no fast path")
+        coef = estimator.coef_
         self.coef_t = coef.T if coef.ndim == 2 else coef
         self.intercept = estimator.intercept_
         self.classifier = classifier
@@ -624,18 +635,14 @@ def _choose(
 def _guarded(compiled: _Compiled, sklearn_predict: Predict) -> Predict:
     """``compiled.run`` for the input it models; scikit-learn for the rest."""
     takes_nan = compiled.takes_nan
-    limit = float(np.finfo(np.float32).max)
 
     def predict(rows: Rows, with_proba: bool) -> Outputs:
         x = np.ascontiguousarray(rows, dtype=np.float64)
-        largest = float(np.abs(x).max(initial=0.0)) if x.size else 0.0
-        # NaN makes max NaN: then NaN is present.
-        if largest != largest:
-            if not takes_nan:
-                return sklearn_predict(rows, with_proba)
-            largest = float(np.nanmax(np.abs(x), initial=0.0))
-        if largest > limit:
+        if not takes_nan and np.isnan(x).any():
             return sklearn_predict(rows, with_proba)
-        return compiled.run(x, with_proba)
+        try:
+            return compiled.run(x, with_proba)
+        except _HandOff:
+            return sklearn_predict(rows, with_proba)
 
     return predict

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -314,6 +315,20 @@ def test_a_tampered_compiled_tree_fails_verification_with_what_differed() -> Non
     compiled.trees.threshold[~compiled.trees.is_leaf] += 1.0
     difference = fastpath.verify(compiled, model._sklearn_predict, rows, True)
     assert "predict_proba differs from scikit-learn's on" in difference
+
+
+def test_a_pipeline_selecting_columns_by_name_keeps_sklearns_path_on_dataframes() -> None:
+    x, y = classification(0, 2)
+    pipeline = make_pipeline(
+        ColumnTransformer([("scale", StandardScaler(), ["f1", "f0"])]), LogisticRegression()
+    )
+    model = serve(pipeline, x, y, frame=True)
+    assert not model.array_input
+    assert model.predict_path == fastpath.SKLEARN
+    assert "the compiled path failed" in model.predict_path_reason
+    rows = fresh_rows(x, 10)
+    expected = pipeline.predict(pd.DataFrame(rows, columns=COLUMNS))
+    assert np.array_equal(model.predict(rows, with_proba=False)[0], expected)
 
 
 def test_without_reference_statistics_nothing_is_proved_and_sklearn_serves() -> None:
