@@ -93,70 +93,137 @@ class Choice:
 # ---------------------------------------------------------------------------- trees
 
 
-class _Trees:
-    """Fitted ``sklearn.tree._tree.Tree`` objects, with their leaf values and, unless they
-    are too large to copy, one flat node table to walk all of them at once."""
+@dataclass(frozen=True)
+class _Nodes:
+    """One fitted tree's nodes, as scikit-learn walks them: at a split, NaN goes where
+    training sent missing values, else ``value <= threshold`` (in float64) goes left."""
 
-    def __init__(self, trees: Sequence[Any], width: int, n_features: int) -> None:
+    left: npt.NDArray[np.intp]
+    """Left child per node; -1 at a leaf."""
+    right: npt.NDArray[np.intp]
+    feature: npt.NDArray[np.intp]
+    threshold: npt.NDArray[np.float64]
+    missing_go_to_left: npt.NDArray[np.bool_]
+    value: npt.NDArray[np.float64]
+    """``(n_nodes, width)``: the leaf values."""
+    depth: int
+    leaves: Callable[[Any], npt.NDArray[np.float64]]
+    """scikit-learn's own traversal (Cython, without the GIL): rows → ``(n_rows, width)``
+    leaf values."""
+
+    @classmethod
+    def of_tree(cls, estimator: Any, width: int) -> _Nodes:
+        """The nodes of a fitted DecisionTree*/ExtraTree* (``tree_``)."""
+        from sklearn.tree import (
+            DecisionTreeClassifier,
+            DecisionTreeRegressor,
+            ExtraTreeClassifier,
+            ExtraTreeRegressor,
+        )
+
+        kinds = (
+            DecisionTreeClassifier,
+            DecisionTreeRegressor,
+            ExtraTreeClassifier,
+            ExtraTreeRegressor,
+        )
+        if type(estimator) not in kinds:
+            raise Unsupported(f"a member {type(estimator).__name__} is not a scikit-learn tree")
+        tree = estimator.tree_
+        count = int(tree.node_count)
+        value = np.asarray(tree.value, dtype=np.float64).reshape(count, -1)[:, :width]
+        value = np.ascontiguousarray(value)
+        apply = tree.apply
+
+        def leaves(x32: Any) -> npt.NDArray[np.float64]:
+            out: npt.NDArray[np.float64] = value.take(apply(x32), axis=0)
+            return out
+
+        return cls(
+            left=np.asarray(tree.children_left, dtype=np.intp),
+            right=np.asarray(tree.children_right, dtype=np.intp),
+            feature=np.asarray(tree.feature, dtype=np.intp),
+            threshold=np.asarray(tree.threshold, dtype=np.float64),
+            missing_go_to_left=np.asarray(tree.missing_go_to_left, dtype=bool),
+            value=value,
+            depth=int(tree.max_depth),
+            leaves=leaves,
+        )
+
+    @classmethod
+    def of_predictor(cls, predictor: Any, bitsets: Any, index_map: Any) -> _Nodes:
+        """The nodes of a HistGradientBoosting* predictor without categorical splits."""
+        nodes = predictor.nodes
+        if nodes["is_categorical"].any():
+            raise Unsupported("categorical splits have no fast path")
+        leaf = nodes["is_leaf"].astype(bool)
+        predict = predictor.predict
+
+        def leaves(x: Any) -> npt.NDArray[np.float64]:
+            out: npt.NDArray[np.float64] = predict(x, bitsets, index_map, 1)[:, None]
+            return out
+
+        return cls(
+            left=np.where(leaf, -1, nodes["left"].astype(np.intp)),
+            right=np.where(leaf, -1, nodes["right"].astype(np.intp)),
+            feature=nodes["feature_idx"].astype(np.intp),
+            threshold=nodes["num_threshold"].astype(np.float64),
+            missing_go_to_left=nodes["missing_go_to_left"].astype(bool),
+            value=np.ascontiguousarray(nodes["value"], dtype=np.float64)[:, None],
+            depth=int(nodes["depth"].max()),
+            leaves=leaves,
+        )
+
+
+class _Trees:
+    """Fitted trees, walked tree by tree by scikit-learn's own code, or (unless they are
+    too large to copy) all at once through one flat node table."""
+
+    def __init__(self, trees: Sequence[_Nodes], n_features: int) -> None:
         self.trees = list(trees)
         self.n_features = n_features
-        self.values = [
-            np.ascontiguousarray(
-                np.asarray(tree.value, dtype=np.float64).reshape(int(tree.node_count), -1)[
-                    :, :width
-                ]
-            )
-            for tree in self.trees
-        ]
-        self.flat = 1 < len(self.trees) and sum(int(t.node_count) for t in self.trees) <= FLAT_NODES
+        self.flat = 1 < len(self.trees) and sum(len(t.left) for t in self.trees) <= FLAT_NODES
         if self.flat:
             self._flatten()
 
     def _flatten(self) -> None:
-        features, thresholds, children, go_left, is_leaf = [], [], [], [], []
-        roots = []
+        children, features, is_leaf, roots = [], [], [], []
         offset = 0
         for tree in self.trees:
-            count = int(tree.node_count)
-            left = np.asarray(tree.children_left, dtype=np.intp)
-            right = np.asarray(tree.children_right, dtype=np.intp)
-            leaf = left == -1
+            count = len(tree.left)
+            leaf = tree.left == -1
             own = np.arange(count, dtype=np.intp)
             # A leaf points at itself, so walking every tree to the deepest depth is harmless.
-            left = np.where(leaf, own, left) + offset
-            right = np.where(leaf, own, right) + offset
+            left = np.where(leaf, own, tree.left) + offset
+            right = np.where(leaf, own, tree.right) + offset
             children.append(np.column_stack([right, left]).ravel())
-            features.append(np.where(leaf, 0, np.asarray(tree.feature, dtype=np.intp)))
-            thresholds.append(np.asarray(tree.threshold, dtype=np.float64))
-            go_left.append(np.asarray(tree.missing_go_to_left, dtype=bool))
+            features.append(np.where(leaf, 0, tree.feature))
             is_leaf.append(leaf)
             roots.append(offset)
             offset += count
         self.roots = np.asarray(roots, dtype=np.intp)
         self.feature = np.concatenate(features)
-        self.threshold = np.concatenate(thresholds)
+        self.threshold = np.concatenate([t.threshold for t in self.trees])
         self.children = np.concatenate(children)
-        self.missing_go_to_left = np.concatenate(go_left)
+        self.missing_go_to_left = np.concatenate([t.missing_go_to_left for t in self.trees])
         self.is_leaf = np.concatenate(is_leaf)
-        self.value = np.concatenate(self.values)
-        self.depth = max(int(tree.max_depth) for tree in self.trees)
+        self.value = np.concatenate([t.value for t in self.trees])
+        self.depth = max(t.depth for t in self.trees)
 
     def vectorised(self, rows: int) -> bool:
         """Whether walking all trees at once beats scikit-learn's tree by tree for ``rows``."""
         return self.flat and rows * len(self.trees) <= VECTOR_CELLS
 
-    def leaf_values(self, x32: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-        """``(n_rows, n_trees, width)``: the leaf value each tree gives each row, all trees
-        walked at once, one level per step."""
-        n = x32.shape[0]
-        flat = x32.astype(np.float64).ravel()
+    def leaf_values(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        """``(n_rows, n_trees, width)``: the leaf value each tree gives each row of ``x``
+        (C-contiguous, as the trees read it), all trees walked at once, a level per step."""
+        n = x.shape[0]
+        flat = x.astype(np.float64).ravel()
         base = (np.arange(n, dtype=np.intp) * self.n_features)[:, None]
         node = np.broadcast_to(self.roots, (n, len(self.roots))).copy()
         holes = bool(np.isnan(flat).any())
         for level in range(self.depth):
             value = flat[base + self.feature[node]]
-            # As scikit-learn's tree: NaN goes where training sent missing values, else
-            # float32 input <= float64 threshold goes left.
             left = value <= self.threshold[node]
             if holes:
                 left |= np.isnan(value) & self.missing_go_to_left[node]
@@ -168,12 +235,9 @@ class _Trees:
 
     def thresholds(self) -> dict[int, npt.NDArray[np.float64]]:
         """Split thresholds by feature index."""
-        features, thresholds = [], []
-        for tree in self.trees:
-            split = np.asarray(tree.children_left) != -1
-            features.append(np.asarray(tree.feature)[split])
-            thresholds.append(np.asarray(tree.threshold)[split])
-        feature, threshold = np.concatenate(features), np.concatenate(thresholds)
+        split = [t.left != -1 for t in self.trees]
+        feature = np.concatenate([t.feature[s] for t, s in zip(self.trees, split, strict=True)])
+        threshold = np.concatenate([t.threshold[s] for t, s in zip(self.trees, split, strict=True)])
         # A split that only separates missing values has an infinite threshold.
         finite = np.abs(threshold) < np.finfo(np.float32).max / 2
         feature, threshold = feature[finite], threshold[finite]
@@ -182,10 +246,10 @@ class _Trees:
 
 def _sequential_sum(parts: npt.NDArray[np.float64], start: npt.NDArray[np.float64] | None) -> Any:
     """``start + parts[:, 0] + parts[:, 1] + ...`` added left to right, as scikit-learn's
-    ``out += tree_output`` loop does (``cumsum`` adds in order; ``sum`` does not)."""
+    ``out += tree_output`` loops do (``cumsum`` adds in order; ``sum`` does not), C-ordered."""
     if start is not None:
         parts = np.concatenate([start[:, None, :], parts], axis=1)
-        return np.cumsum(parts, axis=1)[:, -1, :]
+        return np.ascontiguousarray(np.cumsum(parts, axis=1)[:, -1, :])
     # scikit-learn starts from zeros: 0.0 + s turns a -0.0 total into 0.0, nothing else.
     return np.cumsum(parts, axis=1)[:, -1, :] + 0.0
 
@@ -204,11 +268,11 @@ class _Forest:
             if self.n_outputs != 1:
                 raise Unsupported("multi-output classification has no fast path")
             self.classes = np.asarray(estimator.classes_)
-            width = int(estimator.n_classes_)
+            self.width = int(estimator.n_classes_)
         else:
-            width = self.n_outputs
-        trees = [_tree_of(e) for e in estimator.estimators_]
-        self.trees = _Trees(trees, width, int(estimator.n_features_in_))
+            self.width = self.n_outputs
+        trees = [_Nodes.of_tree(e, self.width) for e in estimator.estimators_]
+        self.trees = _Trees(trees, int(estimator.n_features_in_))
         self.count = len(trees)
 
     def run(self, x: Rows, with_proba: bool) -> Outputs:
@@ -216,9 +280,9 @@ class _Forest:
         if self.trees.vectorised(x32.shape[0]):
             total = _sequential_sum(self.trees.leaf_values(x32), None)
         else:
-            total = np.zeros((x32.shape[0], self.trees.values[0].shape[1]), dtype=np.float64)
-            for tree, value in zip(self.trees.trees, self.trees.values, strict=True):
-                total += value.take(tree.apply(x32), axis=0)
+            total = np.zeros((x32.shape[0], self.width), dtype=np.float64)
+            for tree in self.trees.trees:
+                total += tree.leaves(x32)
         total /= self.count
         if not self.classifier:
             return (total[:, 0] if self.n_outputs == 1 else total), None
@@ -247,12 +311,10 @@ class _DecisionTree:
             width = int(estimator.n_classes_)
         else:
             width = self.n_outputs
-        self.tree = estimator.tree_
-        self.trees = _Trees([self.tree], width, int(estimator.n_features_in_))
+        self.trees = _Trees([_Nodes.of_tree(estimator, width)], int(estimator.n_features_in_))
 
     def run(self, x: Rows, with_proba: bool) -> Outputs:
-        x32 = _float32(x)
-        values = self.trees.values[0].take(self.tree.apply(x32), axis=0)
+        values = self.trees.trees[0].leaves(_float32(x))
         if not self.classifier:
             return (values[:, 0] if self.n_outputs == 1 else values), None
         predictions = self.classes.take(np.argmax(values, axis=1), axis=0)
@@ -274,8 +336,7 @@ class _GradientBoosting:
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
         self.name = "gradient-boosting"
-        self.estimator = estimator
-        self.classifier = classifier
+        self.loss = estimator._loss
         self.has_proba = classifier
         init = estimator.init_
         if not (isinstance(init, str) and init == "zero") and type(init) not in (
@@ -290,8 +351,7 @@ class _GradientBoosting:
         # row of zeros, by scikit-learn's own code.
         self.init = np.asarray(estimator._raw_predict_init(np.zeros((1, n_features))))
         self.scale = float(estimator.learning_rate)
-        trees = [_tree_of(e) for e in stages.ravel()]
-        self.trees = _Trees(trees, 1, n_features)
+        self.trees = _Trees([_Nodes.of_tree(e, 1) for e in stages.ravel()], n_features)
         self.classes = np.asarray(estimator.classes_) if classifier else None
 
     def run(self, x: Rows, with_proba: bool) -> Outputs:
@@ -303,17 +363,61 @@ class _GradientBoosting:
             raw = _sequential_sum(self.scale * leaves, start)
         else:
             raw = start
-            for i, (tree, value) in enumerate(
-                zip(self.trees.trees, self.trees.values, strict=True)
-            ):
-                raw[:, i % self.per_stage] += self.scale * value[:, 0].take(tree.apply(x32))
+            for i, tree in enumerate(self.trees.trees):
+                raw[:, i % self.per_stage] += self.scale * tree.leaves(x32)[:, 0]
         if self.classes is None:
             return raw.ravel(), None
         scores = raw.ravel() if raw.shape[1] == 1 else raw
         encoded = (scores >= 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
         predictions = self.classes[encoded]
-        proba = self.estimator._loss.predict_proba(scores) if with_proba else None
-        return predictions, proba
+        return predictions, (self.loss.predict_proba(scores) if with_proba else None)
+
+    def thresholds(self) -> dict[int, npt.NDArray[np.float64]]:
+        """Split thresholds by feature index."""
+        return self.trees.thresholds()
+
+
+class _HistGradientBoosting:
+    """HistGradientBoosting* on numeric features: the baseline plus every iteration's leaf
+    values, added iteration after iteration into a Fortran-ordered array as scikit-learn
+    does, then the loss's own link."""
+
+    takes_nan = True
+
+    def __init__(self, estimator: Any, classifier: bool) -> None:
+        self.name = "hist-gradient-boosting"
+        if getattr(estimator, "_preprocessor", None) is not None:
+            raise Unsupported("categorical features have no fast path")
+        self.loss = estimator._loss
+        self.has_proba = classifier
+        self.baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64)
+        bitsets, index_map = estimator._bin_mapper.make_known_categories_bitsets()
+        predictors = estimator._predictors
+        self.per_stage = int(estimator.n_trees_per_iteration_)
+        self.stages = len(predictors)
+        trees = [_Nodes.of_predictor(p, bitsets, index_map) for stage in predictors for p in stage]
+        self.trees = _Trees(trees, int(estimator.n_features_in_))
+        self.classes = np.asarray(estimator.classes_) if classifier else None
+
+    def run(self, x: Rows, with_proba: bool) -> Outputs:
+        n = x.shape[0]
+        start = np.zeros((n, self.per_stage), dtype=np.float64, order="F")
+        start += self.baseline
+        if self.trees.vectorised(n):
+            leaves = self.trees.leaf_values(x).reshape(n, self.stages, self.per_stage)
+            raw = np.asfortranarray(_sequential_sum(leaves, start))
+        else:
+            raw = start
+            for i, tree in enumerate(self.trees.trees):
+                raw[:, i % self.per_stage] += tree.leaves(x)[:, 0]
+        if self.classes is None:
+            return self.loss.link.inverse(raw.ravel()), None
+        if raw.shape[1] == 1:
+            encoded = (raw.ravel() > 0).astype(int)
+        else:
+            encoded = np.argmax(raw, axis=1)
+        predictions = self.classes[encoded]
+        return predictions, (self.loss.predict_proba(raw) if with_proba else None)
 
     def thresholds(self) -> dict[int, npt.NDArray[np.float64]]:
         """Split thresholds by feature index."""
@@ -328,20 +432,6 @@ def _float32(x: Rows) -> npt.NDArray[np.float32]:
     if np.isinf(x32).any():
         raise _HandOff
     return x32
-
-
-def _tree_of(estimator: Any) -> Any:
-    from sklearn.tree import (
-        DecisionTreeClassifier,
-        DecisionTreeRegressor,
-        ExtraTreeClassifier,
-        ExtraTreeRegressor,
-    )
-
-    kinds = (DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor)
-    if type(estimator) not in kinds:
-        raise Unsupported(f"a member {type(estimator).__name__} is not a scikit-learn tree")
-    return estimator.tree_
 
 
 # ---------------------------------------------------------------------------- linear
@@ -467,6 +557,8 @@ def compile_estimator(estimator: Any) -> _Compiled:
         ExtraTreesRegressor,
         GradientBoostingClassifier,
         GradientBoostingRegressor,
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
         RandomForestClassifier,
         RandomForestRegressor,
     )
@@ -499,6 +591,10 @@ def compile_estimator(estimator: Any) -> _Compiled:
         return _GradientBoosting(estimator, classifier=True)
     if kind is GradientBoostingRegressor:
         return _GradientBoosting(estimator, classifier=False)
+    if kind is HistGradientBoostingClassifier:
+        return _HistGradientBoosting(estimator, classifier=True)
+    if kind is HistGradientBoostingRegressor:
+        return _HistGradientBoosting(estimator, classifier=False)
     if kind is LogisticRegression:
         return _Linear(estimator, classifier=True, logistic=True)
     if kind is RidgeClassifier:

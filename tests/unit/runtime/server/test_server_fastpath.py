@@ -18,6 +18,7 @@ from sklearn.ensemble import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -31,6 +32,7 @@ from sklearn.linear_model import (
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, PolynomialFeatures, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeRegressor
+from threadpoolctl import threadpool_limits
 
 from mlops_operator.runtime.refstats import reference_stats
 from mlops_operator.runtime.server import fastpath
@@ -46,6 +48,7 @@ def classification(seed: int, n_classes: int, labels: list[Any] | None = None) -
         n_features=N_FEATURES,
         n_informative=4,
         n_classes=n_classes,
+        n_clusters_per_class=1 if n_classes > 4 else 2,
         random_state=seed,
     )
     return x, (np.asarray(labels)[y] if labels else y)
@@ -174,6 +177,7 @@ def test_decision_trees_answer_what_sklearn_answers(estimator: Any, data: Any) -
             GradientBoostingClassifier(n_estimators=10, max_depth=5, random_state=2),
             classification(2, 2, ["bad", "good"]),
         ),
+        (GradientBoostingClassifier(n_estimators=5, random_state=3), classification(3, 10)),
         (GradientBoostingRegressor(n_estimators=40, random_state=0), regression(0)),
         (GradientBoostingRegressor(loss="huber", n_estimators=20, random_state=1), regression(1)),
     ],
@@ -184,11 +188,45 @@ def test_gradient_boosting_answers_what_sklearn_answers(estimator: Any, data: An
     assert_same_as_sklearn(model, fresh_rows(data[0], 100))
 
 
+def with_holes(data: tuple[Any, Any], share: float = 0.1) -> tuple[Any, Any]:
+    x, y = data
+    x = x.copy()
+    x[np.random.default_rng(1).random(x.shape) < share] = np.nan
+    return x, y
+
+
+@pytest.mark.parametrize(
+    ("estimator", "data"),
+    [
+        (HistGradientBoostingClassifier(max_iter=30, random_state=0), classification(0, 2)),
+        (HistGradientBoostingClassifier(max_iter=10, random_state=1), classification(1, 10)),
+        (
+            HistGradientBoostingClassifier(max_iter=20, random_state=2),
+            with_holes(classification(2, 3, ["x", "y", "z"])),
+        ),
+        (HistGradientBoostingRegressor(max_iter=40, random_state=0), regression(0)),
+        (
+            HistGradientBoostingRegressor(loss="poisson", max_iter=20, random_state=1),
+            with_holes((regression(1)[0], np.abs(regression(1)[1]))),
+        ),
+    ],
+)
+def test_hist_gradient_boosting_answers_what_sklearn_answers(estimator: Any, data: Any) -> None:
+    # One OpenMP thread: on a busy machine its spinning threads make fitting take seconds.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model = serve(estimator, *data)
+        assert model.predict_path == "hist-gradient-boosting", model.predict_path_reason
+        rows = fresh_rows(np.nan_to_num(data[0]), 200)
+        rows[np.random.default_rng(2).random(rows.shape) < 0.1] = np.nan
+        assert_same_as_sklearn(model, rows)
+
+
 @pytest.mark.parametrize(
     ("estimator", "data", "frame"),
     [
         (LogisticRegression(max_iter=2000), classification(0, 2), False),
         (LogisticRegression(max_iter=2000), classification(1, 4), True),
+        (LogisticRegression(max_iter=2000), classification(4, 10), False),
         (LogisticRegression(C=0.1, max_iter=2000), classification(2, 3, ["a", "b", "c"]), True),
         (RidgeClassifier(), classification(3, 3), False),
         (LinearRegression(), regression(0), False),
@@ -274,7 +312,14 @@ class Constant(BaseEstimator):
     ("estimator", "data", "reason"),
     [
         (RelabelledForest(n_estimators=5), classification(0, 2), "RelabelledForest has no fast"),
-        (HistGradientBoostingClassifier(max_iter=5), classification(0, 2), "HistGradient"),
+        (
+            HistGradientBoostingClassifier(max_iter=5, categorical_features=[0]),
+            (
+                np.column_stack([np.arange(300) % 4, classification(0, 2)[0][:, 1:]]),
+                np.arange(300) % 2,
+            ),
+            "categorical features have no fast path",
+        ),
         (Constant(), regression(0), "Constant has no fast path"),
         (
             RandomForestClassifier(n_estimators=5, random_state=0),
