@@ -41,8 +41,8 @@ Predict = Callable[[Rows, bool], Outputs]
 VECTOR_CELLS: Final = 3200
 """Up to this many (row, tree) pairs, trees are walked for all rows and trees at once with
 NumPy (the cost grows with rows x trees x depth); beyond it, tree by tree with
-scikit-learn's own Cython traversal, which releases the GIL and costs ~2 µs a tree. Even at
-32 rows of a 100-tree forest (measured in bench/serving/predict_call.py)."""
+scikit-learn's own Cython traversal, which releases the GIL and costs ~2 µs a tree. The two
+cost the same at 32 rows of a 100-tree forest."""
 
 FLAT_NODES: Final = 1_000_000
 """Ensembles with more nodes than this are not copied into one flat table (~50 bytes a
@@ -60,7 +60,7 @@ class _HandOff(Exception):
     """Input the compiled path does not model: scikit-learn answers it (or fails on it)."""
 
 
-class _Compiled(Protocol):
+class Compiled(Protocol):
     """A compiled model: what scikit-learn's predict and predict_proba compute."""
 
     name: str
@@ -485,7 +485,7 @@ class _Pipeline:
     """A Pipeline: scalers applied inline (the same in-place arithmetic), other transforms
     called directly (without the Pipeline's own per-call work), then the compiled model."""
 
-    def __init__(self, steps: list[tuple[str, Callable[[Rows], Rows]]], final: _Compiled) -> None:
+    def __init__(self, steps: list[tuple[str, Callable[[Rows], Rows]]], final: Compiled) -> None:
         self.steps = steps
         self.final = final
         self.name = f"pipeline({','.join(name for name, _ in steps)})+{final.name}"
@@ -547,7 +547,7 @@ def _scaler(step: Any) -> tuple[str, Callable[[Rows], Rows]]:
 # ---------------------------------------------------------------------------- choosing
 
 
-def compile_estimator(estimator: Any) -> _Compiled:
+def compile_estimator(estimator: Any) -> Compiled:
     """The compiled form of ``estimator``; raises :class:`Unsupported` with the reason.
 
     Only these exact classes are compiled: a subclass may compute differently.
@@ -655,7 +655,7 @@ def _differences(expected: Outputs, actual: Outputs) -> str:
 
 
 def verify(
-    compiled: _Compiled,
+    compiled: Compiled,
     sklearn_predict: Predict,
     rows: Rows,
     with_proba: bool,
@@ -714,7 +714,8 @@ def _choose(
         compiled = compile_estimator(estimator)
     except Unsupported as exc:
         return Choice(SKLEARN, str(exc), None)
-    except (AttributeError, TypeError, ValueError) as exc:
+    except Exception as exc:
+        # A fitted model from another scikit-learn version may lack what is read here.
         return Choice(SKLEARN, f"compiling failed: {type(exc).__name__}: {exc}", None)
     if with_proba and not compiled.has_proba:
         return Choice(SKLEARN, f"the {compiled.name} path has no predict_proba", None)
@@ -728,7 +729,7 @@ def _choose(
     return Choice(compiled.name, "", _guarded(compiled, sklearn_predict))
 
 
-def _guarded(compiled: _Compiled, sklearn_predict: Predict) -> Predict:
+def _guarded(compiled: Compiled, sklearn_predict: Predict) -> Predict:
     """``compiled.run`` for the input it models; scikit-learn for the rest."""
     takes_nan = compiled.takes_nan
 
