@@ -351,12 +351,14 @@ def test_a_forest_computing_differently_from_its_tree_table_keeps_sklearns_path(
 
 def test_a_tampered_compiled_tree_fails_verification_with_what_differed() -> None:
     x, y = classification(0, 3)
-    model = serve(RandomForestClassifier(n_estimators=10, random_state=0), x, y)
+    model = serve(RandomForestClassifier(n_estimators=50, random_state=0), x, y)
     compiled = fastpath.compile_estimator(model.estimator)
     probe = probe_rows(model.reference, COLUMNS)
     assert probe is not None
     rows = fastpath.verification_rows(probe, compiled.thresholds(), allow_nan=True)
     assert fastpath.verify(compiled, model._sklearn_predict, rows, True) == ""
+    # The flat table, which walks small batches: every split moved.
+    assert compiled.trees.vectorised(1)
     compiled.trees.threshold[~compiled.trees.is_leaf] += 1.0
     difference = fastpath.verify(compiled, model._sklearn_predict, rows, True)
     assert "predict_proba differs from scikit-learn's on" in difference
