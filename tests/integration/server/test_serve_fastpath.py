@@ -29,7 +29,8 @@ def test_a_forest_is_served_by_its_fast_path_with_sklearns_exact_answers(
     )
     server = start_server("cancer", model.uri)
     metadata = httpx.get(f"{server.url}/v2/models/cancer").json()
-    assert metadata["parameters"] == {"predictPath": "forest"}
+    assert metadata["parameters"]["predict_path"] == "forest"
+    assert metadata["parameters"]["predict_path_reason"] == ""
     assert "predict path: forest" in server.output()
 
     estimator = joblib.load(model.path / "model.joblib")
