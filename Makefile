@@ -98,6 +98,10 @@ wrk: ## Install the wrk load generator if missing (Debian, as root).
 bench-serving: $(STAMP) wrk ## Our model server beside MLServer, KServe and a bare ASGI floor (~15 min).
 	$(BIN)/python -m bench.serving.run
 
+.PHONY: bench-predict-call
+bench-predict-call: $(STAMP) ## One predict call: the server's exact fast path beside scikit-learn (~1 min).
+	$(BIN)/python -m bench.serving.predict_call
+
 .PHONY: bench-operator
 bench-operator: $(STAMP) ## The operator at 1,000 InferenceServices and TrainingJobs beside an empty kopf operator (~5 min).
 	$(BIN)/python bench/operator/run.py

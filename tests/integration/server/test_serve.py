@@ -123,6 +123,8 @@ def test_metadata_and_health(iris_server: ServerProcess) -> None:
             "manifest": True,
             "drift_available": True,
             "drift_unavailable_reason": "",
+            "predict_path": "linear",
+            "predict_path_reason": "",
         },
     }
     assert httpx.get(f"{url}/v2/models/iris/versions/3").json() == metadata

@@ -51,15 +51,16 @@ async def app(iris_model: Artifact, tmp_path: Path) -> AsyncIterator[Starlette]:
 async def test_a_model_error_is_a_500_and_the_server_keeps_serving(
     app: Starlette, caplog: pytest.LogCaptureFixture
 ) -> None:
-    estimator: Any = app.state.server.model.estimator
-    real_predict = estimator.predict
+    # The model's predict path (its fast path here) swapped for one that fails on 99.
+    served: Any = app.state.server.model
+    real_predict = served._fast or served._sklearn_predict
 
-    def failing(rows: Any) -> Any:
+    def failing(rows: Any, with_proba: bool) -> Any:
         if (np.asarray(rows)[:, 0] == 99).any():
             raise ValueError("the model cannot take 99")
-        return real_predict(rows)
+        return real_predict(rows, with_proba)
 
-    estimator.predict = failing
+    served._fast = failing
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         bad, good = await asyncio.gather(

@@ -261,12 +261,13 @@ class ModelServer:
         self._ready_dir.mkdir(exist_ok=True)
         (self._ready_dir / str(os.getpid())).touch()
         logger.info(
-            "model %s ready: %s %s, %d features (%s)",
+            "model %s ready: %s %s, %d features (%s), predict path %s",
             self.config.name,
             type(model.estimator).__name__,
             info.task,
             len(info.features),
             info.digest,
+            model.predict_path,
         )
 
     def _on_batch(self, rows: Rows, predictions: Predictions) -> None:
@@ -402,6 +403,9 @@ class ModelServer:
                 "manifest": info.from_manifest,
                 "drift_available": info.drift_unavailable is None,
                 "drift_unavailable_reason": info.drift_unavailable or "",
+                # An exact compiled path (runtime/server/fastpath.py), or sklearn and why.
+                "predict_path": model.predict_path,
+                "predict_path_reason": model.predict_path_reason,
             },
         }
 

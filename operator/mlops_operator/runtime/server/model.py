@@ -36,6 +36,7 @@ from mlops_operator.artifacts.store import (
     parse_uri,
     sha256_file,
 )
+from mlops_operator.runtime.server import fastpath
 from mlops_operator.runtime.server.protocol import OUTPUT_PREDICT, OUTPUT_PROBA, Rows
 
 logger = logging.getLogger(__name__)
@@ -303,6 +304,18 @@ class ServedModel:
         self.classes: tuple[Any, ...] = (
             tuple(np.asarray(classes).tolist()) if classes is not None else info.classes or ()
         )
+        choice = fastpath.choose(
+            estimator,
+            self._sklearn_predict,
+            probe_rows(reference, self._columns),
+            with_proba=self.has_proba,
+            allow_nan=self.allow_nan,
+        )
+        self.predict_path = choice.path
+        """``sklearn``, or the exact compiled path that serves (see :mod:`.fastpath`)."""
+        self.predict_path_reason = choice.reason
+        """Why scikit-learn's path serves; empty when a compiled path does."""
+        self._fast = choice.predict
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -311,6 +324,14 @@ class ServedModel:
 
     def predict(self, rows: Rows, with_proba: bool) -> tuple[npt.NDArray[Any], Rows | None]:
         """Predictions for ``rows`` and, if asked and available, class probabilities."""
+        if self._fast is not None:
+            return self._fast(rows, with_proba)
+        return self._sklearn_predict(rows, with_proba)
+
+    def _sklearn_predict(
+        self, rows: Rows, with_proba: bool
+    ) -> tuple[npt.NDArray[Any], Rows | None]:
+        """:meth:`predict` through scikit-learn's own ``predict`` and ``predict_proba``."""
         # Arrays where the load-time probe allowed it (see _arrays_predict_alike).
         x = rows if self.array_input else self._frame(rows, columns=self._columns, copy=False)
         predictions = np.asarray(self.estimator.predict(x))
