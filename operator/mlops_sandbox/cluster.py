@@ -379,9 +379,9 @@ Point a shell at it (kubeconfig, S3 endpoint and keys):
 Then run the operator against it:
   mlops-operator run
 
-or talk to it with the kubernetes client:
-  python -c "import kubernetes; kubernetes.config.load_kube_config(); \\
-print(kubernetes.client.CoreV1Api().list_namespace())"
+and use kubectl (sandbox.env puts .tools/bin first on PATH; `make tools` fetches it):
+  kubectl apply -f examples/trainingjob-classification.yaml
+  kubectl get mlops
 
 Jobs and Deployments run as local processes, each Deployment pod on its own 127.0.x.y
 address, scaled by HorizontalPodAutoscalers on the pods' own metrics; pod logs are under
