@@ -186,6 +186,18 @@ class Sandbox(Managed):
             self._prometheus.stop()
             self._prometheus = None
 
+    def storage_down(self) -> None:
+        """Stop S3 (connections are refused) until :meth:`storage_up`: a storage outage."""
+        if self._s3 is None:
+            raise RuntimeError("The sandbox is not started.")
+        self._s3.stop()
+
+    def storage_up(self) -> None:
+        """Serve S3 again on the same endpoint, with everything it stored before."""
+        if self._s3 is None:
+            raise RuntimeError("The sandbox is not started.")
+        self._s3.start()
+
     def ensure_namespace(self, name: str) -> None:
         """Create namespace ``name`` (if absent) with the S3 credentials Secret in it."""
         self._call(self._ensure_namespace(name))
