@@ -5,7 +5,8 @@ generation, one Deployment and one Service, one ModelVersion per registration, a
 directory in storage for each ModelVersion and no other, and every object converged.
 
 The default run does one flow with two kills; ``pytest -m chaos`` (``make test-chaos``) runs
-ten flows with five kills each."""
+twelve flows with five kills planned each (a kill planned after more writes than its process
+makes before the flow ends does not happen: 50 to 60 kills in all)."""
 
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def test_the_loop_converges_across_kills_at_writes_and_random_moments(
 
 
 @pytest.mark.chaos
-@pytest.mark.parametrize("seed", range(100, 110))
+@pytest.mark.parametrize("seed", range(100, 112))
 def test_chaos_the_loop_converges_across_five_kills(
     seed: int,
     start_operator: Any,
