@@ -68,6 +68,10 @@ prometheus: ## Install Prometheus for the PromQL tests if missing (Debian, as ro
 	@command -v prometheus >/dev/null || { apt-get update && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
+.PHONY: test-chaos
+test-chaos: $(STAMP) ## The long chaos runs: the loop across 50+ operator kills (~30 min).
+	$(BIN)/pytest -m chaos tests/e2e
+
 .PHONY: test-unit
 test-unit: $(STAMP) ## Run the fast unit tests only.
 	$(BIN)/pytest tests/unit

@@ -140,6 +140,25 @@ RequestKey = tuple[str, str, str]
 (``kopf``, ``OpenAPI-Generator``…), the API verb, and ``plural`` or ``plural/subresource``."""
 
 _VERBS = frozenset({"create", "delete", "get", "list", "patch", "update", "watch"})
+_WRITE_VERBS = frozenset({"create", "delete", "patch", "update"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Write:
+    """A write the emulator served (2xx), as write hooks see it."""
+
+    agent: str
+    """The whole User-Agent header (the operator's names its process)."""
+    verb: str
+    resource: str
+    """``plural`` or ``plural/subresource``."""
+    namespace: str | None
+    name: str | None
+    started: float
+    finished: float
+    """``time.monotonic()`` when the request arrived and when it was served."""
+
+
 _MERGE_PATCH = "application/merge-patch+json"
 _JSON_PATCH = "application/json-patch+json"
 _STRATEGIC_PATCH = "application/strategic-merge-patch+json"
@@ -604,6 +623,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
         factory=lambda: collections.defaultdict(float), init=False
     )
     """Time spent serving those requests, by the same key (watches excluded: they stream)."""
+    write_hooks: list[Callable[[Write], None]] = attrs.field(factory=list, init=False)
+    """Called on the emulator's loop after each write is served, before the answer is sent:
+    chaos tests log the writes, or kill the writer right after its Nth one."""
     faults: list[Fault] = attrs.field(factory=list, init=False)
     """Errors to answer instead of serving (see :class:`Fault`); add them through
     ``Sandbox.inject`` from another thread."""
@@ -690,7 +712,10 @@ class SandboxAPI(kmock.KubernetesEmulator):
             self._inject(key, request.namespace)
             started = time.perf_counter()
             try:
-                return await self._handle(request)
+                response = await self._handle(request)
+                if self.write_hooks and key[1] in _WRITE_VERBS and response.status < 400:
+                    self._wrote(request, key, started)
+                return response
             except StreamingError as exc:
                 raw_response = exc.args[0]
                 if exc.__cause__ is None:
@@ -710,6 +735,20 @@ class SandboxAPI(kmock.KubernetesEmulator):
                 "The sandbox API failed to serve %s %s", raw_request.method, raw_request.path
             )
             return await self._render_or_stream(exc, raw_response)
+
+    def _wrote(self, request: kmock.Request, key: RequestKey, started: float) -> None:
+        now = time.perf_counter()
+        write = Write(
+            agent=request.headers.get("User-Agent", ""),
+            verb=key[1],
+            resource=key[2],
+            namespace=request.namespace,
+            name=request.name,
+            started=time.monotonic() - (now - started),
+            finished=time.monotonic(),
+        )
+        for hook in list(self.write_hooks):
+            hook(write)
 
     def _inject(self, key: RequestKey, namespace: str | None) -> None:
         """Answer with the first matching fault's error, if any."""

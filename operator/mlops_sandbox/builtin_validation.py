@@ -21,6 +21,9 @@ Covered, for the kinds in :data:`NAME_RULES` (custom resources go through
 - Services: ``spec.selector`` labels, ``spec.ports`` (``name``, ``port``, ``targetPort``,
   ``protocol``).
 
+- Jobs' ``podFailurePolicy``: only with ``restartPolicy: Never``, rule actions, exactly one of
+  ``onExitCodes`` and ``onPodConditions``, exit-code operators, container names and values.
+
 Not covered: required fields (a container's ``image``, a Deployment's ``selector``, a Job's
 ``restartPolicy``…), immutable fields on update, volumes, probes, and every other field.
 Environment variable names follow the strict rule (``[-._a-zA-Z][-._a-zA-Z0-9]*``) of API
@@ -628,6 +631,8 @@ def validate(group: str, plural: str, obj: Mapping[str, Any]) -> list[FieldError
         errors += _pod_spec(spec, "spec")
     elif (group, plural) in _WORKLOADS:
         errors += _workload_spec(spec, must_match=(group, plural) in _SELECTOR_MUST_MATCH)
+        if (group, plural) == ("batch", "jobs") and spec.get("podFailurePolicy") is not None:
+            errors += _pod_failure_policy(spec)
     elif (group, plural) == ("", "services"):
         errors += _service_spec(spec)
     return errors
@@ -757,6 +762,124 @@ def _workload_spec(spec: Mapping[str, Any], *, must_match: bool) -> list[FieldEr
     errors += _labels(template_meta.get("labels"), "spec.template.labels")
     errors += _annotations(template_meta.get("annotations"), "spec.template.annotations")
     errors += _pod_spec(template.get("spec") or {}, "spec.template.spec")
+    return errors
+
+
+_POD_FAILURE_ACTIONS = ("Count", "FailIndex", "FailJob", "Ignore")
+_EXIT_CODE_OPERATORS = ("In", "NotIn")
+_MAX_POD_FAILURE_RULES = 20
+_MAX_EXIT_CODE_VALUES = 255
+
+
+def _pod_failure_policy(spec: Mapping[str, Any]) -> list[FieldError]:
+    """A Job's ``podFailurePolicy``: only with ``restartPolicy: Never``; each rule an action
+    and exactly one of ``onExitCodes`` (operator, a container of the template, ordered
+    distinct codes, no 0 for ``In``) and ``onPodConditions``."""
+    errors: list[FieldError] = []
+    pod_spec = (spec.get("template") or {}).get("spec") or {}
+    restart = pod_spec.get("restartPolicy", "")
+    if restart != "Never":
+        errors.append(
+            _invalid(
+                "spec.template.spec.restartPolicy",
+                restart,
+                'only "Never" is supported when podFailurePolicy is specified',
+            )
+        )
+    rules = (spec.get("podFailurePolicy") or {}).get("rules") or []
+    if len(rules) > _MAX_POD_FAILURE_RULES:
+        errors.append(
+            FieldError(
+                "FieldValueTooMany",
+                "spec.podFailurePolicy.rules",
+                f"Too many: {len(rules)}: must have at most {_MAX_POD_FAILURE_RULES} items",
+            )
+        )
+    containers = {
+        c.get("name") for key in ("containers", "initContainers") for c in pod_spec.get(key) or []
+    }
+    for i, rule in enumerate(rules):
+        path = f"spec.podFailurePolicy.rules[{i}]"
+        action = rule.get("action") or ""
+        if not action:
+            errors.append(
+                _required(f"{path}.action", "valid values: " + str(list(_POD_FAILURE_ACTIONS)))
+            )
+        elif action == "FailIndex":
+            if spec.get("backoffLimitPerIndex") is None:
+                errors.append(
+                    _invalid(
+                        f"{path}.action", action, "requires the backoffLimitPerIndex to be set"
+                    )
+                )
+        elif action not in _POD_FAILURE_ACTIONS:
+            errors.append(_not_supported(f"{path}.action", action, _POD_FAILURE_ACTIONS))
+        codes = rule.get("onExitCodes")
+        if codes is not None:
+            errors += _on_exit_codes(codes, f"{path}.onExitCodes", containers)
+        if codes is not None and rule.get("onPodConditions"):
+            errors.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    path,
+                    "Invalid value: specifying both OnExitCodes and OnPodConditions is not "
+                    "supported",
+                )
+            )
+        if codes is None and not rule.get("onPodConditions"):
+            errors.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    path,
+                    "Invalid value: specifying one of OnExitCodes and OnPodConditions is required",
+                )
+            )
+    return errors
+
+
+def _on_exit_codes(codes: Mapping[str, Any], path: str, containers: set[Any]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    operator = codes.get("operator") or ""
+    if not operator:
+        errors.append(_required(f"{path}.operator", 'valid values: ["In" "NotIn"]'))
+    elif operator not in _EXIT_CODE_OPERATORS:
+        errors.append(_not_supported(f"{path}.operator", operator, _EXIT_CODE_OPERATORS))
+    container = codes.get("containerName")
+    if container is not None and container not in containers:
+        errors.append(
+            _invalid(
+                f"{path}.containerName",
+                container,
+                "must be one of the container or initContainer names in the pod template",
+            )
+        )
+    values: list[Any] = list(codes.get("values") or [])
+    shown = "[]int32{" + ", ".join(str(v) for v in values) + "}"
+    if not values:
+        errors.append(
+            _invalid_go(f"{path}.values", "[]int32(nil)", "at least one value is required")
+        )
+    elif len(values) > _MAX_EXIT_CODE_VALUES:
+        errors.append(
+            FieldError(
+                "FieldValueTooMany",
+                f"{path}.values",
+                f"Too many: {len(values)}: must have at most {_MAX_EXIT_CODE_VALUES} items",
+            )
+        )
+    seen: set[Any] = set()
+    for j, value in enumerate(values):
+        if operator == "In" and value == 0:
+            errors.append(_invalid(f"{path}.values[{j}]", 0, "must not be 0 for the In operator"))
+        if value in seen:
+            errors.append(
+                FieldError(
+                    "FieldValueDuplicate", f"{path}.values[{j}]", f"Duplicate value: {value}"
+                )
+            )
+        seen.add(value)
+    if any(a > b for a, b in zip(values, values[1:], strict=False)):
+        errors.append(_invalid_go(f"{path}.values", shown, "must be ordered"))
     return errors
 
 

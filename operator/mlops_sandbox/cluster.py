@@ -19,7 +19,7 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,7 +31,7 @@ from mlops_sandbox._lifecycle import Managed
 if TYPE_CHECKING:
     import aiohttp
 
-    from mlops_sandbox.apiserver import Fault, SandboxAPI
+    from mlops_sandbox.apiserver import Fault, SandboxAPI, Write
     from mlops_sandbox.prometheus import PrometheusServer
     from mlops_sandbox.s3 import S3Server
 
@@ -186,6 +186,18 @@ class Sandbox(Managed):
             self._prometheus.stop()
             self._prometheus = None
 
+    def storage_down(self) -> None:
+        """Stop S3 (connections are refused) until :meth:`storage_up`: a storage outage."""
+        if self._s3 is None:
+            raise RuntimeError("The sandbox is not started.")
+        self._s3.stop()
+
+    def storage_up(self) -> None:
+        """Serve S3 again on the same endpoint, with everything it stored before."""
+        if self._s3 is None:
+            raise RuntimeError("The sandbox is not started.")
+        self._s3.start()
+
     def ensure_namespace(self, name: str) -> None:
         """Create namespace ``name`` (if absent) with the S3 credentials Secret in it."""
         self._call(self._ensure_namespace(name))
@@ -219,6 +231,23 @@ class Sandbox(Managed):
 
         self._call(add())
         return fault
+
+    def add_write_hook(self, hook: Callable[[Write], None]) -> None:
+        """Call ``hook`` on the API's loop after each write it serves (see
+        :attr:`SandboxAPI.write_hooks`); ``hook`` must be quick and thread-safe."""
+
+        async def add() -> None:
+            self.api.write_hooks.append(hook)
+
+        self._call(add())
+
+    def remove_write_hook(self, hook: Callable[[Write], None]) -> None:
+        """Stop calling ``hook``."""
+
+        async def remove() -> None:
+            self.api.write_hooks.remove(hook)
+
+        self._call(remove())
 
     def clear_faults(self) -> None:
         """Serve every request again."""

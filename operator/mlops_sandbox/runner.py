@@ -20,7 +20,8 @@ Deliberate simplifications, each one of a real behaviour the operator does not d
 - ``restartPolicy: OnFailure`` is treated like ``Never``: a failed container makes a new pod
   rather than a restart in place, so ``failed`` counts pods, not container restarts.
 - Retry backoff is short (0.2 s doubling, capped at 2 s by default) where the real controller
-  waits 10 s doubling, capped at 6 minutes, so failure paths are testable in seconds.
+  waits 10 s doubling, capped at 6 minutes, so failure paths are testable in seconds. Like the
+  real one, it paces every failed pod in a row, also those podFailurePolicy ignores.
 - A pod has exactly one container and no init containers (anything else fails with
   ``CreateContainerError``); resource limits are ignored, and so are a Job pod's probes.
   An emptyDir volume is a per-pod directory, and environment values naming a path under its
@@ -1137,6 +1138,9 @@ class JobRun:
         self._status: Json = dict(job.get("status") or {})
         self._succeeded = int(self._status.get("succeeded") or 0)
         self._failed = int(self._status.get("failed") or 0)
+        self._retries = self._failed
+        """Failed pods in a row, counted or ignored by podFailurePolicy: they pace the next
+        pod (an ignored failure is not counted, but it is not retried at once either)."""
 
     async def run(self) -> None:
         """Run the Job if unfinished, then honour ``ttlSecondsAfterFinished``."""
@@ -1173,9 +1177,9 @@ class JobRun:
                 return await self._finish(REASON_BACKOFF_LIMIT_EXCEEDED)
             if deadline is not None and loop.time() >= deadline:
                 return await self._finish(REASON_DEADLINE_EXCEEDED)
-            if self._failed:
+            if self._retries:
                 delay = backoff_delay(
-                    self._failed, base=self._runner.backoff_base, cap=self._runner.backoff_cap
+                    self._retries, base=self._runner.backoff_base, cap=self._runner.backoff_cap
                 )
                 if deadline is not None:
                     delay = min(delay, max(0.0, deadline - loop.time()))
@@ -1190,6 +1194,7 @@ class JobRun:
                 action = pod_failure_action(
                     self._spec.get("podFailurePolicy"), result.container, result.exit_code
                 )
+                self._retries += 1
                 if action != "Ignore":
                     self._failed += 1
             await self._patch_counts(active=0, ready=0)
@@ -1263,6 +1268,7 @@ class JobRun:
                 await self._mark_lost(pod)
         self._succeeded = max(self._succeeded, succeeded)
         self._failed = max(self._failed, failed) + lost
+        self._retries = max(self._retries, self._failed)
         if succeeded or failed or lost:
             await self._patch_counts(active=0, ready=0)
 

@@ -84,10 +84,13 @@ class S3Server(Managed):
 
     @property
     def endpoint(self) -> str:
-        """The URL boto3 is given as ``endpoint_url``; only valid once started."""
-        if self._server is None:
+        """The URL boto3 is given as ``endpoint_url``; valid once started (and while stopped
+        after that)."""
+        if self._server is None and not self._port:
             raise RuntimeError("The S3 server is not started.")
-        return f"http://{self._host}:{self._server.server_port}"
+        # Stopped after a start (an outage): still where it will answer again.
+        port = self._server.server_port if self._server is not None else self._port
+        return f"http://{self._host}:{port}"
 
     def env(self) -> dict[str, str]:
         """The AWS variables that point a process at this server."""
@@ -105,10 +108,13 @@ class S3Server(Managed):
             target=self._server.serve_forever, name="sandbox-s3", daemon=True
         )
         self._thread.start()
+        # A restart (after an outage made with stop()) answers on the same endpoint.
+        self._port = self._server.server_port
         self._create_buckets()
 
     def stop(self) -> None:
-        """Stop serving and release the port; buckets stay in moto's in-process backend."""
+        """Stop serving and release the port; buckets stay in moto's in-process backend, and
+        :meth:`start` serves them again on the same port (an outage, for chaos tests)."""
         if self._server is None:
             return
         self._server.shutdown()

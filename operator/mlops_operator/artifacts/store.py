@@ -290,6 +290,14 @@ def translate_error(
         return AccessDenied(
             f"access to {uri} was denied ({code or status}); {_CHECK_CREDENTIALS}", uri=uri
         )
+    if status.startswith("5") or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
+        # The service is there but failing (boto3 already retried): an outage, not a fault
+        # of the request, so it is retried like an endpoint that does not answer.
+        return Unreachable(
+            f"the S3 endpoint {where} is failing ({code or status}) for {uri}; "
+            "check that the storage service is healthy",
+            uri=uri,
+        )
     return StorageError(
         f"S3 request for {uri} at {where} failed ({code or status}): "
         f"{exc.response.get('Error', {}).get('Message', '')}".rstrip(": "),

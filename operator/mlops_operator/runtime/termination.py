@@ -91,10 +91,25 @@ EXIT_FAILURE: Final = 1
 EXIT_PERMANENT: Final = 2
 """Exit code of a failure in ``PERMANENT_REASONS``."""
 
+STORAGE_REASONS: Final = frozenset({STORAGE_UNREACHABLE})
+"""Failures of the storage, not of the training: S3 did not answer. The trainer exits with
+``EXIT_STORAGE`` for them, and the Job's podFailurePolicy ignores such a pod (it does not
+count against backoffLimit): the next pod, after the Job's backoff delay, tries again, so an
+outage delays a run instead of failing it."""
+
+EXIT_STORAGE: Final = 3
+"""Exit code of a failure in ``STORAGE_REASONS``."""
+
 
 def exit_code_for(reason: str) -> int:
-    """The trainer's exit code for a failure reason."""
-    return EXIT_PERMANENT if reason in PERMANENT_REASONS else EXIT_FAILURE
+    """The trainer's exit code for a failure reason: ``EXIT_PERMANENT`` (bad input, no retry
+    helps), ``EXIT_STORAGE`` (storage unreachable, retried without counting) or
+    ``EXIT_FAILURE`` (a training error, retried within backoffLimit)."""
+    if reason in PERMANENT_REASONS:
+        return EXIT_PERMANENT
+    if reason in STORAGE_REASONS:
+        return EXIT_STORAGE
+    return EXIT_FAILURE
 
 
 @dataclass(frozen=True)

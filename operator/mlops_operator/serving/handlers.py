@@ -82,7 +82,18 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
             observed = dataclasses.replace(observed, pod_reasons=said)
             decided = plan(observed, ctx.settings, moment)
 
-    # Marks first: a rollback is recorded on the degraded version before anything else, so a
+    # The retraining first: once the version is marked degraded below, `latest` no longer
+    # serves it and no breach would start the retraining again after a restart. A created
+    # TrainingJob is found (and recorded) by the next reconcile whatever happens next.
+    if decided.trainingjob is not None:
+        tj = own(decided.trainingjob, obj)
+        try:
+            created = await ctx.kube.create(k8s.TRAININGJOBS, namespace, tj)
+            ctx.cache.remember(k8s.TRAININGJOBS, created, WRITER)
+        except k8s.Conflict:
+            pass  # created by an attempt that failed before recording it: names are fixed
+        metrics.RETRAININGS.labels(namespace, name).inc()
+    # Then the marks: a rollback is recorded on the degraded version before the rest, so a
     # failure after this point still finds it marked when the reconcile is retried.
     for mv_name, why in decided.degrade.items():
         mv = ctx.cache.get(k8s.MODELVERSIONS, namespace, mv_name)
@@ -95,14 +106,6 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
                 {DEGRADED_ANNOTATION: why[:1000]},
                 WRITER,
             )
-    if decided.trainingjob is not None:
-        tj = own(decided.trainingjob, obj)
-        try:
-            created = await ctx.kube.create(k8s.TRAININGJOBS, namespace, tj)
-            ctx.cache.remember(k8s.TRAININGJOBS, created, WRITER)
-        except k8s.Conflict:
-            pass  # created by an attempt that failed before recording it: names are fixed
-        metrics.RETRAININGS.labels(namespace, name).inc()
     if decided.delete_autoscaler:
         # Before the Deployment gets its fixed replicas back, so no autoscaler overrides them.
         await ctx.kube.delete(k8s.HPAS, namespace, names.predictor_name(name))

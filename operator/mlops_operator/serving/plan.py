@@ -482,6 +482,8 @@ def _follow_retraining(
 ) -> None:
     """The retraining this service started: still running, failed, registered, gated out."""
     retraining = b.status.retraining
+    if not retraining.active:
+        _adopt_retraining(b, observed)
     active = retraining.active
     if not active:
         return
@@ -518,6 +520,26 @@ def _follow_retraining(
         b.event("Warning", reasons.NOT_PROMOTED, message)
     else:
         retraining.last_result = f"registered {mv_name}"
+
+
+def _adopt_retraining(b: _Builder, observed: Observed) -> None:
+    """The next retraining's TrainingJob exists but the status does not say it started: the
+    process that created it stopped before recording it. Record it now, so it is followed
+    and promoted, and never started a second time."""
+    retraining = b.status.retraining
+    tj_name = names.retrain_name(b.name, retraining.count + 1)
+    tj = observed.trainingjobs.get(tj_name)
+    labels = ((tj or {}).get("metadata") or {}).get("labels") or {}
+    if tj is None or labels.get(names.LABEL_INFERENCESERVICE) != b.name:
+        return
+    created = (tj.get("metadata") or {}).get("creationTimestamp")
+    started = dt.datetime.fromisoformat(created.replace("Z", "+00:00")) if created else b.now
+    retraining.started = [t for t in retraining.started if t > b.now - DAY] + [started]
+    retraining.count += 1
+    retraining.active = tj_name
+    message = f"Started TrainingJob {tj_name}."
+    retraining.last_result = message
+    b.cond(reasons.RETRAINING, True, reasons.RETRAINING_STARTED, message)
 
 
 def _judge(

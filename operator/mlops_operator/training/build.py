@@ -22,7 +22,7 @@ from mlops_operator.kube.pod import (
     restricted_pod_security,
     storage_env,
 )
-from mlops_operator.runtime.termination import EXIT_PERMANENT
+from mlops_operator.runtime.termination import EXIT_PERMANENT, EXIT_STORAGE
 
 CONTAINER = "trainer"
 OUTPUT_ANNOTATION = "mlops.dev/output"
@@ -73,9 +73,18 @@ def build_training_job(
     ]
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
-        # A wrong spec or dataset shape fails the Job at once; a node drain is not a failure.
+        # A wrong spec or dataset shape fails the Job at once; a storage outage and a node
+        # drain are not failures of the training: the pod is replaced without counting.
         "podFailurePolicy": {
             "rules": [
+                {
+                    "action": "Ignore",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": [EXIT_STORAGE],
+                    },
+                },
                 {
                     "action": "FailJob",
                     "onExitCodes": {

@@ -12,10 +12,12 @@ from typing import Any
 
 from mlops_operator import failpoints, metrics
 from mlops_operator.api import reasons
+from mlops_operator.api.base import get_condition
 from mlops_operator.api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from mlops_operator.artifacts import io as storage_io
 from mlops_operator.artifacts import layout
 from mlops_operator.artifacts.storage import resolve_storage
+from mlops_operator.artifacts.store import Unreachable
 from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube import names
@@ -97,10 +99,27 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
     if decided.create_job and decided.spec is not None:
         await _create_job(run, decided.spec)
     elif decided.register and decided.spec is not None and observed.job is not None:
-        await _register(run, decided.spec, dict(observed.job))
+        try:
+            await _register(run, decided.spec, dict(observed.job))
+        except Unreachable as exc:
+            # Said once in the status; the queue retries with backoff, one log line each.
+            await _storage_unreachable(run, exc.message)
+            raise
         return None
     await run.write()
     return decided.requeue_after
+
+
+async def _storage_unreachable(run: _Run, message: str) -> None:
+    """``StorageReachable=False`` while registering; the run stays ``Running``."""
+    reachable = get_condition(run.status.conditions, reasons.STORAGE_REACHABLE)
+    text = f"Training finished but storage cannot be reached to register it: {message}"
+    run.status.phase = "Running"
+    run.cond(reasons.STORAGE_REACHABLE, False, reasons.STORAGE_UNREACHABLE, message)
+    run.cond(reasons.READY, False, reasons.STORAGE_UNREACHABLE, text)
+    if reachable is None or reachable.status != "False":
+        run.event("Warning", reasons.STORAGE_UNREACHABLE, text)
+    await run.write()
 
 
 async def _create_job(run: _Run, spec: TrainingJobSpec) -> None:
@@ -262,6 +281,12 @@ async def _register(run: _Run, spec: TrainingJobSpec, job: dict[str, Any]) -> fl
     status.completion_time = (job.get("status") or {}).get("completionTime") or now()
     message = f"Registered ModelVersion {mv_name}" + (
         f" ({status.main_metric})." if status.main_metric else "."
+    )
+    run.cond(
+        reasons.STORAGE_REACHABLE,
+        True,
+        reasons.STORAGE_OK,
+        f"artifact storage is reachable: the run's output was read from {run_uri}",
     )
     run.cond(reasons.REGISTERED, True, reasons.MODEL_REGISTERED, message)
     run.cond(reasons.READY, True, reasons.MODEL_REGISTERED, message)

@@ -62,6 +62,31 @@ def job_outcome(
     return JobOutcome("Pending", reasons.JOB_PENDING, "Waiting for the training pod to start.")
 
 
+STORAGE_REASONS: Final = frozenset({reasons.STORAGE_UNREACHABLE})
+"""Trainer failures of the storage, not of the training (the trainer's ``STORAGE_REASONS``)."""
+
+
+def between_pods(job_status: Mapping[str, Any]) -> bool:
+    """Whether an unfinished Job has started, has no pod running and none succeeded: a pod
+    failed and the next one waits for its backoff delay."""
+    return (
+        bool(job_status.get("startTime"))
+        and not int(job_status.get("active") or 0)
+        and not int(job_status.get("succeeded") or 0)
+        and not any(
+            _true_condition(job_status, kind)
+            for kind in ("Complete", "Failed", "SuccessCriteriaMet", "FailureTarget")
+        )
+    )
+
+
+def _storage_down(out: StatusDraft, message: str, already: bool) -> None:
+    """``StorageReachable=False``; a Warning Event when it was not already False."""
+    out.cond(reasons.STORAGE_REACHABLE, False, reasons.STORAGE_UNREACHABLE, message)
+    if not already:
+        out.event("Warning", reasons.STORAGE_UNREACHABLE, message)
+
+
 def next_version(taken: Iterable[int]) -> int:
     """The next version number of a model given every number already registered or reserved."""
     return max(taken, default=0) + 1
@@ -335,13 +360,42 @@ def plan(observed: Observed, allowed_prefixes: Sequence[str], now: dt.datetime) 
 
     job_status = job.get("status") or {}
     failed = _true_condition(job_status, "Failed") is not None
-    if failed and not observed.failure_read:
+    if (failed or between_pods(job_status)) and not observed.failure_read:
         result.needs = "failure"
+        return result
+    reachable = get_condition(status.conditions, reasons.STORAGE_REACHABLE)
+    storage_was_down = reachable is not None and reachable.status == "False"
+    if storage_was_down and int(job_status.get("active") or 0) > 0 and observed.storage is None:
+        result.needs = "storage"  # a new pod runs: is storage back?
         return result
     outcome = job_outcome(job_status, observed.failure)
     if job_status.get("startTime") and status.start_time is None:
         status.start_time = job_status["startTime"]
     status.job_name = (job.get("metadata") or {}).get("name") or job_name
+    storage_failure = observed.failure is not None and observed.failure[0] in STORAGE_REASONS
+    if storage_failure and outcome.phase != "Succeeded":
+        assert observed.failure is not None
+        _storage_down(out, observed.failure[1], storage_was_down)
+        if outcome.phase != "Failed":
+            status.phase = "Running"
+            out.cond(
+                reasons.READY,
+                False,
+                reasons.STORAGE_UNREACHABLE,
+                f"The trainer cannot reach storage ({observed.failure[1]}); its pod is retried "
+                "without counting against backoffLimit.",
+            )
+            return result
+    elif observed.storage is not None and outcome.phase in ("Pending", "Running"):
+        check = observed.storage
+        if check.ok:
+            out.cond(reasons.STORAGE_REACHABLE, True, check.reason, check.message)
+        else:
+            _storage_down(out, check.message, storage_was_down)
+            status.phase = "Running"
+            out.cond(reasons.READY, False, check.reason, check.message)
+            result.requeue_after = STORAGE_RETRY_SECONDS
+            return result
     if outcome.phase == "Failed":
         out.fail(outcome.reason, outcome.message, job_status.get("completionTime"))
     elif outcome.phase == "Pending" and ready is not None and ready.reason == reasons.JOB_CREATED:

@@ -255,7 +255,7 @@ def test_a_missing_artifact_bucket_fails_before_training(
     assert "s3://no-such-artifact-bucket/" in message
 
 
-def test_an_s3_endpoint_that_is_down_fails_within_seconds(
+def test_an_s3_endpoint_that_is_down_fails_within_seconds_with_the_storage_exit_code(
     s3_env: str,
     dead_endpoint: str,
     termination_log: Path,
@@ -265,7 +265,8 @@ def test_an_s3_endpoint_that_is_down_fails_within_seconds(
     monkeypatch.setenv("AWS_ENDPOINT_URL", dead_endpoint)
     doc = classifier_job("s3://some-bucket/data.csv", "some-bucket")
     started = time.monotonic()
-    assert train_command(write_manifest(tmp_path, doc), None) == 1
+    # Not a training failure: the Job's podFailurePolicy ignores this exit code.
+    assert train_command(write_manifest(tmp_path, doc), None) == tm.EXIT_STORAGE
     assert time.monotonic() - started < 10
     reason, message = _failure(termination_log)
     assert reason == tm.STORAGE_UNREACHABLE

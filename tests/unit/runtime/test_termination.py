@@ -75,10 +75,12 @@ def test_an_unwritable_path_is_ignored(tmp_path: Path, monkeypatch: pytest.Monke
     tm.write_termination_message("InvalidSpec: x")
 
 
-def test_exit_code_separates_failures_a_retry_can_fix() -> None:
+def test_exit_code_separates_bad_input_storage_and_training_failures() -> None:
     from mlops_operator.runtime import termination as tm
 
     assert tm.exit_code_for(tm.MISSING_COLUMN) == tm.EXIT_PERMANENT
     assert tm.exit_code_for(tm.UNKNOWN_ESTIMATOR) == tm.EXIT_PERMANENT
-    assert tm.exit_code_for(tm.STORAGE_UNREACHABLE) == tm.EXIT_FAILURE
+    assert tm.exit_code_for(tm.STORAGE_UNREACHABLE) == tm.EXIT_STORAGE
     assert tm.exit_code_for(tm.DATASET_UNREADABLE) == tm.EXIT_FAILURE
+    assert tm.exit_code_for(tm.TRAINING_ERROR) == tm.EXIT_FAILURE
+    assert len({tm.EXIT_PERMANENT, tm.EXIT_STORAGE, tm.EXIT_FAILURE}) == 3

@@ -26,7 +26,8 @@ def _configure_logging() -> None:
 def train_command(manifest_path: str | None, output: str | None) -> int:
     """``mlops-operator train``: train, write the termination message, return the exit code.
 
-    Exit code 0 on success, 2 on a failure no retry can fix (``PERMANENT_REASONS``), 1 on
+    Exit code 0 on success, 2 on a failure no retry can fix (``PERMANENT_REASONS``), 3 when
+    storage could not be reached (``STORAGE_REASONS``: not a failure of the training), 1 on
     any other failure. Expected failures are logged as one line; an unexpected error is
     logged with its traceback and reported as ``TrainingError``.
     """

@@ -1,0 +1,103 @@
+"""Two operator replicas with kopf's peering, as the chart deploys them: only the replica of
+higher priority writes; killed (-9), the other one takes over within 90 s, and the writes of
+the two never overlap in time (the API emulator logs each write with the process that made
+it: the operator's User-Agent names its process id)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from mlops_sandbox.apiserver import Write
+from mlops_sandbox.process import OperatorProcess, wait_for
+from tests.e2e.chaos_support import writer_pid
+from tests.e2e.test_monitoring_loop import train, trainingjob
+
+pytestmark = pytest.mark.timeout(420)
+
+PEERING_CRDS = Path(__file__).parents[2] / "charts/mlops-operator/crds/kopf.dev-peerings.yaml"
+TAKEOVER_SECONDS = 90
+
+
+def install_peering(kube: Any, namespace: str) -> None:
+    """The peering CRDs and the namespace's ``default`` KopfPeering, as the chart makes them."""
+    extensions = kubernetes.client.ApiextensionsV1Api(kube)
+    for crd in yaml.safe_load_all(PEERING_CRDS.read_text()):
+        try:
+            extensions.create_custom_resource_definition(crd)
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    kubernetes.client.CustomObjectsApi(kube).create_namespaced_custom_object(
+        "kopf.dev",
+        "v1",
+        namespace,
+        "kopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "default"}},
+    )
+
+
+def test_a_killed_replica_hands_over_to_its_peer_and_their_writes_never_overlap(
+    sandbox: Any, kube: Any, namespace: str, resources: Any, cancer_csv: str, tmp_path: Path
+) -> None:
+    install_peering(kube, namespace)
+    writes: list[Write] = []
+    sandbox.add_write_hook(writes.append)
+    replicas: list[OperatorProcess] = []
+    try:
+        for priority in (200, 100):
+            replicas.append(
+                OperatorProcess(
+                    sandbox.env(),
+                    tmp_path / f"replica-{priority}.log",
+                    namespace=namespace,
+                    command=[sys.executable, "-m", "mlops_operator", "run"],
+                    env={
+                        "MLOPS_RUNTIME_IMAGE": "mlops-operator-runtime:sandbox",
+                        "MLOPS_PEERING_PRIORITY": str(priority),
+                    },
+                )
+            )
+        active, standby = (r.process.pid for r in replicas)
+        train(resources, "cancer-a", trainingjob(cancer_csv))
+        ours = [w for w in writes if writer_pid(w) is not None]
+        assert ours and {writer_pid(w) for w in ours} == {active}
+
+        replicas[0].process.kill()
+        replicas[0].process.wait()
+        killed = time.monotonic()
+        resources.create("trainingjobs", "TrainingJob", "cancer-b", trainingjob(cancer_csv))
+        first = wait_for(
+            "the standby replica's first write",
+            lambda: next((w for w in list(writes) if writer_pid(w) == standby), None),
+            timeout=TAKEOVER_SECONDS + 30,
+            interval=0.5,
+        )
+        takeover = first.started - killed
+        print(f"\ntakeover: the standby's first write {takeover:.1f} s after the kill")
+        assert takeover <= TAKEOVER_SECONDS
+        tj = resources.wait_status(
+            "trainingjobs", "cancer-b", lambda s: s.get("phase") == "Succeeded", "the standby"
+        )
+        assert tj["status"]["modelVersion"] == "cancer-v2"
+    finally:
+        sandbox.remove_write_hook(writes.append)
+        for replica in replicas:
+            replica.stop()
+
+    ours = sorted((w for w in writes if writer_pid(w) is not None), key=lambda w: w.started)
+    by_active = [w for w in ours if writer_pid(w) == active]
+    by_standby = [w for w in ours if writer_pid(w) == standby]
+    assert by_active and by_standby
+    # Never at once: every write of the active replica ended before the standby's first.
+    assert max(w.finished for w in by_active) <= min(w.started for w in by_standby)
+    assert [mv["spec"]["version"] for mv in resources.list("modelversions")] == [1, 2]
+    for replica in replicas:
+        output = replica.output()
+        assert "Traceback" not in output, f"{replica.log_path}:\n{output}"
