@@ -66,23 +66,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--retry-after", type=duration, help="sent as Retry-After with an error")
     add.add_argument("--hold", type=duration, help="how long a timeout/stall holds, a drop runs")
     add.add_argument("--latency", type=duration, help="S3 latency to add (default 1s)")
-    add.set_defaults(func=_add)
+    add.set_defaults(fault_func=_add)
     listing = sub.add_parser("list", help="the rules and how often each answered")
-    listing.set_defaults(func=_list)
+    listing.set_defaults(fault_func=_list)
     clear = sub.add_parser("clear", help="remove every rule (or one: clear ID)")
     clear.add_argument("id", nargs="?", type=int, help="the rule to remove")
-    clear.set_defaults(func=_clear)
+    clear.set_defaults(fault_func=_clear)
     requests = sub.add_parser("requests", help="the API's request log, oldest first")
     for key in ("client", "verb", "resource", "namespace", "name"):
         requests.add_argument(f"--{key}", help=f"only requests with this {key}")
-    requests.set_defaults(func=_requests)
+    requests.set_defaults(fault_func=_requests)
 
 
 def fault_command(args: argparse.Namespace) -> int:
     """Run one ``mlops-sandbox fault`` action; 1 with a message when it cannot."""
     try:
         base = args.api_url or _api_url(args.state_dir)
-        return int(args.func(args, base.rstrip("/") + "/sandbox"))
+        return int(args.fault_func(args, base.rstrip("/") + "/sandbox"))
     except _Failed as exc:
         print(f"mlops-sandbox fault: {exc}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
+from mlops_sandbox import cli
 from mlops_sandbox.apiserver import SandboxAPI, serve_api
 from mlops_sandbox.faults import Fault, FaultError, S3Fault
 from mlops_sandbox.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Server
@@ -252,3 +253,30 @@ def test_s3_slows_down_answers_late_and_refuses_connections_for_a_window() -> No
     finally:
         client.close()
         server.stop()
+
+
+async def test_the_fault_command_adds_lists_and_clears_rules_of_a_running_sandbox(
+    served: tuple[SandboxAPI, aiohttp.ClientSession], capsys: pytest.CaptureFixture[str]
+) -> None:
+    api, session = served
+    url = str(session._base_url)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        args = cli.build_parser().parse_args(["fault", "--api-url", url, *argv])
+        code = args.func(args)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, _ = await asyncio.to_thread(
+        run, "add", "--status", "503", "--resource", "configmaps", "--for", "10s"
+    )
+    assert code == 0 and out.startswith("added fault 1: status=503 resource=configmaps")
+    assert await create(session, "x") == 503
+    code, out, _ = await asyncio.to_thread(run, "list")
+    assert code == 0 and "  1 api    yes       1  status=503" in out
+    code, _, err = await asyncio.to_thread(run, "add", "--action", "explode")
+    assert code == 1 and "HTTP 400: unknown action 'explode'" in err
+    code, out, _ = await asyncio.to_thread(run, "clear")
+    assert code == 0 and len(api.faults) == 0
+    code, out, _ = await asyncio.to_thread(run, "requests", "--verb", "create")
+    assert code == 0 and out.count(" create configmaps default 503 (fault 1)") == 1
