@@ -105,6 +105,6 @@ def test_the_loop_converges_under_conflicts_throttling_an_outage_and_broken_watc
     records = sandbox.requests(client=OPERATOR, namespace=namespace)
     assert too_early(records) == []
     by_object = collections.Counter((r.resource.split("/")[0], r.name) for r in records)
-    # A fault-free run makes ~25 operator requests here, ~10 at most to one object.
+    # Measured with seed 11: 34 operator requests in all, 11 at most to one object.
     assert len(records) <= 120, by_object.most_common(5)
     assert max(by_object.values()) <= 25, by_object.most_common(5)
