@@ -82,6 +82,7 @@ class Fault:
 
     status: int = 500
     verb: str | None = None
+    """One verb, or several separated by commas (``create,patch,update,delete``: writes)."""
     resource: str | None = None
     namespace: str | None = None
     name: str | None = None
@@ -146,7 +147,7 @@ class Fault:
         if self.action in ("drop", "stall") and call.verb != "watch":
             return False
         return (
-            _matches(self.verb, call.verb)
+            (self.verb is None or call.verb in self.verb.split(","))
             and _matches(self.resource, call.resource)
             and _matches(self.namespace, call.namespace)
             and _matches(self.name, call.name)
