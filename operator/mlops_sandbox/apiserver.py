@@ -127,8 +127,10 @@ import kmock
 import yaml
 from kmock._internal.rendering import Response, StreamingError
 
-from mlops_sandbox import builtin_validation, openapi, server_side_apply, tables
+from mlops_sandbox import admin, builtin_validation, openapi, server_side_apply, tables
 from mlops_sandbox._schema import FieldError, StructuralSchema
+from mlops_sandbox.faults import REASONS, Call, Faults, RequestLog
+from mlops_sandbox.faults import Fault as Fault  # where tests have always imported it
 
 logger = logging.getLogger(__name__)
 
@@ -564,40 +566,6 @@ class _Selector:
         return all(term(labels) for term in self.labels) and all(t(obj) for t in self.fields)
 
 
-@attrs.define
-class Fault:
-    """Answer matching requests with an error instead of serving them, like an API server
-    that is overloaded or restarting: by client verb (``get``, ``list``, ``create``,
-    ``patch``, ``update``, ``delete``), resource (``deployments``, ``inferenceservices/status``)
-    and namespace, for the next ``times`` matching requests. Unset fields match anything."""
-
-    status: int = 500
-    verb: str | None = None
-    resource: str | None = None
-    namespace: str | None = None
-    times: int = 1
-    hits: int = 0
-    """Requests answered with the error so far."""
-
-    def matches(self, verb: str, resource: str, namespace: str | None) -> bool:
-        """Whether a request is one this fault answers (while it has answers left)."""
-        return (
-            self.hits < self.times
-            and self.verb in (None, verb)
-            and self.resource in (None, resource)
-            and self.namespace in (None, namespace)
-        )
-
-
-_FAULT_REASONS = {
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-    409: "Conflict",
-}
-
-
 @attrs.define(kw_only=True)
 class SandboxAPI(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator with the API-server behaviour the operator relies on."""
@@ -626,9 +594,13 @@ class SandboxAPI(kmock.KubernetesEmulator):
     write_hooks: list[Callable[[Write], None]] = attrs.field(factory=list, init=False)
     """Called on the emulator's loop after each write is served, before the answer is sent:
     chaos tests log the writes, or kill the writer right after its Nth one."""
-    faults: list[Fault] = attrs.field(factory=list, init=False)
-    """Errors to answer instead of serving (see :class:`Fault`); add them through
-    ``Sandbox.inject`` from another thread."""
+    faults: Faults = attrs.field(factory=Faults, init=False)
+    """Faults to answer instead of serving (see :class:`~mlops_sandbox.faults.Fault`); add
+    them through ``Sandbox.inject`` or the admin endpoint (``mlops-sandbox fault add``)."""
+    request_log: RequestLog = attrs.field(factory=RequestLog, init=False)
+    """Every request received (client, verb, resource, status, time), faults included."""
+    s3_faults: Faults | None = None
+    """The S3 server's faults, when the admin endpoint should manage them too."""
 
     _kinds: dict[tuple[str, str], _Kind] = attrs.field(factory=dict, init=False)
     _event_logs: dict[kmock.resource, _EventLog] = attrs.field(factory=dict, init=False)
@@ -693,6 +665,67 @@ class SandboxAPI(kmock.KubernetesEmulator):
 
     # --- kmock integration ------------------------------------------------------------------
 
+    async def serve(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """The HTTP entry point: the admin endpoint under ``/sandbox/``, else one API request,
+        logged, and answered by the first fault that matches it or served."""
+        if raw_request.path.startswith(admin.PREFIX):
+            return await admin.handle(raw_request, self.faults, self.request_log, self.s3_faults)
+        call = _call_of(raw_request)
+        fault = self.faults.pick(lambda rule, now: rule.answers(call, now))
+        record = self.request_log.append(call, fault.id if fault is not None else None)
+        response: aiohttp.web.StreamResponse | None = None
+        try:
+            if fault is None:
+                response = await self(raw_request)
+            else:
+                response = await self._fault(raw_request, call, fault)
+            return response
+        finally:
+            record.status = response.status if response is not None else None
+
+    async def _fault(
+        self, raw: aiohttp.web.BaseRequest, call: Call, fault: Fault
+    ) -> aiohttp.web.StreamResponse:
+        """Answer ``call`` the way ``fault`` says."""
+        loop = asyncio.get_running_loop()
+        what = f"{call.verb} {call.resource}"
+        if fault.action == "error":
+            reason = REASONS.get(fault.status, "InternalError")
+            error = _status(fault.status, reason, f"injected fault: {reason} ({what})")
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            return aiohttp.web.json_response(
+                _status_body(error), status=fault.status, headers=headers
+            )
+        if fault.action == "expire":
+            message = f"too old resource version: {call.resource_version} (injected fault)"
+            body = _status_body(_status(410, "Expired", message))
+            if call.verb == "list":
+                return aiohttp.web.json_response(body, status=410)
+            # A watch learns it in its stream, as from the API server.
+            response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(raw)
+            await response.write(json.dumps({"type": "ERROR", "object": body}).encode() + b"\n")
+            await response.write_eof()
+            return response
+        if fault.action == "drop":
+            transport = raw.transport
+            if transport is not None:
+                loop.call_later(fault.hold, transport.close)
+            return await self(raw)
+        if fault.action == "stall":
+            response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(raw)
+            await asyncio.sleep(fault.hold)
+        elif fault.action == "timeout":
+            await asyncio.sleep(fault.hold)
+        if raw.transport is not None:
+            raw.transport.close()
+        # The closed connection cancels this handler; the answer below is never read.
+        await asyncio.sleep(_WATCH_TICK)
+        return aiohttp.web.Response(status=504)
+
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         """Serve one HTTP request: kmock's entry point with the API server's URL parsing."""
         raw_response: aiohttp.web.StreamResponse | None = None
@@ -709,7 +742,6 @@ class SandboxAPI(kmock.KubernetesEmulator):
                     del payload._requests[: -self.requests_limit]
             key = _request_key(request)
             self.request_counts[key] += 1
-            self._inject(key, request.namespace)
             started = time.perf_counter()
             try:
                 response = await self._handle(request)
@@ -749,15 +781,6 @@ class SandboxAPI(kmock.KubernetesEmulator):
         )
         for hook in list(self.write_hooks):
             hook(write)
-
-    def _inject(self, key: RequestKey, namespace: str | None) -> None:
-        """Answer with the first matching fault's error, if any."""
-        _, verb, resource = key
-        for fault in self.faults:
-            if fault.matches(verb, resource, namespace):
-                fault.hits += 1
-                reason = _FAULT_REASONS.get(fault.status, "InternalError")
-                raise _status(fault.status, reason, f"injected fault: {reason} ({verb} {resource})")
 
     async def _render_or_stream(
         self, exc: Exception, raw_response: aiohttp.web.StreamResponse | None
@@ -1666,6 +1689,25 @@ def _request_key(request: kmock.Request) -> RequestKey:
     return agent, verb, resource
 
 
+def _call_of(raw: aiohttp.web.BaseRequest) -> Call:
+    """The request as fault rules and the request log see it (cheap: no body read)."""
+    agent = raw.headers.get("User-Agent", "").split("/", 1)[0].split(" ", 1)[0] or "-"
+    resource, namespace, name, subresource = _parse_path(raw.path)
+    method = raw.method.upper()
+    if resource is None or resource.plural is None:
+        return Call(agent, method.lower(), "discovery", None, None, "")
+    if method == "GET" and raw.query.get("watch") in ("true", "1"):
+        verb = "watch"
+    elif method == "GET" and name is None:
+        verb = "list"
+    elif method == "DELETE":
+        verb = "delete"
+    else:
+        verb = _VERB_OF_METHOD.get(method, method.lower())
+    plural = resource.plural + ("/" + subresource if subresource else "")
+    return Call(agent, verb, plural, namespace, name, raw.query.get("resourceVersion", ""))
+
+
 def _disconnected(request: kmock.Request) -> bool:
     raw = request._raw_request
     transport = raw.transport if raw is not None else None
@@ -1939,7 +1981,7 @@ async def serve_api(
     if crd_dir is not None:
         api.load_crd_dir(crd_dir)
     async with api:
-        server = aiohttp.web.Server(api, handler_cancellation=True)
+        server = aiohttp.web.Server(api.serve, handler_cancellation=True)
         runner = aiohttp.web.ServerRunner(server, shutdown_timeout=5.0)
         await runner.setup()
         try:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from mlops_sandbox import cluster, demo
+from mlops_sandbox import cluster, demo, fault_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     play = sub.add_parser("demo", help="train, serve, degrade, roll back and retrain, narrated")
     demo.configure_parser(play)
     play.set_defaults(func=demo.demo_command)
+    fault = sub.add_parser(
+        "fault", help="inject API and S3 faults into a running sandbox (docs/faults.md)"
+    )
+    fault_cli.configure_parser(fault)
+    fault.set_defaults(func=fault_cli.fault_command)
     return parser
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from mlops_sandbox.apiserver import Fault, SandboxAPI, Write
+    from mlops_sandbox.faults import Record, S3Fault
     from mlops_sandbox.prometheus import PrometheusServer
     from mlops_sandbox.s3 import S3Server
 
@@ -190,13 +191,13 @@ class Sandbox(Managed):
         """Stop S3 (connections are refused) until :meth:`storage_up`: a storage outage."""
         if self._s3 is None:
             raise RuntimeError("The sandbox is not started.")
-        self._s3.stop()
+        self._s3.outage()
 
     def storage_up(self) -> None:
         """Serve S3 again on the same endpoint, with everything it stored before."""
         if self._s3 is None:
             raise RuntimeError("The sandbox is not started.")
-        self._s3.start()
+        self._s3.resume()
 
     def ensure_namespace(self, name: str) -> None:
         """Create namespace ``name`` (if absent) with the S3 credentials Secret in it."""
@@ -250,12 +251,27 @@ class Sandbox(Managed):
         self._call(remove())
 
     def clear_faults(self) -> None:
-        """Serve every request again."""
+        """Serve every request again (the S3 server's too)."""
 
         async def clear() -> None:
             self.api.faults.clear()
 
         self._call(clear())
+        if self._s3 is not None:
+            self._s3.faults.clear()
+
+    def inject_s3(self, fault: S3Fault) -> S3Fault:
+        """Make the S3 server slow down, answer late or refuse connections (see
+        :class:`~mlops_sandbox.faults.S3Fault`); the fault counts its hits."""
+        if self._s3 is None:
+            raise RuntimeError("The sandbox is not started.")
+        result: S3Fault = self._s3.faults.add(fault)
+        return result
+
+    def requests(self, **filters: Any) -> list[Record]:
+        """The API requests received so far, oldest first, filtered like
+        :meth:`~mlops_sandbox.faults.RequestLog.records` (``client``, ``verb``…)."""
+        return self.api.request_log.records(**filters)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
@@ -280,6 +296,8 @@ class Sandbox(Managed):
             serve_api(port=self._api_port, crd_dir=self._crd_dir)
         )
         self._api, self._api_url = api, url
+        if self._s3 is not None:
+            api.s3_faults = self._s3.faults
         self._session = aiohttp.ClientSession()
         self._stack.push_async_callback(self._session.close)
         await self._ensure_namespace(DEFAULT_NAMESPACE)

@@ -20,6 +20,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from mlops_sandbox._lifecycle import Managed
+from mlops_sandbox.faults import Faults, S3Fault, S3FaultMiddleware
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,16 +82,20 @@ class S3Server(Managed):
         self._buckets = buckets
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.faults = Faults(on_add=self._on_fault)
+        """Slowdowns, latency and refused connections (see :class:`S3Fault`)."""
+        self._outage: threading.Timer | None = None
+        self._refused_port = 0
 
     @property
     def endpoint(self) -> str:
-        """The URL boto3 is given as ``endpoint_url``; valid once started (and while stopped
-        after that)."""
-        if self._server is None and not self._port:
+        """The URL boto3 is given as ``endpoint_url``; only valid once started (and during
+        a ``refuse`` fault: where it answers again)."""
+        if self._server is None and self._refused_port:  # an outage: where it answers again
+            return f"http://{self._host}:{self._refused_port}"
+        if self._server is None:
             raise RuntimeError("The S3 server is not started.")
-        # Stopped after a start (an outage): still where it will answer again.
-        port = self._server.server_port if self._server is not None else self._port
-        return f"http://{self._host}:{port}"
+        return f"http://{self._host}:{self._server.server_port}"
 
     def env(self) -> dict[str, str]:
         """The AWS variables that point a process at this server."""
@@ -100,21 +105,58 @@ class S3Server(Managed):
         """Bind the port, serve in a background thread, and create the default buckets."""
         if self._server is not None:
             raise RuntimeError("The S3 server is already started.")
-        app = DomainDispatcherApplication(create_backend_app)
+        self._serve(self._port)
+        self._create_buckets()
+
+    def _serve(self, port: int) -> None:
+        app = S3FaultMiddleware(DomainDispatcherApplication(create_backend_app), self.faults)
         self._server = make_server(
-            self._host, self._port, app, threaded=True, request_handler=_QuietRequestHandler
+            self._host, port, app, threaded=True, request_handler=_QuietRequestHandler
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="sandbox-s3", daemon=True
         )
         self._thread.start()
-        # A restart (after an outage made with stop()) answers on the same endpoint.
-        self._port = self._server.server_port
-        self._create_buckets()
+
+    def _on_fault(self, rule: S3Fault) -> None:
+        """A ``refuse`` rule closes the port now and opens it again after its window."""
+        if rule.action != "refuse" or self._server is None:
+            return
+        if self._outage is not None:  # a new window replaces the running one
+            self._outage.cancel()
+        else:
+            port = self._server.server_port
+            self._halt()
+            self._refused_port = port
+        assert rule.seconds is not None
+        self._outage = threading.Timer(rule.seconds, self._end_outage)
+        self._outage.daemon = True
+        self._outage.start()
+
+    def outage(self) -> None:
+        """Close the port until :meth:`resume` (refused connections): a storage outage."""
+        if self._server is None:
+            return
+        self._refused_port = self._server.server_port
+        self._halt()
+
+    def resume(self) -> None:
+        """Serve again on the same port, with everything stored before the outage."""
+        if self._server is None and self._refused_port:
+            self._serve(self._refused_port)
+
+    def _end_outage(self) -> None:
+        self._outage = None
+        self._serve(self._refused_port)
 
     def stop(self) -> None:
-        """Stop serving and release the port; buckets stay in moto's in-process backend, and
-        :meth:`start` serves them again on the same port (an outage, for chaos tests)."""
+        """Stop serving and release the port; buckets stay in moto's in-process backend."""
+        if self._outage is not None:
+            self._outage.cancel()
+            self._outage = None
+        self._halt()
+
+    def _halt(self) -> None:
         if self._server is None:
             return
         self._server.shutdown()

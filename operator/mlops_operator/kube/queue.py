@@ -5,6 +5,9 @@ The same contract as client-go's rate-limited workqueue: a key added while it is
 reconciled is reconciled once more afterwards (never twice at once); a key added many times
 while waiting is reconciled once; a key whose reconcile raised is added again after
 ``base * 2**(failures-1)`` seconds (capped), or after the server's Retry-After when longer.
+Unlike a bare workqueue, a trigger that arrives while a key backs off waits for the backoff
+(an object's own watch events would otherwise retry it at once, and each failure would double
+its delay: a retry storm that also ignores Retry-After); a spec change ends the wait.
 """
 
 from __future__ import annotations
@@ -70,12 +73,20 @@ class WorkQueue:
         self._dirty: set[Key] = set()
         self._processing: set[Key] = set()
         self._timers: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
+        self._not_before: dict[Key, float] = {}
+        """Keys backing off after a failure: the loop time before which none is retried."""
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
 
     def add(self, key: Key) -> None:
-        """Mark ``key`` dirty: it is reconciled as soon as a worker is free."""
+        """Mark ``key`` dirty: it is reconciled as soon as a worker is free, or when its
+        backoff ends if it is backing off."""
+        wait = self._not_before.get(key, 0.0) - asyncio.get_running_loop().time()
+        if wait > 0:
+            self.add_after(key, wait)
+            return
+        self._not_before.pop(key, None)
         self._cancel_timer(key)
         if key in self._dirty:
             return
@@ -99,11 +110,14 @@ class WorkQueue:
         self._timers[key] = (due, loop.call_at(due, self._fire, key))
 
     def forget(self, key: Key) -> None:
-        """The object's spec changed: its next failure backs off from the start again."""
+        """The object's spec changed: its next failure backs off from the start again, and a
+        pending retry may run at once."""
         self.backoff.forget(key)
+        self._not_before.pop(key, None)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
+        self._not_before.pop(key, None)
         self.add(key)
 
     def _cancel_timer(self, key: Key) -> None:
@@ -141,6 +155,10 @@ class WorkQueue:
                 await self._run_one(key)
             finally:
                 self._processing.discard(key)
+                if key in self._dirty and key in self._not_before:
+                    # Dirtied while failing: it waits for its backoff like any trigger.
+                    self._dirty.discard(key)
+                    self.add(key)
                 if key in self._dirty:
                     self._ready.put_nowait(key)
                 elif not self._dirty and not self._processing:
@@ -169,8 +187,10 @@ class WorkQueue:
                     name,
                     delay,
                 )
+            self._not_before[key] = asyncio.get_running_loop().time() + delay
             self.add_after(key, delay)
             return
         self.backoff.forget(key)
+        self._not_before.pop(key, None)
         if again is not None:
             self.add_after(key, again)
