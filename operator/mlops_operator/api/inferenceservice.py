@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from mlops_operator.api.pod import PodOverrides
 from mlops_operator.api.base import (
     DNS_LABEL,
     ApiModel,
@@ -15,6 +14,7 @@ from mlops_operator.api.base import (
     ResourceRequirements,
     StatusModel,
 )
+from mlops_operator.api.pod import PodOverrides
 from mlops_operator.api.trainingjob import DatasetSpec, TrainingJobSpec
 
 KIND = "InferenceService"
@@ -255,9 +255,9 @@ class InferenceServiceSpec(ApiModel):
     """Runtime image override; unset means the operator's runtime image."""
 
     pod_spec: PodOverrides | None = None
-    """Where and as whom the model-server pods run (ServiceAccount, node selector, tolerations, affinity,
-    image pull Secrets, priority class, extra labels and annotations); each field set here
-    replaces the operator's default for it."""
+    """Where and as whom the model-server pods run: ServiceAccount, node selector, tolerations,
+    affinity, image pull Secrets, priority class, extra labels and annotations. Each field
+    set here replaces the operator's default for it."""
 
 
 class HistoryEntry(StatusModel):

@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from mlops_operator.api.pod import PodOverrides
 from mlops_operator.api.base import (
     DNS_LABEL,
     ApiModel,
@@ -16,6 +15,7 @@ from mlops_operator.api.base import (
     SecretKeyRef,
     StatusModel,
 )
+from mlops_operator.api.pod import PodOverrides
 
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
@@ -156,9 +156,9 @@ class TrainingJobSpec(ApiModel):
     """Runtime image override; unset means the operator's runtime image."""
 
     pod_spec: PodOverrides | None = None
-    """Where and as whom the training pod runs (ServiceAccount, node selector, tolerations, affinity,
-    image pull Secrets, priority class, extra labels and annotations); each field set here
-    replaces the operator's default for it."""
+    """Where and as whom the training pod runs: ServiceAccount, node selector, tolerations,
+    affinity, image pull Secrets, priority class, extra labels and annotations. Each field
+    set here replaces the operator's default for it."""
 
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]

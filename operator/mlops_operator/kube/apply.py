@@ -73,7 +73,7 @@ async def apply_child(
                 "annotations": meta["annotations"],
                 "ownerReferences": meta["ownerReferences"],
             },
-            "spec": _clear_dropped_overrides(desired["spec"], existing.get("spec") or {}),
+            "spec": _clear_dropped_overrides(desired["spec"]),
         }
         try:
             patched = await kube.patch(res, namespace, name, patch)
@@ -85,21 +85,17 @@ async def apply_child(
         raise InvalidChild(desired.get("kind") or res.plural, name, exc.message) from None
 
 
-def _clear_dropped_overrides(
-    desired: dict[str, Any], existing: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The spec to merge-patch with: a pod override (node selector, tolerations, ...) that
-    the server's object has and the desired one no longer does is sent as null, so it goes
-    away (a merge patch keeps whatever it omits)."""
+def _clear_dropped_overrides(desired: dict[str, Any]) -> dict[str, Any]:
+    """The spec to merge-patch with: every pod override (node selector, tolerations, ...)
+    the desired pod template does not set is sent as null, so one dropped from the user's
+    spec goes away (a merge patch keeps whatever it omits; the watch keeps no child specs to
+    tell which ones the server has)."""
     pod = (desired.get("template") or {}).get("spec")
-    had = (existing.get("template") or {}).get("spec") or {}
     if pod is None:
         return desired
-    dropped: dict[str, Any] = {f: None for f in OVERRIDABLE_FIELDS if f in had and f not in pod}
+    dropped: dict[str, Any] = {f: None for f in OVERRIDABLE_FIELDS if f not in pod}
     if "serviceAccountName" in dropped:
         dropped["serviceAccount"] = None  # the deprecated alias would bring it back
-    if not dropped:
-        return desired
     return {**desired, "template": {**desired["template"], "spec": {**pod, **dropped}}}
 
 

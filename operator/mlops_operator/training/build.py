@@ -8,12 +8,12 @@ from typing import Any
 
 from mlops_operator.api.base import API_VERSION, SecretKeyRef
 from mlops_operator.api.modelversion import KIND as MODELVERSION_KIND
-from mlops_operator.api.pod import PodOverrides, merge_overrides
 from mlops_operator.api.modelversion import (
     ArtifactSpec,
     ModelVersionSpec,
     SourceSpec,
 )
+from mlops_operator.api.pod import PodOverrides, merge_overrides
 from mlops_operator.api.trainingjob import KIND, TrainingJobSpec
 from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.kube import names
