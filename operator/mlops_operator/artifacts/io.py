@@ -56,6 +56,14 @@ async def _credentials(
             f"Secret {namespace}/{secret} with the S3 credentials does not exist; create it "
             "with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
         ) from None
+    except k8s.KubeError as exc:
+        if exc.status != 403:
+            raise
+        raise CredentialsMissing(
+            f"The operator may not read Secret {namespace}/{secret}: grant it with the chart's "
+            "rbac.secretNamespaces, or set settings.s3.checkCredentials=false so the operator "
+            "never reads Secrets."
+        ) from None
     missing = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not data.get(k)]
     if missing:
         raise CredentialsMissing(f"Secret {namespace}/{secret} has no {' or '.join(missing)}.")
