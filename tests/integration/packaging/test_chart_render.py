@@ -371,3 +371,6 @@ def test_notes_say_what_to_apply_next(helm: Path) -> None:
     assert "kubectl create secret generic mlops-s3-credentials" in notes
     assert "examples/trainingjob-classification.yaml" in notes
     assert "examples/inferenceservice.yaml" in notes
+    assert "python examples/upload-datasets.py --bucket mlops-artifacts" in notes
+    assert "Runtime image (training and model-server pods): mlops-operator/runtime:0.1.0" in notes
+    assert "make crds-apply" in notes
