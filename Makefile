@@ -131,6 +131,12 @@ chart-lint: tools ## helm lint --strict and helm template the chart (default and
 	$(TOOLS_BIN)/helm template mlops $(CHART) --include-crds \
 		-f $(CHART)/ci/all-features-values.yaml --api-versions monitoring.coreos.com/v1 >/dev/null
 
+KUBECTL ?= kubectl
+
+.PHONY: crds-apply
+crds-apply: ## Apply crds/ to the current kubectl context (helm never upgrades CRDs).
+	$(KUBECTL) apply --server-side --force-conflicts -f crds/
+
 IMAGE_REPO ?= mlops-operator
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 

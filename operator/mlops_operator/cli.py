@@ -51,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     from mlops_operator.main import run
 
     return run(
-        namespace=args.namespace,
+        namespaces=args.namespace or [],
         standalone=args.standalone,
         verbose=args.verbose,
         liveness=args.liveness,
@@ -104,7 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig")
-    run.add_argument("--namespace", "-n", help="watch one namespace (default: the whole cluster)")
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        help="watch this namespace; repeat for several (default: the whole cluster)",
+    )
     run.add_argument(
         "--standalone", action="store_true", help="no peering/leader election (one replica only)"
     )

@@ -92,13 +92,14 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 def run(
     *,
-    namespace: str | None,
+    namespaces: list[str],
     standalone: bool,
     verbose: bool,
     liveness: str | None = None,
     metrics_port: int = 0,
 ) -> int:
-    """Run the operator until interrupted; ``metrics_port`` 0 serves no metrics."""
+    """Run the operator until interrupted, in ``namespaces`` (none: the whole cluster);
+    ``metrics_port`` 0 serves no metrics."""
     kopf.configure(verbose=verbose, log_prefix=True)
     if not verbose:  # one "Handler succeeded" line per watch event is noise at any scale
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -110,8 +111,8 @@ def run(
     kopf.run(
         priority=priority,
         standalone=standalone,
-        clusterwide=namespace is None,
-        namespaces=[namespace] if namespace else [],
+        clusterwide=not namespaces,
+        namespaces=namespaces,
         liveness_endpoint=liveness,
         memo=kopf.Memo(),
     )

@@ -32,6 +32,7 @@ class Mode(Enum):
     """Which operator deployments need a rule."""
 
     ALWAYS = "always"
+    READS_SECRETS = "reads-secrets"
     CLUSTERWIDE = "clusterwide"
     NAMESPACED = "namespaced"
     CLUSTERWIDE_PEERING = "clusterwide-peering"
@@ -97,7 +98,13 @@ RULES: tuple[Rule, ...] = (
         "predictor autoscalers; deleted when spec.autoscaling is removed",
     ),
     Rule("", "pods", _verbs("list"), "why a pod failed; scraping the predictors' metrics"),
-    Rule("", "secrets", _verbs("get"), "S3 credentials named by the operator's settings"),
+    Rule(
+        "",
+        "secrets",
+        _verbs("get"),
+        "S3 credentials named by the operator's settings (not with s3_check_credentials=false)",
+        mode=Mode.READS_SECRETS,
+    ),
     Rule("", "events", _verbs("create"), "Events about the objects and what was done to them"),
     Rule(
         "apiextensions.k8s.io",
@@ -133,12 +140,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def rules(*, clusterwide: bool, peering: bool) -> list[Rule]:
-    """The rules one deployment of the operator needs."""
+def rules(*, clusterwide: bool, peering: bool, secrets: bool = True) -> list[Rule]:
+    """The rules one deployment of the operator needs; ``secrets`` False for an operator that
+    never reads Secrets (``s3_check_credentials=false``), or whose Secret access is granted
+    apart, in the namespaces listed by the chart's ``rbac.secretNamespaces``."""
     modes = {Mode.ALWAYS, Mode.CLUSTERWIDE if clusterwide else Mode.NAMESPACED}
+    if secrets:
+        modes.add(Mode.READS_SECRETS)
     if peering:
         modes.add(Mode.CLUSTERWIDE_PEERING if clusterwide else Mode.NAMESPACED_PEERING)
     return [r for r in RULES if r.mode in modes]
+
+
+SECRETS_RULE = next(r for r in RULES if r.resource == "secrets")
+"""The one rule the chart may grant apart, in a Role per ``rbac.secretNamespaces`` entry."""
 
 
 def grants(rules: Iterable[Rule]) -> set[tuple[str, str, str]]:

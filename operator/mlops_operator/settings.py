@@ -5,13 +5,15 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops_operator.api.pod import PodOverrides
+
 
 class Settings(BaseSettings):
     """Operator-wide defaults; every resource can override the storage ones in its spec."""
 
     model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
 
-    runtime_image: str = "ghcr.io/mlops-operator/runtime:0.1.0"
+    runtime_image: str = "mlops-operator/runtime:0.1.0"
     """Image that runs the trainer and the model server, unless a spec names its own."""
 
     s3_endpoint: str | None = None
@@ -22,6 +24,13 @@ class Settings(BaseSettings):
 
     s3_prefix: str = "models"
     """Key prefix under which artifacts are stored: ``<prefix>/<namespace>/<model>/<version>/``."""
+
+    s3_check_credentials: bool = True
+    """Whether the operator reads the credentials Secret to reach S3 itself (the storage check
+    before training, registration, digest verification). False: it never reads a Secret (no
+    RBAC on Secrets needed), skips the storage check, and reaches S3 with its own ambient
+    credentials (IRSA on its ServiceAccount, or ``AWS_*`` variables); the pods still get the
+    Secret's keys through ``secretKeyRef``."""
 
     s3_region: str | None = None
     """Region passed to the S3 client, for endpoints that require one."""
@@ -35,6 +44,14 @@ class Settings(BaseSettings):
 
     job_ttl_seconds: int = 86400
     """``ttlSecondsAfterFinished`` on training Jobs, so finished Jobs are cleaned up."""
+
+    training_pod: PodOverrides = Field(default_factory=PodOverrides)
+    """Defaults for the training pods (JSON, camelCase, as a TrainingJob's ``podSpec``);
+    a TrainingJob's ``podSpec`` wins field by field."""
+
+    serving_pod: PodOverrides = Field(default_factory=PodOverrides)
+    """Defaults for the model-server pods (JSON, as an InferenceService's ``podSpec``);
+    an InferenceService's ``podSpec`` wins field by field."""
 
     prometheus_url: str | None = None
     """Prometheus base URL for ``prometheus`` metric policies that name no address."""

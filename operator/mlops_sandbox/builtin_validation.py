@@ -497,6 +497,28 @@ class _Decoder:
 
     def pod_spec(self, spec: Any, owner: str, path: str) -> None:
         spec = self.mapping(spec, f"{owner}.{path}", "v1.PodSpec")
+        for name in ("serviceAccountName", "priorityClassName"):
+            self.string(spec.get(name), f"PodSpec.{path}.{name}")
+        self.strings(spec.get("nodeSelector"), f"PodSpec.{path}.nodeSelector")
+        self.mapping(spec.get("affinity"), f"PodSpec.{path}.affinity", "v1.Affinity")
+        for ref in self.items(
+            spec.get("imagePullSecrets"),
+            f"PodSpec.{path}.imagePullSecrets",
+            "v1.LocalObjectReference",
+        ):
+            self.string(ref.get("name"), f"LocalObjectReference.{path}.imagePullSecrets.name")
+        where = f"{path}.tolerations"
+        for toleration in self.items(spec.get("tolerations"), f"PodSpec.{where}", "v1.Toleration"):
+            for name, go_type in (
+                ("key", "string"),
+                ("operator", "v1.TolerationOperator"),
+                ("value", "string"),
+                ("effect", "v1.TaintEffect"),
+            ):
+                self.string(toleration.get(name), f"Toleration.{where}.{name}", go_type)
+            seconds = toleration.get("tolerationSeconds")
+            if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
+                raise self.fail(seconds, f"Toleration.{where}.tolerationSeconds", "int64")
         for name in ("containers", "initContainers"):
             for container in self.items(spec.get(name), f"PodSpec.{path}.{name}", "v1.Container"):
                 self.container(container, f"{path}.{name}")
@@ -905,6 +927,140 @@ def _pod_spec(spec: Mapping[str, Any], path: str) -> list[FieldError]:
             errors += _container_ports(container.get("ports") or [], f"{where}.ports")
             errors += _env(container.get("env") or [], f"{where}.env")
             errors += _resources(container.get("resources") or {}, f"{where}.resources")
+    errors += _pod_overridables(spec, path)
+    return errors
+
+
+_TOLERATION_OPERATORS = ("Equal", "Exists")
+_TAINT_EFFECTS = ("NoExecute", "NoSchedule", "PreferNoSchedule")
+_NODE_SELECTOR_OPERATORS = ("DoesNotExist", "Exists", "Gt", "In", "Lt", "NotIn")
+
+
+def _go_toleration(toleration: Mapping[str, Any]) -> str:
+    """``%#v`` of a ``core.Toleration``."""
+    seconds = toleration.get("tolerationSeconds")
+    shown = "(*int64)(nil)" if seconds is None else f"(*int64)({seconds})"
+    fields = ", ".join(
+        f"{name}:{_quote(str(toleration.get(key) or ''))}"
+        for name, key in (("Key", "key"), ("Operator", "operator"), ("Value", "value"))
+    )
+    effect = _quote(str(toleration.get("effect") or ""))
+    return f"core.Toleration{{{fields}, Effect:{effect}, TolerationSeconds:{shown}}}"
+
+
+def _tolerations(tolerations: list[Mapping[str, Any]], path: str) -> list[FieldError]:
+    """``ValidateTolerations``."""
+    errors: list[FieldError] = []
+    for index, toleration in enumerate(tolerations):
+        where = f"{path}[{index}]"
+        key, operator = toleration.get("key") or "", toleration.get("operator") or ""
+        value, effect = toleration.get("value") or "", toleration.get("effect") or ""
+        if key:
+            errors += [_invalid(f"{where}.key", key, m) for m in is_qualified_name(key)]
+        elif operator != "Exists":
+            errors.append(
+                _invalid(
+                    f"{where}.operator",
+                    operator,
+                    "operator must be Exists when `key` is empty, which means "
+                    '"match all values and all keys"',
+                )
+            )
+        if toleration.get("tolerationSeconds") is not None and effect != "NoExecute":
+            errors.append(
+                _invalid(
+                    f"{where}.effect",
+                    effect,
+                    "effect must be 'NoExecute' when `tolerationSeconds` is set",
+                )
+            )
+        if operator in ("", "Equal"):
+            errors += [_invalid(f"{where}.operator", value, m) for m in is_valid_label_value(value)]
+        elif operator == "Exists":
+            if value:
+                errors.append(
+                    _invalid_go(
+                        f"{where}.operator",
+                        _go_toleration(toleration),
+                        "value must be empty when `operator` is 'Exists'",
+                    )
+                )
+        else:
+            errors.append(_not_supported(f"{where}.operator", operator, _TOLERATION_OPERATORS))
+        if effect and effect not in _TAINT_EFFECTS:
+            errors.append(_not_supported(f"{where}.effect", effect, _TAINT_EFFECTS))
+    return errors
+
+
+def _node_affinity(affinity: Mapping[str, Any], path: str) -> list[FieldError]:
+    """The node-selector requirements of ``nodeAffinity`` (``ValidateNodeSelectorRequirement``)."""
+    errors: list[FieldError] = []
+    node = affinity.get("nodeAffinity") or {}
+    required = node.get("requiredDuringSchedulingIgnoredDuringExecution")
+    terms: list[tuple[str, Mapping[str, Any]]] = []
+    if required is not None:
+        where = f"{path}.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+        if not required.get("nodeSelectorTerms"):
+            errors.append(
+                _required(f"{where}.nodeSelectorTerms", "must have at least one node selector term")
+            )
+        for index, term in enumerate(required.get("nodeSelectorTerms") or []):
+            terms.append((f"{where}.nodeSelectorTerms[{index}]", term))
+    preferred = node.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+    for index, item in enumerate(preferred):
+        where = f"{path}.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[{index}]"
+        weight = item.get("weight")
+        if not isinstance(weight, int) or not 1 <= weight <= 100:
+            errors.append(_invalid(f"{where}.weight", weight, "must be in the range 1-100"))
+        terms.append((f"{where}.preference", item.get("preference") or {}))
+    for where, term in terms:
+        for index, expr in enumerate(term.get("matchExpressions") or []):
+            at = f"{where}.matchExpressions[{index}]"
+            operator, values = expr.get("operator") or "", expr.get("values") or []
+            if operator in ("In", "NotIn") and not values:
+                errors.append(
+                    _required(
+                        f"{at}.values", "must be specified when `operator` is 'In' or 'NotIn'"
+                    )
+                )
+            elif operator in ("Exists", "DoesNotExist") and values:
+                errors.append(
+                    _forbidden(
+                        f"{at}.values",
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    )
+                )
+            elif operator in ("Gt", "Lt") and len(values) != 1:
+                errors.append(
+                    _required(
+                        f"{at}.values",
+                        "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                    )
+                )
+            elif operator not in _NODE_SELECTOR_OPERATORS:
+                errors.append(_invalid(f"{at}.operator", operator, "not a valid selector operator"))
+            key = expr.get("key") or ""
+            errors += [_invalid(f"{at}.key", key, m) for m in is_qualified_name(key)]
+    return errors
+
+
+def _pod_overridables(spec: Mapping[str, Any], path: str) -> list[FieldError]:
+    """Where and as whom the pod runs: ServiceAccount, node selection, pull Secrets, priority."""
+    errors: list[FieldError] = []
+    for field in ("serviceAccountName", "priorityClassName"):
+        name = spec.get(field)
+        if name:
+            errors += [_invalid(f"{path}.{field}", name, m) for m in is_dns1123_subdomain(name)]
+    errors += _labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    errors += _tolerations(spec.get("tolerations") or [], f"{path}.tolerations")
+    errors += _node_affinity(spec.get("affinity") or {}, f"{path}.affinity")
+    for index, ref in enumerate(spec.get("imagePullSecrets") or []):
+        where = f"{path}.imagePullSecrets[{index}].name"
+        name = ref.get("name") or ""
+        if not name:
+            errors.append(_required(where))
+        else:
+            errors += [_invalid(where, name, m) for m in is_dns1123_subdomain(name)]
     return errors
 
 

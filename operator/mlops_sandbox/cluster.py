@@ -427,6 +427,7 @@ Then run the operator against it:
   mlops-operator run
 
 and use kubectl (sandbox.env puts .tools/bin first on PATH; `make tools` fetches it):
+  python examples/upload-datasets.py      # the datasets the examples train on
   kubectl apply -f examples/trainingjob-classification.yaml
   kubectl get mlops
 

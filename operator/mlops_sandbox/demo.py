@@ -23,16 +23,18 @@ import yaml
 
 import mlops_operator
 from mlops_operator.artifacts import layout
-from mlops_sandbox.cluster import Sandbox
+from mlops_sandbox.cluster import BUCKET, Sandbox
 from mlops_sandbox.process import OperatorProcess, wait_for
 
 if TYPE_CHECKING:
     from mlops_sandbox.board import StatusBoard
 
 GROUP, VERSION, NAMESPACE = "mlops.dev", "v1alpha1", "default"
-DATA_BUCKET = "datasets"
+DATA_BUCKET = BUCKET
+"""The example TrainingJobs read their datasets from the artifact bucket, under ``datasets/``."""
+DATASET = "datasets/breast-cancer.csv"
 EXAMPLE = "trainingjob-classification.yaml"
-SHIFTED = "breast-cancer-2026.csv"
+SHIFTED = "datasets/breast-cancer-2026.csv"
 DEMO_INTERVAL = 5
 DEMO_FAILURE_LIMIT = 2
 SERVICE_EXAMPLE = "inferenceservice.yaml"
@@ -80,8 +82,7 @@ def _upload_dataset(sandbox: Sandbox) -> str:
     frame = load_breast_cancer(as_frame=True).frame
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
-    s3.create_bucket(Bucket=DATA_BUCKET)
-    s3.put_object(Bucket=DATA_BUCKET, Key="breast-cancer.csv", Body=buffer.getvalue().encode())
+    s3.put_object(Bucket=DATA_BUCKET, Key=DATASET, Body=buffer.getvalue().encode())
     # The "newer data" retraining uses: the same patients, measured on a new scale.
     shifted = frame.copy()
     features = [c for c in frame.columns if c != "target"]
@@ -90,7 +91,7 @@ def _upload_dataset(sandbox: Sandbox) -> str:
     shifted.to_csv(newer, index=False)
     s3.put_object(Bucket=DATA_BUCKET, Key=SHIFTED, Body=newer.getvalue().encode())
     s3.close()
-    return f"s3://{DATA_BUCKET}/breast-cancer.csv ({len(frame)} rows, {frame.shape[1]} columns)"
+    return f"s3://{DATA_BUCKET}/{DATASET} ({len(frame)} rows, {frame.shape[1]} columns)"
 
 
 def _conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -48,10 +48,32 @@ app.kubernetes.io/part-of: mlops-operator
 {{- if or (gt (int .Values.replicas) 1) .Values.peering.enabled }}true{{ end }}
 {{- end }}
 
+{{/* <image.registry>/<repository>:<tag>, called with (list $ repository). */}}
+{{- define "mlops-operator.imageOf" -}}
+{{- $ := index . 0 }}
+{{- $repository := index . 1 }}
+{{- $tag := default $.Chart.AppVersion $.Values.image.tag }}
+{{- with $.Values.image.registry }}
+{{- printf "%s/%s:%s" (trimSuffix "/" .) $repository $tag }}
+{{- else }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+{{- end }}
+
 {{- define "mlops-operator.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- include "mlops-operator.imageOf" (list . .Values.image.repository) }}
 {{- end }}
 
 {{- define "mlops-operator.runtimeImage" -}}
-{{- default (printf "ghcr.io/mlops-operator/runtime:%s" .Chart.AppVersion) .Values.settings.runtimeImage }}
+{{- default (include "mlops-operator.imageOf" (list . .Values.image.runtimeRepository)) .Values.settings.runtimeImage }}
+{{- end }}
+
+{{/* "true" when the operator reads Secrets and the chart grants it apart, per namespace. */}}
+{{- define "mlops-operator.secretsApart" -}}
+{{- if and .Values.settings.s3.checkCredentials .Values.rbac.secretNamespaces }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the operator's main rules include reading Secrets. */}}
+{{- define "mlops-operator.secretsWithRules" -}}
+{{- if and .Values.settings.s3.checkCredentials (not .Values.rbac.secretNamespaces) }}true{{ end }}
 {{- end }}

@@ -14,6 +14,7 @@ from mlops_operator.api.base import (
     ResourceRequirements,
     StatusModel,
 )
+from mlops_operator.api.pod import PodOverrides
 from mlops_operator.api.trainingjob import DatasetSpec, TrainingJobSpec
 
 KIND = "InferenceService"
@@ -252,6 +253,11 @@ class InferenceServiceSpec(ApiModel):
 
     image: str | None = None
     """Runtime image override; unset means the operator's runtime image."""
+
+    pod_spec: PodOverrides | None = None
+    """Where and as whom the model-server pods run: ServiceAccount, node selector, tolerations,
+    affinity, image pull Secrets, priority class, extra labels and annotations. Each field
+    set here replaces the operator's default for it."""
 
 
 class HistoryEntry(StatusModel):

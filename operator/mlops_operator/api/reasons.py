@@ -19,6 +19,7 @@ INVALID_SPEC: Final = "InvalidSpec"
 # TrainingJob
 STORAGE_OK: Final = "StorageOK"
 STORAGE_UNREACHABLE: Final = "StorageUnreachable"
+STORAGE_CHECK_SKIPPED: Final = "StorageCheckSkipped"
 DATASET_NOT_FOUND: Final = "DatasetNotFound"
 BUCKET_NOT_FOUND: Final = "BucketNotFound"
 ACCESS_DENIED: Final = "AccessDenied"

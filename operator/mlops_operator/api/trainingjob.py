@@ -15,6 +15,7 @@ from mlops_operator.api.base import (
     SecretKeyRef,
     StatusModel,
 )
+from mlops_operator.api.pod import PodOverrides
 
 KIND = "TrainingJob"
 PLURAL = "trainingjobs"
@@ -153,6 +154,11 @@ class TrainingJobSpec(ApiModel):
 
     image: str | None = None
     """Runtime image override; unset means the operator's runtime image."""
+
+    pod_spec: PodOverrides | None = None
+    """Where and as whom the training pod runs: ServiceAccount, node selector, tolerations,
+    affinity, image pull Secrets, priority class, extra labels and annotations. Each field
+    set here replaces the operator's default for it."""
 
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]

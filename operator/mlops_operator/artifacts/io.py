@@ -36,10 +36,18 @@ STORES_KEPT = 64
 """Artifact stores (boto3 clients) kept per operator process, one per distinct credentials."""
 
 
+SKIPPED_MESSAGE = (
+    "Not checked: the operator does not read credentials Secrets (settings "
+    "s3CheckCredentials=false); the training pod reaches S3 with its own credentials."
+)
+
+
 async def _credentials(
     ctx: Context, namespace: str, secret: str | None
 ) -> tuple[str | None, str | None]:
-    if not secret:  # ambient credentials: IRSA, an instance profile, environment variables
+    # Ambient credentials (IRSA, an instance profile, environment variables) when no Secret
+    # is named, or when the operator may not read Secrets at all.
+    if not secret or not ctx.settings.s3_check_credentials:
         return None, None
     try:
         data = await ctx.kube.read_secret(namespace, secret)
@@ -47,6 +55,14 @@ async def _credentials(
         raise CredentialsMissing(
             f"Secret {namespace}/{secret} with the S3 credentials does not exist; create it "
             "with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+        ) from None
+    except k8s.KubeError as exc:
+        if exc.status != 403:
+            raise
+        raise CredentialsMissing(
+            f"The operator may not read Secret {namespace}/{secret}: grant it with the chart's "
+            "rbac.secretNamespaces, or set settings.s3.checkCredentials=false so the operator "
+            "never reads Secrets."
         ) from None
     missing = [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not data.get(k)]
     if missing:
@@ -78,7 +94,11 @@ async def open_store(ctx: Context, namespace: str, storage: ResolvedStorage) -> 
 async def check(
     ctx: Context, namespace: str, storage: ResolvedStorage, dataset_uri: str
 ) -> StorageCheck:
-    """Can the dataset be read and the artifact bucket be written with these credentials?"""
+    """Can the dataset be read and the artifact bucket be written with these credentials?
+    Skipped when the operator does not read Secrets: its own credentials prove nothing about
+    the pod's."""
+    if not ctx.settings.s3_check_credentials:
+        return StorageCheck(True, reasons.STORAGE_CHECK_SKIPPED, SKIPPED_MESSAGE)
     try:
         store = await open_store(ctx, namespace, storage)
     except CredentialsMissing as exc:

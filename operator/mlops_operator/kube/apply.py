@@ -10,6 +10,7 @@ from typing import Any
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube.cache import Cache
 from mlops_operator.kube.names import SPEC_HASH, spec_hash
+from mlops_operator.kube.pod import OVERRIDABLE_FIELDS
 
 
 def own(child: dict[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,7 +73,7 @@ async def apply_child(
                 "annotations": meta["annotations"],
                 "ownerReferences": meta["ownerReferences"],
             },
-            "spec": desired["spec"],
+            "spec": _clear_dropped_overrides(desired["spec"]),
         }
         try:
             patched = await kube.patch(res, namespace, name, patch)
@@ -82,6 +83,20 @@ async def apply_child(
         return True
     except k8s.Invalid as exc:
         raise InvalidChild(desired.get("kind") or res.plural, name, exc.message) from None
+
+
+def _clear_dropped_overrides(desired: dict[str, Any]) -> dict[str, Any]:
+    """The spec to merge-patch with: every pod override (node selector, tolerations, ...)
+    the desired pod template does not set is sent as null, so one dropped from the user's
+    spec goes away (a merge patch keeps whatever it omits; the watch keeps no child specs to
+    tell which ones the server has)."""
+    pod = (desired.get("template") or {}).get("spec")
+    if pod is None:
+        return desired
+    dropped: dict[str, Any] = {f: None for f in OVERRIDABLE_FIELDS if f not in pod}
+    if "serviceAccountName" in dropped:
+        dropped["serviceAccount"] = None  # the deprecated alias would bring it back
+    return {**desired, "template": {**desired["template"], "spec": {**pod, **dropped}}}
 
 
 def merge_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:

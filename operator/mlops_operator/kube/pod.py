@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mlops_operator.api.base import ResourceRequirements
+from mlops_operator.api.pod import PodOverrides
 from mlops_operator.artifacts.storage import ResolvedStorage
 
 RUNTIME_UID = 65532
@@ -55,3 +57,36 @@ def storage_env(storage: ResolvedStorage) -> list[dict[str, Any]]:
                 }
             )
     return env
+
+
+OVERRIDABLE_FIELDS = (
+    "serviceAccountName",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "imagePullSecrets",
+    "priorityClassName",
+)
+"""Pod spec fields a ``podSpec`` (or the operator's defaults) may set: when one goes away,
+the patch of an existing Deployment must remove it (a merge patch keeps what it omits)."""
+
+
+def apply_overrides(
+    template: dict[str, Any],
+    overrides: PodOverrides,
+    own_labels: Mapping[str, str],
+    own_annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``template`` (a pod template) with the overrides applied; the operator's own labels and
+    annotations are laid over the user's, so selectors and scraping can never be broken."""
+    wire = overrides.to_wire()
+    meta = template.setdefault("metadata", {})
+    meta["labels"] = {**(overrides.labels or {}), **own_labels}
+    annotations = {**(overrides.annotations or {}), **(own_annotations or {})}
+    if annotations:
+        meta["annotations"] = annotations
+    spec = template.setdefault("spec", {})
+    for field in OVERRIDABLE_FIELDS:
+        if field in wire:
+            spec[field] = wire[field]
+    return template

@@ -7,9 +7,11 @@ from typing import Any
 
 from mlops_operator.api.inferenceservice import AutoscalingSpec, InferenceServiceSpec
 from mlops_operator.api.modelversion import ModelVersionSpec
+from mlops_operator.api.pod import PodOverrides, merge_overrides
 from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.kube import names
 from mlops_operator.kube.pod import (
+    apply_overrides,
     resources,
     restricted_container_security,
     restricted_pod_security,
@@ -53,9 +55,11 @@ def build_deployment(
     model_version: ModelVersionSpec,
     image: str,
     storage: ResolvedStorage,
+    pod_defaults: PodOverrides | None = None,
 ) -> dict[str, Any]:
     """The Deployment running ``mlops-operator serve`` for one version; the owner reference
-    is added by the caller."""
+    is added by the caller. The pods get ``pod_defaults`` (the operator's) overridden by the
+    spec's ``podSpec``."""
     version = model_version.version
     labels = predictor_labels(name, spec.model, version)
     selector = {names.LABEL_INFERENCESERVICE: name}
@@ -96,7 +100,7 @@ def build_deployment(
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
-    return {
+    deployment: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
@@ -135,6 +139,10 @@ def build_deployment(
             },
         },
     }
+    template = deployment["spec"]["template"]
+    own_annotations = template["metadata"]["annotations"]
+    apply_overrides(template, merge_overrides(pod_defaults, spec.pod_spec), labels, own_annotations)
+    return deployment
 
 
 def build_service(*, name: str, namespace: str, model: str) -> dict[str, Any]:

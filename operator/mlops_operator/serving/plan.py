@@ -708,6 +708,7 @@ def _serve(
         model_version=mv_spec,
         image=spec.image or settings.runtime_image,
         storage=storage,
+        pod_defaults=settings.serving_pod,
     )
     b.plan.service = build_service(name=b.name, namespace=b.namespace, model=spec.model)
     if spec.autoscaling is not None:

@@ -13,10 +13,12 @@ from mlops_operator.api.modelversion import (
     ModelVersionSpec,
     SourceSpec,
 )
+from mlops_operator.api.pod import PodOverrides, merge_overrides
 from mlops_operator.api.trainingjob import KIND, TrainingJobSpec
 from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.kube import names
 from mlops_operator.kube.pod import (
+    apply_overrides,
     resources,
     restricted_container_security,
     restricted_pod_security,
@@ -48,8 +50,10 @@ def build_training_job(
     allowed_prefixes: list[str],
     ttl_seconds: int,
     generation: int = 1,
+    pod_defaults: PodOverrides | None = None,
 ) -> dict[str, Any]:
-    """The batch Job that trains one TrainingJob; the owner reference is added by the caller."""
+    """The batch Job that trains one TrainingJob; the owner reference is added by the caller.
+    The pod gets ``pod_defaults`` (the operator's) overridden by the spec's ``podSpec``."""
     labels = {
         names.LABEL_TRAININGJOB: name,
         names.LABEL_MODEL: spec.model,
@@ -101,7 +105,6 @@ def build_training_job(
         },
         "ttlSecondsAfterFinished": ttl_seconds,
         "template": {
-            "metadata": {"labels": labels},
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
@@ -125,6 +128,7 @@ def build_training_job(
             },
         },
     }
+    apply_overrides(job_spec["template"], merge_overrides(pod_defaults, spec.pod_spec), labels)
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     return {

@@ -147,6 +147,7 @@ async def _create_job(run: _Run, spec: TrainingJobSpec) -> None:
         allowed_prefixes=ctx.settings.allowed_estimator_prefixes,
         ttl_seconds=ctx.settings.job_ttl_seconds,
         generation=run.generation,
+        pod_defaults=ctx.settings.training_pod,
     )
     try:
         written = await apply_child(

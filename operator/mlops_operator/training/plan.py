@@ -339,7 +339,10 @@ def plan(observed: Observed, allowed_prefixes: Sequence[str], now: dt.datetime) 
             result.needs = "storage"
             return result
         previous = get_condition(status.conditions, reasons.STORAGE_REACHABLE)
-        out.cond(reasons.STORAGE_REACHABLE, check.ok, check.reason, check.message)
+        skipped = check.reason == reasons.STORAGE_CHECK_SKIPPED
+        out.cond(
+            reasons.STORAGE_REACHABLE, None if skipped else check.ok, check.reason, check.message
+        )
         if not check.ok:
             status.phase = "Pending"
             out.cond(reasons.READY, False, check.reason, check.message)

@@ -112,10 +112,31 @@ def test_every_rendered_manifest_is_valid_kubernetes(
         kubernetes_validate.validate(manifest, kube_version, strict=True)
 
 
+def _crd_names(manifests: list[dict[str, Any]]) -> set[str]:
+    return {m["metadata"]["name"] for m in manifests if m["kind"] == "CustomResourceDefinition"}
+
+
+def _container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = _one(manifests, "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def _env(manifests: list[dict[str, Any]]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in _container(manifests)["env"]}
+
+
 def test_default_install_is_clusterwide_standalone_with_exact_rbac(render: Render) -> None:
     manifests = render()
     assert {"Role", "RoleBinding", "ServiceMonitor", "ConfigMap"}.isdisjoint(_kinds(manifests))
     assert {"ClusterKopfPeering", "KopfPeering"}.isdisjoint(_kinds(manifests))
+    # Peering is off: none of kopf's peering CRDs either.
+    assert _crd_names(manifests) == {
+        "trainingjobs.mlops.dev",
+        "modelversions.mlops.dev",
+        "inferenceservices.mlops.dev",
+    }
     role = _one(manifests, "ClusterRole")
     assert _granted(role) == rbac.grants(rbac.rules(clusterwide=True, peering=False))
     args = _one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -127,10 +148,66 @@ def test_several_replicas_run_with_peering(render: Render) -> None:
     deployment = _one(manifests, "Deployment")
     assert "--standalone" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert _one(manifests, "ClusterKopfPeering")["metadata"]["name"] == "default"
-    crd_names = {m["metadata"]["name"] for m in manifests if m["kind"].startswith("CustomRes")}
-    assert {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"} <= crd_names
+    assert {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"} <= _crd_names(manifests)
+    # Created after the CRDs, which helm needs to know its kind.
+    peering = _one(manifests, "ClusterKopfPeering")
+    assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     role = _one(manifests, "ClusterRole")
     assert _granted(role) == rbac.grants(rbac.rules(clusterwide=True, peering=True))
+
+
+def test_peering_crds_can_be_left_to_another_kopf_operator(render: Render) -> None:
+    manifests = render("--set", "replicas=2", "--set", "peering.crds=false")
+    assert {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}.isdisjoint(
+        _crd_names(manifests)
+    )
+    assert _one(manifests, "ClusterKopfPeering")["metadata"]["name"] == "default"
+
+
+def test_several_namespaces_get_a_role_each_and_are_all_watched(render: Render) -> None:
+    manifests = render("--set", "watch.namespaces={team-a,team-b}", "--set", "replicas=2")
+    roles = {m["metadata"]["namespace"]: m for m in manifests if m["kind"] == "Role"}
+    bindings = {m["metadata"]["namespace"] for m in manifests if m["kind"] == "RoleBinding"}
+    assert set(roles) == bindings == {"team-a", "team-b"}
+    wanted = rbac.rules(clusterwide=False, peering=True)
+    for role in roles.values():
+        assert _granted(role) == rbac.grants(r for r in wanted if r.scope is rbac.Scope.NAMESPACED)
+    args = _container(manifests)["args"]
+    watched = [args[i + 1] for i, arg in enumerate(args) if arg == "--namespace"]
+    assert watched == ["team-a", "team-b"]
+    peerings = {m["metadata"]["namespace"] for m in manifests if m["kind"] == "KopfPeering"}
+    assert peerings == {"team-a", "team-b"}
+    assert "ClusterKopfPeering" not in _kinds(manifests)
+
+
+def test_secret_access_can_be_narrowed_to_listed_namespaces(render: Render) -> None:
+    manifests = render("--set", "rbac.secretNamespaces={team-a,team-b}")
+    cluster_role = _one(manifests, "ClusterRole")
+    assert _granted(cluster_role) == rbac.grants(
+        rbac.rules(clusterwide=True, peering=False, secrets=False)
+    )
+    roles = {m["metadata"]["namespace"]: m for m in manifests if m["kind"] == "Role"}
+    assert set(roles) == {"team-a", "team-b"}
+    for role in roles.values():
+        assert role["metadata"]["name"].endswith("-secrets")
+        assert _granted(role) == rbac.grants([rbac.SECRETS_RULE])
+    bindings = [m for m in manifests if m["kind"] == "RoleBinding"]
+    assert {b["roleRef"]["name"] for b in bindings} == {roles["team-a"]["metadata"]["name"]}
+
+
+@pytest.mark.parametrize("namespaced", [False, True], ids=["clusterwide", "namespaced"])
+def test_an_operator_that_checks_no_credentials_may_read_no_secret(
+    render: Render, namespaced: bool
+) -> None:
+    scope = ["--set", "watch.namespaces={team-a}"] if namespaced else []
+    manifests = render(
+        "--set", "settings.s3.checkCredentials=false",
+        "--set", "rbac.secretNamespaces={team-a}",
+        *scope,
+    )  # fmt: skip
+    for role in (m for m in manifests if m["kind"] in ("Role", "ClusterRole")):
+        assert not {g for g in _granted(role) if g[1] == "secrets"}, role["metadata"]["name"]
+    assert _env(manifests)["MLOPS_S3_CHECK_CREDENTIALS"] == "false"
 
 
 @pytest.mark.parametrize("peering", [False, True], ids=["standalone", "peering"])
@@ -164,7 +241,7 @@ def test_operator_pod_is_restricted_and_probed(render: Render) -> None:
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
-    assert container["image"] == "ghcr.io/mlops-operator/operator:0.1.0"  # appVersion
+    assert container["image"] == "mlops-operator/operator:0.1.0"  # appVersion
     liveness = container["args"][container["args"].index("--liveness") + 1]
     assert liveness == "http://0.0.0.0:8080/healthz"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -173,6 +250,14 @@ def test_operator_pod_is_restricted_and_probed(render: Render) -> None:
         "metrics": 9090,
     }
     assert container["resources"]["requests"]
+
+
+def test_one_registry_names_both_images(render: Render) -> None:
+    manifests = render("--set", "image.registry=registry.example.com/ml/", "--set", "image.tag=1.2")
+    assert _container(manifests)["image"] == "registry.example.com/ml/mlops-operator/operator:1.2"
+    runtime = _env(manifests)["MLOPS_RUNTIME_IMAGE"]
+    assert runtime == "registry.example.com/ml/mlops-operator/runtime:1.2"
+    assert _env(render())["MLOPS_RUNTIME_IMAGE"] == "mlops-operator/runtime:0.1.0"
 
 
 def test_settings_reach_the_operator_as_mlops_env(
@@ -194,6 +279,14 @@ def test_settings_reach_the_operator_as_mlops_env(
     assert settings.prometheus_url == "http://prometheus-operated.monitoring.svc:9090"
     assert settings.allowed_estimator_prefixes == ["sklearn.", "xgboost."]
     assert settings.job_ttl_seconds == 3600
+    assert settings.s3_check_credentials is True
+    assert settings.training_pod.service_account_name == "ml-trainer"
+    assert settings.training_pod.node_selector == {"nvidia.com/gpu.present": "true"}
+    assert settings.training_pod.tolerations is not None
+    assert settings.training_pod.tolerations[0].operator == "Exists"
+    assert settings.serving_pod.service_account_name == "ml-server"
+    assert settings.serving_pod.affinity is not None
+    assert settings.serving_pod.annotations == {"example.com/team": "ml-platform"}
 
 
 def test_service_monitor_only_where_the_api_exists(render: Render) -> None:
@@ -238,6 +331,8 @@ def test_grafana_dashboard_shows_the_loop(render: Render) -> None:
         (["--set", "settings.s3.endpoint=minio:9000"], "endpoint"),
         (["--set", "watch.namespaces={Not_A_Namespace}"], "namespaces"),
         (["--set", "metrics.port=80"], "port"),
+        (["--set", "settings.trainingPod.tolerations[0].operator=Maybe"], "operator"),
+        (["--set", "settings.servingPod.nodeName=n1"], "nodeName"),
     ],
     ids=[
         "negative-replicas",
@@ -248,6 +343,8 @@ def test_grafana_dashboard_shows_the_loop(render: Render) -> None:
         "endpoint-no-scheme",
         "bad-namespace",
         "privileged-port",
+        "toleration-operator",
+        "unknown-pod-field",
     ],
 )
 def test_values_schema_rejects_bad_values(helm: Path, override: list[str], complaint: str) -> None:
@@ -274,3 +371,6 @@ def test_notes_say_what_to_apply_next(helm: Path) -> None:
     assert "kubectl create secret generic mlops-s3-credentials" in notes
     assert "examples/trainingjob-classification.yaml" in notes
     assert "examples/inferenceservice.yaml" in notes
+    assert "python examples/upload-datasets.py --bucket mlops-artifacts" in notes
+    assert "Runtime image (training and model-server pods): mlops-operator/runtime:0.1.0" in notes
+    assert "make crds-apply" in notes
