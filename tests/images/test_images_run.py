@@ -1,5 +1,6 @@
 """The images `make images` built, run with buildah the way a pod runs them: the image's own
-ENTRYPOINT, USER and ENV, a read-only root filesystem and a writable /tmp (the pod's emptyDir),
+ENTRYPOINT, USER and ENV, a read-only root filesystem and a writable /tmp (the pod's emptyDir;
+buildah also needs a tmpfs on /run),
 the sandbox's S3 reached over loopback (buildah's chroot isolation shares this machine's network).
 The runtime image trains a model from a CSV in S3 and serves it over HTTP; the operator image has
 no ML stack.
@@ -77,9 +78,12 @@ class Container:
         if entrypoint is None:
             entrypoint = self.config.get("Entrypoint") or []
         run = ["buildah", "--storage-driver", STORAGE_DRIVER, "run", *flags, self.name, "--"]
+        # buildah itself writes /run/.containerenv (and removes it afterwards): /run is a
+        # tmpfs, and with /tmp the only writable places.
         remount = (
             f"mount --bind {self.rootfs} {self.rootfs} "
-            f'&& mount -o remount,bind,ro {self.rootfs} && exec "$@"'
+            f"&& mount -o remount,bind,ro {self.rootfs} "
+            f'&& mount -t tmpfs -o mode=755 tmpfs {self.rootfs}/run && exec "$@"'
         )
         return ["unshare", "--mount", "sh", "-c", remount, "sh", *run, *entrypoint, *args]
 
@@ -101,9 +105,10 @@ def container(image: str, tmp: Path) -> Iterator[Container]:
     buildah("from", "--pull=never", "--name", name, f"{REPO}/{image}:{TAG}")
     try:
         rootfs = buildah("mount", name)
-        # buildah binds a file onto /run/.containerenv; on a read-only root the mount point
-        # must exist first (a container runtime would create it the same way).
-        Path(rootfs, "run", ".containerenv").touch()
+        # buildah binds files onto these; on a read-only root the mount points must exist
+        # first (a container runtime creates them the same way before the root turns read-only).
+        for mount_point in ("etc/hosts", "etc/resolv.conf", "etc/hostname"):
+            Path(rootfs, mount_point).touch()
         config = json.loads(buildah("inspect", "--type", "container", name))["OCIv1"]["config"]
         tmp.chmod(0o1777)
         yield Container(name, rootfs, config, tmp)
