@@ -100,7 +100,11 @@ build() {
     local engine secrets images=("$@")
     ((${#images[@]})) || images=(operator runtime)
     engine=$(builder)
-    secrets=$(mktemp -d)
+    # One fixed place for the secrets: buildah's layer cache keys on the secret's source path,
+    # so a fresh temporary directory would rebuild every RUN that mounts them.
+    secrets=${TMPDIR:-/tmp}/mlops-operator-images.$(id -u)
+    rm -rf "$secrets"
+    mkdir -m 700 "$secrets"
     TEMP_DIR=$secrets
     touch "$secrets/pip-cert"
     pip_secrets "$secrets/pip.conf" "$secrets/pip-cert"
