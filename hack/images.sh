@@ -91,7 +91,11 @@ build_one() {
     if [[ $engine == docker ]]; then
         DOCKER_BUILDKIT=1 docker build "${args[@]}" .
     else
-        buildah build --layers "${args[@]}" .
+        buildah build --layers "${args[@]}" . || {
+            [[ -n $BASE_IMAGE ]] || say "no registry reachable? build on a base bootstrapped" \
+                "from Debian packages: make images BASE_IMAGE=$LOCAL_BASE_IMAGE"
+            return 1
+        }
     fi
     say "built $(image_name "$image") in $(($(date +%s) - start)) s"
 }
