@@ -34,6 +34,7 @@ from mlops_operator.runtime.server.protocol import (
     InferRequest,
     Tensor,
     check_datatype,
+    check_shape,
     requested_outputs,
     rows_from_tensors,
     tensor_from_binary,
@@ -91,7 +92,7 @@ def _parameters(raw: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
 def _shape(raw: Sequence[int], where: str) -> tuple[int, ...]:
     if any(d < 0 for d in raw):
         raise ProtocolError(400, f"{where}: 'shape' must hold non-negative integers, got {raw}")
-    return tuple(raw)
+    return check_shape(raw, where)
 
 
 def _input_tensor(
