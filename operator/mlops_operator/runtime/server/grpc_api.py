@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -239,7 +238,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         """One inference, batched with the HTTP requests."""
         server = self._server
         started = time.perf_counter()
-        request_id = request.id or _metadata(context, "x-request-id") or uuid.uuid4().hex
+        request_id = (
+            request.id or _metadata(context, "x-request-id") or server.request_ids.next(1)[0]
+        )
         status, error = 200, ""
         response = None
         try:
