@@ -26,6 +26,15 @@ DEFAULT_RESOURCES: dict[str, Any] = {
 }
 
 
+DRAIN_SECONDS = 5
+"""A terminating predictor pod keeps serving this long twice over: in its ``preStop`` sleep
+(before SIGTERM; endpoints and load balancers drop it meanwhile) and in the server's own
+drain after SIGTERM (readiness 503, still serving), which also covers clusters without the
+sleep action (Kubernetes < 1.30) and runtimes that send SIGTERM directly."""
+SHUTDOWN_SECONDS = 10
+"""What the server gives requests in progress after its drain (uvicorn's graceful timeout)."""
+
+
 def _probe(path: str, *, period: int, failures: int, delay: int = 0) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": "http"},
@@ -83,6 +92,7 @@ def build_deployment(
         "args": args,
         "env": [
             {"name": "MLOPS_CACHE_DIR", "value": CACHE_DIR},
+            {"name": "MLOPS_SERVE_DRAIN_SECONDS", "value": str(DRAIN_SECONDS)},
             {"name": "HOME", "value": "/tmp"},
             *storage_env(storage),
         ],
@@ -93,6 +103,8 @@ def build_deployment(
         "startupProbe": _probe("/v2/health/live", period=2, failures=60),
         "livenessProbe": _probe("/v2/health/live", period=10, failures=3),
         "readinessProbe": _probe("/v2/health/ready", period=5, failures=2),
+        # A sleep action needs no shell or binary in the image (Kubernetes 1.30+).
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "resources": resources(spec.resources, DEFAULT_RESOURCES),
         "securityContext": restricted_container_security(),
         "volumeMounts": [
@@ -129,7 +141,7 @@ def build_deployment(
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": restricted_pod_security(),
-                    "terminationGracePeriodSeconds": 30,
+                    "terminationGracePeriodSeconds": 2 * DRAIN_SECONDS + SHUTDOWN_SECONDS + 10,
                     "containers": [container],
                     "volumes": [
                         {"name": "cache", "emptyDir": {}},

@@ -104,6 +104,8 @@ def start_server_process(
     port, grpc_port = free_port(), free_port()
     log = directory / f"server-{port}.log"
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    # Tests stop servers at once; the drain tests ask for one with --drain-seconds.
+    env["MLOPS_SERVE_DRAIN_SECONDS"] = "0"
     command = [CLI, "serve", "--name", name, "--model-uri", model_uri, "--host", "127.0.0.1"]
     command += ["--port", str(port), "--grpc-port", str(grpc_port)]
     command += ["--cache-dir", str(directory / "cache"), *args]

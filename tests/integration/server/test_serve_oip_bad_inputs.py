@@ -312,6 +312,18 @@ GRPC_BAD: list[tuple[str, Call, grpc.StatusCode, str]] = [
         "input 'input-0' has 3 features per row (shape [1, 3]); this model takes 4",
     ),
     (
+        "more dimensions than an input has",
+        lambda stub: stub.ModelInfer(typed("FP64", [0] * 65)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input 'input-0' has 65 dimensions",
+    ),
+    (
+        "a dimension numpy cannot shape, with no elements",
+        lambda stub: stub.ModelInfer(typed("FP64", [2**62, 0])),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "input 'input-0' has shape [4611686018427387904, 0]; each dimension is at most",
+    ),
+    (
         "unknown output",
         lambda stub: stub.ModelInfer(infer(outputs=["probabilities"])),
         grpc.StatusCode.INVALID_ARGUMENT,

@@ -77,3 +77,14 @@ def test_the_grpc_port_is_exposed_by_the_pod_and_the_service() -> None:
     grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
     assert (grpc["port"], grpc["targetPort"]) == (8081, "grpc")
     assert grpc["appProtocol"] == "kubernetes.io/h2c"
+
+
+def test_a_terminating_pod_drains_before_it_stops_within_its_grace_period() -> None:
+    pod = deployment()["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    drain = float(env["MLOPS_SERVE_DRAIN_SECONDS"])
+    assert sleep >= 1 and drain >= 1
+    # preStop, then the server's drain, then its graceful shutdown, all before SIGKILL.
+    assert pod["terminationGracePeriodSeconds"] > sleep + drain + 10

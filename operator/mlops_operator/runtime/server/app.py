@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import math
 import os
+import signal
+import threading
 import time
-import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -44,7 +49,8 @@ from mlops_operator.runtime.server.feedback import (
     worker_of,
 )
 from mlops_operator.runtime.server.metrics import ServerMetrics, render
-from mlops_operator.runtime.server.model import LoadError, ServedModel, load_model
+from mlops_operator.runtime.server.model import LoadError, ServedModel, load_model, probe_rows
+from mlops_operator.runtime.server.openapi import openapi_document
 from mlops_operator.runtime.server.peers import PeerServer, claim_from, socket_path
 from mlops_operator.runtime.server.protocol import (
     OUTPUT_PREDICT,
@@ -53,6 +59,7 @@ from mlops_operator.runtime.server.protocol import (
     LabelledRows,
     ProtocolError,
     Rows,
+    check_range,
     decode_json,
     parse_feedback,
     parse_v1_predict,
@@ -70,7 +77,10 @@ HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 MAX_ID_HEADER_ROWS: Final = 100
 """Prediction ids go into the ``X-Prediction-Ids`` header only up to this many rows."""
 
+FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
+
 Handler = Callable[[Request, str], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -106,8 +116,9 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return json_response({"error": message}, status, headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, timeout: float = math.inf) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes,
+    and with 408 when it takes longer than ``timeout`` seconds to arrive."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -118,11 +129,17 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ProtocolError(413, f"the request body is {length} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProtocolError(413, f"the request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(None if math.isinf(timeout) else timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ProtocolError(413, f"the request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise ProtocolError(
+            408, f"the request body did not arrive within {timeout:g} seconds"
+        ) from exc
     return decompress(b"".join(chunks), request.headers.get("content-encoding"), limit)
 
 
@@ -159,6 +176,9 @@ class ModelServer:
         self.model: ServedModel | None = None
         self.reason = "the model is loading"
         self.ids = PredictionIds(os.getpid())
+        self.request_ids = PredictionIds(os.getpid())
+        """Request ids when the client sends none: unique like prediction ids, and cheaper
+        than a random UUID per request."""
         self.buffer = PredictionBuffer()
         self.registry = CollectorRegistry()
         self.metrics = ServerMetrics(config.name, config.version_label, self.registry)
@@ -169,12 +189,18 @@ class ModelServer:
         self._peers: PeerServer | None = None
         self._socket_dir = Path(config.socket_dir)
         self._ready_dir = Path(config.run_dir) / "ready"
+        self.limit = math.inf
+        """The largest magnitude of an input value the model takes (see :func:`input_limit`)."""
+        self.draining = False
+        """Set on SIGTERM: readiness answers 503 while requests are still served."""
+        self._openapi: bytes | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """Start loading the model and listening for peers; clean up on shutdown."""
+        self._drain_on_sigterm()
         loader = asyncio.create_task(self._load_until_ready(), name="model-loader")
         refresher = asyncio.create_task(self._refresh_drift(), name="drift-refresher")
         if self.config.workers > 1:
@@ -209,6 +235,36 @@ class ModelServer:
                 # Drops this worker's live gauges from the sums of the others.
                 multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
+    def _drain_on_sigterm(self) -> None:
+        """Make SIGTERM start a drain: readiness answers 503 at once (so the Service's
+        endpoints drop this pod) while requests are still served for ``drain_seconds``;
+        only then is uvicorn's own handler called, which stops listening and shuts down.
+        A second SIGTERM shuts down at once."""
+        delay = self.config.drain_seconds
+        if delay <= 0 or threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        shutdown = signal.getsignal(signal.SIGTERM)
+        if not callable(shutdown):
+            return
+
+        def stop() -> None:
+            logger.info("drained for %g s; shutting down", delay)
+            shutdown(signal.SIGTERM, None)
+
+        def begin() -> None:
+            logger.info("SIGTERM: not ready from now on, serving for %g s more", delay)
+            loop.call_later(delay, stop)
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            if self.draining:
+                shutdown(signum, frame)
+                return
+            self.draining = True
+            loop.call_soon_threadsafe(begin)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
     async def _refresh_drift(self) -> None:
         """Recompute drift every few seconds when rows arrived since the last computation."""
         while True:
@@ -234,6 +290,7 @@ class ModelServer:
                 logger.exception("loading the model failed unexpectedly")
                 reason = f"unexpected {type(exc).__name__}: {exc}"
             else:
+                self.limit = await asyncio.to_thread(input_limit, model)
                 self._activate(model)
                 return
             self.reason = f"model {config.name} is not loaded: {reason}"
@@ -313,6 +370,8 @@ class ModelServer:
         every worker has loaded the model, or traffic would reach one that answers 503.
         Each loaded worker leaves a marker named after its pid in the run directory.
         """
+        if self.draining:
+            return "the server is shutting down"
         if self.model is None:
             return self.reason
         if self.config.workers == 1:
@@ -358,11 +417,27 @@ class ModelServer:
                 found.update(reply)
         return found
 
+    async def predict_rows(
+        self, rows: Rows, with_proba: bool, *, batched: bool = True
+    ) -> tuple[npt.NDArray[Any], Rows | None]:
+        """Predictions (and probabilities if asked) for validated rows: in some batch, or
+        alone for feedback rows. Values beyond the model's input dtype are a 400, and
+        outputs that are not finite numbers a 422 (no client gets ``null`` as a prediction)."""
+        model, batcher = self.ready_model()
+        if self.limit < math.inf:
+            check_range(rows, model.info.features, self.limit)
+        if batched:
+            predictions, proba = await batcher.submit(rows, with_proba)
+        else:
+            predictions, proba = await batcher.predict_unbatched(rows), None
+        check_outputs(predictions, proba)
+        return predictions, proba
+
     async def predict(self, parsed: InferRequest) -> Inference:
         """Predict a validated request's rows (in some batch) and remember the predictions
         for feedback; the outputs it asked for."""
-        model, batcher = self.ready_model()
-        predictions, proba = await batcher.submit(parsed.rows, OUTPUT_PROBA in parsed.outputs)
+        model, _ = self.ready_model()
+        predictions, proba = await self.predict_rows(parsed.rows, OUTPUT_PROBA in parsed.outputs)
         values = predictions.tolist()
         ids = self._remember(values)
         datatype = model.info.predict_datatype
@@ -411,7 +486,7 @@ class ModelServer:
 
     async def _inference(self, request: Request, protocol: str, handler: Handler) -> Response:
         started = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id") or self.request_ids.next(1)[0]
         try:
             response = await handler(request, request_id)
         except ProtocolError as exc:
@@ -465,7 +540,7 @@ class ModelServer:
     async def _infer(self, request: Request, request_id: str) -> Response:
         self._check_model(request)
         model, _ = self.ready_model()
-        body = await read_body(request, self.config.max_body_bytes)
+        body = await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
         header, binary = split_body(body, request.headers.get(HEADER_LENGTH))
         parsed = parse_v2_infer(
             decode_json(header),
@@ -525,10 +600,12 @@ class ModelServer:
 
     async def _v1_predict(self, request: Request, request_id: str) -> Response:
         self._check_model(request)
-        model, batcher = self.ready_model()
-        doc = decode_json(await read_body(request, self.config.max_body_bytes))
+        model, _ = self.ready_model()
+        doc = decode_json(
+            await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
+        )
         rows = parse_v1_predict(doc, model.info.features, allow_nan=model.allow_nan)
-        predictions, _ = await batcher.submit(rows, False)
+        predictions, _ = await self.predict_rows(rows, False)
         values = predictions.tolist()
         ids = self._remember(values)
         return json_response(
@@ -541,18 +618,14 @@ class ModelServer:
     async def feedback(self, request: Request) -> Response:
         """``POST /v1/models/{name}/feedback``: ground truth for earlier predictions (by id)
         or for rows sent along; updates the rolling online accuracy (or MAE)."""
-        try:
-            return await self._feedback(request)
-        except ProtocolError as exc:
-            return error_response(exc.status, exc.message)
-
-    async def _feedback(self, request: Request) -> Response:
         self._check_model(request)
-        model, batcher = self.ready_model()
+        model, _ = self.ready_model()
         score = self._score
         if score is None:
             raise ProtocolError(503, self.reason)
-        doc = decode_json(await read_body(request, self.config.max_body_bytes))
+        doc = decode_json(
+            await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
+        )
         parsed = parse_feedback(
             doc,
             model.info.features,
@@ -561,7 +634,8 @@ class ModelServer:
         )
         unknown: list[str] = []
         if isinstance(parsed, LabelledRows):
-            predicted: list[Any] = (await batcher.predict_unbatched(parsed.rows)).tolist()
+            predictions, _ = await self.predict_rows(parsed.rows, False, batched=False)
+            predicted: list[Any] = predictions.tolist()
             labels: list[Any] = list(parsed.labels)
         else:
             found = await self._claim(parsed.ids)
@@ -587,6 +661,76 @@ class ModelServer:
         """``GET /metrics``: every worker's metrics (read from the multiprocess files)."""
         text = await asyncio.to_thread(render, self.registry)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(self, request: Request) -> Response:
+        """``GET /openapi.json``: the OpenAPI document of the HTTP endpoints, for this
+        server's model name."""
+        if self._openapi is None:
+            self._openapi = orjson.dumps(
+                openapi_document(self.config.name, self.config.model_version, self.version)
+            )
+        return Response(self._openapi, media_type="application/json")
+
+    def guarded(self, endpoint: Endpoint) -> Endpoint:
+        """``endpoint``, answering every error with a JSON body: a refused request
+        (:class:`ProtocolError`) with its status, anything else with a logged 500. Nothing
+        escapes to uvicorn, which would close the connection (and reset the client's next
+        request on it). While draining, each answer asks the client to reconnect, so
+        keep-alive clients move to a pod that is not shutting down."""
+
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            try:
+                response = await endpoint(request)
+            except ProtocolError as exc:
+                response = error_response(exc.status, exc.message)
+            except ClientDisconnect:
+                response = error_response(400, "the client went away")
+            except Exception as exc:
+                logger.exception("%s %s failed", request.method, request.url.path)
+                response = error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+            if self.draining:
+                response.headers["Connection"] = "close"
+            return response
+
+        return guarded
+
+
+def input_limit(model: ServedModel) -> float:
+    """The largest magnitude of an input value ``model`` takes: float32's largest when the
+    model fails on a value only float64 holds (scikit-learn's trees cast their input to
+    float32, and fail inside ``predict`` on 1e39), else unbounded. Found by trying one row
+    at load, so the limit is a 400 with a message instead of a 500 from inside the model."""
+    features = model.info.features
+    probe = probe_rows(model.reference, list(features))
+    row = probe[:1].copy() if probe is not None else np.zeros((1, len(features)))
+    with np.errstate(all="ignore"):
+        try:
+            model.predict(row, False)
+        except Exception:
+            return math.inf  # fails on ordinary rows too: nothing to learn here
+        row[0, 0] = FLOAT32_MAX * 10
+        try:
+            model.predict(row, False)
+        except Exception:
+            return FLOAT32_MAX
+    return math.inf
+
+
+def check_outputs(predictions: npt.NDArray[Any], proba: Rows | None) -> None:
+    """Refuse (422) predictions or probabilities that are not finite numbers: the model
+    overflowed on an input far outside what it was trained on."""
+    for what, values in (("prediction", predictions), ("class probabilities", proba)):
+        if values is None or values.dtype.kind not in "fc":
+            continue
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise ProtocolError(
+                422,
+                f"the model's {what} for row {row} is not a finite number: the input is "
+                "outside the range in which this model computes one",
+            )
 
 
 def _alive(pid: str) -> bool:
@@ -614,21 +758,26 @@ def build_app(config: ServeConfig) -> Starlette:
     """The ASGI app serving ``config``'s model."""
     server = ModelServer(config)
     get, post = ["GET"], ["POST"]
+    endpoints = [
+        ("/v2", server.server_metadata, get),
+        ("/v2/health/live", server.live, get),
+        ("/v2/health/ready", server.ready, get),
+        ("/v2/models/{name}", server.model_metadata, get),
+        ("/v2/models/{name}/versions/{version}", server.model_metadata, get),
+        ("/v2/models/{name}/ready", server.model_ready, get),
+        ("/v2/models/{name}/versions/{version}/ready", server.model_ready, get),
+        ("/v2/models/{name}/infer", server.infer, post),
+        ("/v2/models/{name}/versions/{version}/infer", server.infer, post),
+        ("/v1/models", server.v1_models, get),
+        ("/v1/models/{name}:predict", server.v1_predict, post),
+        ("/v1/models/{name}/feedback", server.feedback, post),
+        ("/v1/models/{name}", server.v1_model, get),
+        ("/metrics", server.prometheus, get),
+        ("/openapi.json", server.openapi, get),
+    ]
     routes = [
-        Route("/v2", server.server_metadata, methods=get),
-        Route("/v2/health/live", server.live, methods=get),
-        Route("/v2/health/ready", server.ready, methods=get),
-        Route("/v2/models/{name}", server.model_metadata, methods=get),
-        Route("/v2/models/{name}/versions/{version}", server.model_metadata, methods=get),
-        Route("/v2/models/{name}/ready", server.model_ready, methods=get),
-        Route("/v2/models/{name}/versions/{version}/ready", server.model_ready, methods=get),
-        Route("/v2/models/{name}/infer", server.infer, methods=post),
-        Route("/v2/models/{name}/versions/{version}/infer", server.infer, methods=post),
-        Route("/v1/models", server.v1_models, methods=get),
-        Route("/v1/models/{name}:predict", server.v1_predict, methods=post),
-        Route("/v1/models/{name}/feedback", server.feedback, methods=post),
-        Route("/v1/models/{name}", server.v1_model, methods=get),
-        Route("/metrics", server.prometheus, methods=get),
+        Route(path, server.guarded(endpoint), methods=methods)
+        for path, endpoint, methods in endpoints
     ]
     app = Starlette(
         routes=routes,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import shutil
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 HOST_ENV: Final = "MLOPS_SERVE_HOST"
 GRPC_PORT_ENV: Final = "MLOPS_SERVE_GRPC_PORT"
 DEFAULT_GRPC_PORT: Final = 8081
+DRAIN_ENV: Final = "MLOPS_SERVE_DRAIN_SECONDS"
+DEFAULT_DRAIN_SECONDS: Final = 5.0
+"""Long enough for a Service's endpoints to drop a terminating pod on most clusters."""
 CACHE_ENV: Final = "MLOPS_CACHE_DIR"
 DEFAULT_CACHE_DIR: Final = "/tmp/mlops-cache"
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -123,6 +127,39 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="wait between attempts to load a missing or unverifiable model (default: 30)",
     )
 
+    parser.add_argument(
+        "--drain-seconds",
+        type=_non_negative,
+        default=float(os.environ.get(DRAIN_ENV, DEFAULT_DRAIN_SECONDS)),
+        help="after SIGTERM, answer readiness with 503 but keep serving this long before "
+        f"shutting down (default: ${DRAIN_ENV} or {DEFAULT_DRAIN_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=_non_negative,
+        default=10.0,
+        help="seconds a client may take to send a request's headers, 0 for no limit (default: 10)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_non_negative,
+        default=30.0,
+        help="seconds a client may take to send a request's body, then 408 (default: 30)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=1000,
+        help="open connections (or requests in progress) per worker beyond which requests "
+        "are answered 503 (default: 1000)",
+    )
+    parser.add_argument(
+        "--keep-alive-seconds",
+        type=_non_negative,
+        default=5.0,
+        help="seconds an idle keep-alive connection stays open (default: 5)",
+    )
+
 
 def configure_logging() -> None:
     """Log to stderr, one line per record, INFO and up for this package."""
@@ -194,10 +231,15 @@ def serve_command(args: argparse.Namespace) -> int:
         load_retry_seconds=args.load_retry_seconds,
         host=args.host,
         grpc_port=args.grpc_port or None,
+        drain_seconds=args.drain_seconds,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout or math.inf,
     )
     os.environ[CONFIG_ENV] = config.to_env()
 
     import uvicorn
+
+    from mlops_operator.runtime.server.connections import HeaderDeadlineProtocol
 
     logger.info(
         "serving %s from %s on %s: HTTP port %d, gRPC port %s, %d worker(s)",
@@ -219,12 +261,15 @@ def serve_command(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             loop="uvloop",
-            http="httptools",
+            http=HeaderDeadlineProtocol,
+            limit_concurrency=args.max_connections,
+            timeout_keep_alive=int(args.keep_alive_seconds),
             lifespan="on",
             access_log=False,
             log_config=None,
             server_header=False,
             date_header=False,
+            # Requests in progress when the drain ends get this long to finish.
             timeout_graceful_shutdown=10,
         )
     finally:

@@ -37,6 +37,13 @@ class ServeConfig:
     """The address both endpoints listen on."""
     grpc_port: int | None = None
     """The Open Inference Protocol's gRPC endpoint's port; ``None``: no gRPC endpoint."""
+    drain_seconds: float = 0.0
+    """After SIGTERM: seconds of answering readiness with 503 while still serving, before
+    the server stops taking connections and shuts down."""
+    header_timeout: float = 10.0
+    """Seconds a connection may take to send a request's headers (slow clients are cut)."""
+    body_timeout: float = 30.0
+    """Seconds a request may take to send its body; then 408."""
 
     @property
     def version_label(self) -> str:

@@ -22,6 +22,12 @@ DEFAULT_BUFFER_SIZE: Final = 100_000
 DEFAULT_WINDOW: Final = 1000
 """Labelled samples behind the rolling online accuracy (or MAE), per worker."""
 
+MAX_ERROR: Final = 3.4e38
+"""Largest absolute error one regression sample counts for (about float32's largest).
+A larger one, say a label of 1e308 against a prediction of -1e308, counts as this: the
+online MAE still shows the degradation, and the window's sum and the error counter stay
+finite (summing infinities would freeze them at inf, or overflow ``math.fsum``)."""
+
 _WORKER: Final = re.compile(r"^([0-9a-f]{1,8})-")
 
 
@@ -122,7 +128,8 @@ class RollingScore:
     def score(self, predicted: Any, label: Any) -> float:
         """What one labelled sample adds: 1 or 0 (correct or not), or the absolute error."""
         if self.regression:
-            return abs(float(predicted) - float(label))
+            error = abs(float(predicted) - float(label))
+            return error if error <= MAX_ERROR else MAX_ERROR
         return 1.0 if labels_equal(predicted, label) else 0.0
 
     def add(self, predicted: Sequence[Any], labels: Sequence[Any]) -> list[float]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,6 +33,7 @@ from mlops_operator.runtime.server.protocol import (
     InferRequest,
     Tensor,
     check_datatype,
+    check_shape,
     requested_outputs,
     rows_from_tensors,
     tensor_from_binary,
@@ -69,6 +69,8 @@ _STATUS_CODES: Final = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # The model's output for this input is no finite number: the input is out of its range.
+    422: grpc.StatusCode.INVALID_ARGUMENT,
     503: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -91,7 +93,7 @@ def _parameters(raw: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
 def _shape(raw: Sequence[int], where: str) -> tuple[int, ...]:
     if any(d < 0 for d in raw):
         raise ProtocolError(400, f"{where}: 'shape' must hold non-negative integers, got {raw}")
-    return tuple(raw)
+    return check_shape(raw, where)
 
 
 def _input_tensor(
@@ -236,7 +238,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         """One inference, batched with the HTTP requests."""
         server = self._server
         started = time.perf_counter()
-        request_id = request.id or _metadata(context, "x-request-id") or uuid.uuid4().hex
+        request_id = (
+            request.id or _metadata(context, "x-request-id") or server.request_ids.next(1)[0]
+        )
         status, error = 200, ""
         response = None
         try:

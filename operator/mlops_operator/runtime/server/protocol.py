@@ -33,6 +33,13 @@ DATATYPES: Final = frozenset({*NUMERIC_DTYPES, BYTES})
 """Input datatypes accepted by ``/infer``; every feature is numeric, so BYTES data must hold
 numbers written as strings."""
 
+MAX_DIMS: Final = 2
+"""Most dimensions an input tensor may have: ``[N, n_features]``, ``[N, 1]`` or ``[N]``."""
+
+MAX_DIM_SIZE: Final = 2**31 - 1
+"""Largest size of one dimension; numpy refuses shapes whose sizes multiply past 2**63,
+even with no elements, so every dimension is bounded."""
+
 _INTEGER_DATATYPES: Final = frozenset(
     name for name, dtype in NUMERIC_DTYPES.items() if dtype.kind in "iu"
 )
@@ -159,6 +166,20 @@ def _to_numbers(data: Any, where: str, *, strings: bool) -> npt.NDArray[Any]:
     raise ProtocolError(400, f"{where} holds strings, expected numbers")
 
 
+def check_range(rows: Rows, features: Sequence[str], limit: float) -> None:
+    """Refuse finite values beyond ``limit`` in magnitude: the largest number the model's
+    input dtype holds (a float32 model fails on 1e39, which float64 holds)."""
+    bad = np.abs(rows) > limit
+    if not bad.any():
+        return
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    raise ProtocolError(
+        400,
+        f"row {row}, feature {features[col]!r} is {rows[row, col]}, beyond the largest "
+        f"magnitude this model takes ({limit:.7g})",
+    )
+
+
 def check_finite(rows: Rows, features: Sequence[str], *, allow_nan: bool) -> None:
     """Refuse infinities always, and NaN (missing values) when the model cannot take them."""
     bad = ~np.isfinite(rows)
@@ -178,7 +199,28 @@ def _shape(raw: Any, where: str) -> tuple[int, ...]:
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in raw
     ):
         raise ProtocolError(400, f"{where}: 'shape' must be an array of non-negative integers")
-    return tuple(raw)
+    return check_shape(raw, where)
+
+
+def check_shape(shape: Sequence[int], where: str) -> tuple[int, ...]:
+    """``shape`` (non-negative sizes) if a model input can have it: at most :data:`MAX_DIMS`
+    dimensions, each at most :data:`MAX_DIM_SIZE`; else a 400 that says so."""
+    if len(shape) > MAX_DIMS:
+        raise ProtocolError(
+            400,
+            f"{where} has {len(shape)} dimensions (shape {_short(shape)}); an input has at "
+            f"most {MAX_DIMS}: [N, n_features], [N, 1] or [N]",
+        )
+    if any(d > MAX_DIM_SIZE for d in shape):
+        raise ProtocolError(
+            400, f"{where} has shape {_short(shape)}; each dimension is at most {MAX_DIM_SIZE}"
+        )
+    return tuple(shape)
+
+
+def _short(shape: Sequence[int]) -> str:
+    shown = ", ".join(str(d) for d in shape[:_MAX_LISTED])
+    return f"[{shown}, ...]" if len(shape) > _MAX_LISTED else f"[{shown}]"
 
 
 def _parameters(raw: Any, where: str) -> Mapping[str, Any]:

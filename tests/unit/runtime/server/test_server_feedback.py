@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from mlops_operator.runtime.server.feedback import (
+    MAX_ERROR,
     PredictionBuffer,
     PredictionIds,
     RollingScore,
@@ -71,3 +74,14 @@ def test_rolling_mae_for_regression() -> None:
     assert score.value == pytest.approx(1.25)
     score.add([0.1], [0.2])
     assert score.value == pytest.approx((2.0 + 0.1) / 2)
+
+
+def test_a_huge_regression_error_counts_as_the_largest_and_keeps_the_window_moving() -> None:
+    score = RollingScore(regression=True, window=3)
+    score.add([0.0], [1.7e308])
+    score.add([-1.7e308], [1.7e308])
+    assert score.value == pytest.approx(MAX_ERROR)
+    assert math.isfinite(score.total)
+    for _ in range(3):
+        score.add([1.0], [2.0])
+    assert score.value == pytest.approx(1.0), "the huge errors left the window"

@@ -96,7 +96,12 @@ V2_BAD: list[tuple[Any, str]] = [
     (v2(tensor(shape=[2, 4], data=list(range(8)))), "has 4 features per row"),
     (v2(tensor(shape=[0, 3], data=[])), "the request has no rows"),
     (v2(tensor(shape=[6], data=list(range(6)))), "send one input of shape [N, 3]"),
-    (v2(tensor(shape=[1, 2, 3])), "send one input of shape [N, 3]"),
+    (v2(tensor(shape=[1, 2, 3])), "has 3 dimensions (shape [1, 2, 3]); an input has at most 2"),
+    (
+        v2(tensor(shape=[0] * 65, data=[])),
+        "has 65 dimensions (shape [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ",
+    ),
+    (v2(tensor(shape=[2**63, 0], data=[])), "has shape [9223372036854775808, 0]; each dimension"),
     (
         v2(tensor(name="a", shape=[1], data=[1]), tensor(name="z", shape=[1], data=[1])),
         "unknown features 'z'; missing features 'b', 'c'",
