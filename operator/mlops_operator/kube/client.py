@@ -126,15 +126,22 @@ class Kube:
         """API calls made so far (the controller tests assert a reconcile made none)."""
 
     @classmethod
-    def from_environment(cls) -> Kube:
-        """In-cluster service account if there is one, else the current kubeconfig."""
+    def from_environment(cls, agent: str = "mlops-operator") -> Kube:
+        """In-cluster service account if there is one, else the current kubeconfig. Requests
+        carry the User-Agent ``<agent>/<version>``, so API audit logs tell the operator's calls
+        from a person's or the registration command's (and from other tools' generated
+        clients, which all say ``OpenAPI-Generator``)."""
+        from mlops_operator import __version__
+
         configuration = kubernetes.client.Configuration()
         configuration.connection_pool_maxsize = 48
         try:
             kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return cls(kubernetes.client.ApiClient(configuration))
+        client = kubernetes.client.ApiClient(configuration)
+        client.user_agent = f"{agent}/{__version__}"
+        return cls(client)
 
     def close(self) -> None:
         """Release the client's connection pool."""
