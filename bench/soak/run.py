@@ -302,8 +302,11 @@ class Soak:
                 count = ((obj.get("status") or {}).get("retraining") or {}).get("count", 0)
                 return bool(count > before)
 
-            await self.wait(f"{name} to retrain", retraining, timeout=120)
-            self.mark(f"{name} retraining started")
+            try:
+                await self.wait(f"{name} to retrain", retraining, timeout=120)
+                self.mark(f"{name} retraining started")
+            except TimeoutError:
+                self.mark(f"{name} did not start a retraining within 120 s")
         finally:
             self.load.wrong.discard(name)
 

@@ -71,10 +71,13 @@ def test_the_operator_uses_exactly_the_permissions_the_chart_grants(
     granted = chart_rules()
     assert used - granted == set(), "the operator sent requests the chart does not allow"
     not_exercised = granted - used - set(GRANTED_BUT_NOT_EXERCISED)
+    print(f"\noperator requests: {sorted(used)}\ngranted, never used: {sorted(not_exercised)}")
     assert audit.whole_suite_passed(), (
         "the chart's grants are compared with the requests of the whole e2e suite: run all of "
         f"tests/e2e (not run or not passed: {sorted(audit.collected - audit.passed)}); "
         f"granted and unused so far: {sorted(not_exercised)}"
     )
-    assert not_exercised == set(), "the chart grants permissions the operator never used"
+    assert not_exercised == set(), (
+        f"the chart grants permissions the operator never used: {sorted(not_exercised)}"
+    )
     assert set(GRANTED_BUT_NOT_EXERCISED) <= granted - used
