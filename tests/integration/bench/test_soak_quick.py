@@ -30,7 +30,7 @@ def test_quick_soak_retrains_through_faults_and_reports_every_trend(tmp_path: Pa
     verdict = data["verdict"]
     # Every process was sampled, every series fitted.
     assert len(data["samples"]) >= 5
-    assert all(len(s["servers"]) == 3 for s in data["samples"])
+    assert all(len(s["servers"]) >= 3 for s in data["samples"])  # 4 while one rolls out
     assert all(t["samples"] == len(data["samples"]) for t in verdict["trends"].values())
     # The scenario happened: a degradation retrained, the faults answered requests.
     assert data["retrainings"] >= 1
