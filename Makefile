@@ -114,6 +114,12 @@ bench-operator: $(STAMP) ## The operator at 1,000 InferenceServices and Training
 bench-operator-10000: $(STAMP) ## The same at 10,000 InferenceServices (no TrainingJobs), results in operator-10000.md.
 	$(BIN)/python bench/operator/run.py --count 10000 --trickle 200 --kinds isvc
 
+SOAK_MINUTES ?= 10
+
+.PHONY: soak
+soak: $(STAMP) ## Soak: the operator, 50 InferenceServices, load, degradations, faults; trends per process (SOAK_MINUTES=10).
+	$(BIN)/python bench/soak/run.py --minutes $(SOAK_MINUTES)
+
 ##@ Packaging
 
 TOOLS_BIN := .tools/bin

@@ -26,13 +26,19 @@ OperatorFactory = Callable[..., OperatorProcess]
 
 GROUP, VERSION = "mlops.dev", "v1alpha1"
 DATA_BUCKET = "datasets"
+CANARY_PREFIX = "mlops-canary-"
+"""The session sandbox's S3 secret key starts so: recognisable wherever it would leak."""
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    """A started sandbox (API, S3, workload runner) shared by the whole session."""
+    """A started sandbox (API, S3, workload runner) shared by the whole session. Its S3
+    secret key is a canary unique to the run: tests/e2e checks it never leaks."""
+    canary = f"{CANARY_PREFIX}{uuid.uuid4().hex}"
     # With a real Prometheus scraping the pods, for the PromQL metric source.
-    with Sandbox(tmp_path_factory.mktemp("sandbox"), prometheus=True) as started:
+    with Sandbox(
+        tmp_path_factory.mktemp("sandbox"), prometheus=True, secret_access_key=canary
+    ) as started:
         yield started
 
 
@@ -64,23 +70,45 @@ def s3(sandbox: Sandbox) -> Iterator[S3Client]:
     client.close()
 
 
+class OperatorStarter:
+    """Starts operator processes watching one namespace, each serving its /metrics on a
+    loopback port of its own (``metrics_urls``, read by tests/e2e's leak checks)."""
+
+    def __init__(self, sandbox: Sandbox, namespace: str, log_dir: Path) -> None:
+        self.sandbox = sandbox
+        self.namespace = namespace
+        self.log_dir = log_dir
+        self.started: list[OperatorProcess] = []
+        self.metrics_urls: list[str] = []
+
+    def __call__(self, **env: str) -> OperatorProcess:
+        port = env.pop("MLOPS_METRICS_PORT", "")
+        if not port:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = str(sock.getsockname()[1])
+        proc = OperatorProcess(
+            self.sandbox.env(),
+            self.log_dir / f"operator-{len(self.started)}.log",
+            namespace=self.namespace,
+            env={
+                "MLOPS_RUNTIME_IMAGE": "mlops-operator-runtime:sandbox",
+                "MLOPS_METRICS_PORT": port,
+                **env,
+            },
+        )
+        self.started.append(proc)
+        self.metrics_urls.append(f"http://127.0.0.1:{port}/metrics")
+        return proc
+
+
 @pytest.fixture
 def start_operator(sandbox: Sandbox, namespace: str, tmp_path: Path) -> Iterator[OperatorFactory]:
     """Start operator processes watching the test's namespace; all stop at teardown.
     Keyword arguments become extra environment variables (e.g. MLOPS_FAILPOINTS)."""
-    started: list[OperatorProcess] = []
-
-    def start(**env: str) -> OperatorProcess:
-        proc = OperatorProcess(
-            sandbox.env(),
-            tmp_path / f"operator-{len(started)}.log",
-            namespace=namespace,
-            env={"MLOPS_RUNTIME_IMAGE": "mlops-operator-runtime:sandbox", **env},
-        )
-        started.append(proc)
-        return proc
-
-    yield start
+    starter = OperatorStarter(sandbox, namespace, tmp_path)
+    started = starter.started
+    yield starter
     for proc in started:
         proc.stop()
     # An operator that "works" while printing tracebacks or warnings has a bug.

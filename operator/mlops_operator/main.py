@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -79,6 +80,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     ctx = build_context(ours, k8s.Kube.from_environment())
     watches.attach(ctx, kwargs)
     memo["ctx"] = ctx
+    metrics.count_tasks(asyncio.get_running_loop())
     await start(ctx)
 
 

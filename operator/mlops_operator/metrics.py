@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter, Gauge, start_http_server
 
 RECONCILES = Counter(
@@ -26,6 +28,16 @@ SERVED_VERSION = Gauge(
     "The model version each InferenceService serves.",
     ["namespace", "service", "model"],
 )
+
+ASYNCIO_TASKS = Gauge(
+    "mlops_operator_asyncio_tasks",
+    "asyncio tasks alive in the operator's event loop (a steady count means no task leak).",
+)
+
+
+def count_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Make ``ASYNCIO_TASKS`` report the tasks of ``loop``, read at each scrape."""
+    ASYNCIO_TASKS.set_function(lambda: len(asyncio.all_tasks(loop)))
 
 
 def serve(port: int) -> None:

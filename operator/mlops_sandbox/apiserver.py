@@ -656,6 +656,12 @@ class SandboxAPI(kmock.KubernetesEmulator):
             with file.open(encoding="utf-8") as stream:
                 self.load_crds(doc for doc in yaml.safe_load_all(stream) if doc)
 
+    def live_objects(self) -> list[tuple[ObjectKey, dict[str, Any]]]:
+        """Every object that exists now (not removed), as stored: for tests and benchmarks
+        that count or inspect the whole cluster (read it on the API's loop or under the GIL
+        from a quiet moment; the returned dicts are the stored ones, do not change them)."""
+        return [(key, obj.last.raw) for key, obj in list(self._objects.items()) if not obj.deleted]
+
     def close_watches(self) -> None:
         """End every open watch stream (so that the HTTP server can stop without waiting)."""
         self._closing = True

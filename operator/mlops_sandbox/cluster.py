@@ -65,7 +65,8 @@ class Sandbox(Managed):
     """API emulator + S3 + workload runner, running in a background thread with its own event
     loop, so synchronous and asynchronous callers (tests, the CLI, a demo) can all use it over
     HTTP. With ``prometheus=True``, also a Prometheus server scraping the pods annotated
-    ``prometheus.io/scrape: "true"`` (see :mod:`mlops_sandbox.prometheus`)."""
+    ``prometheus.io/scrape: "true"`` (see :mod:`mlops_sandbox.prometheus`). moto accepts any
+    keys: ``secret_access_key`` chooses the one the Secrets hold."""
 
     def __init__(
         self,
@@ -76,7 +77,11 @@ class Sandbox(Managed):
         crd_dir: pathlib.Path | None = None,
         run_workloads: bool = True,
         prometheus: bool = False,
+        secret_access_key: str | None = None,
     ) -> None:
+        self.secret_access_key = secret_access_key
+        """The S3 secret key in the credentials Secrets and in :meth:`env` (default: the
+        sandbox's fixed throwaway key). Tests set a unique canary and check it never leaks."""
         self.state_dir = state_dir.resolve()
         self.kubeconfig = self.state_dir / "kubeconfig"
         self.env_file = self.state_dir / "sandbox.env"
@@ -126,11 +131,11 @@ class Sandbox(Managed):
 
     def env(self) -> dict[str, str]:
         """What an operator process, boto3 or a person's shell needs to use the sandbox."""
-        from mlops_sandbox.s3 import credentials_env
+        from mlops_sandbox.s3 import SECRET_ACCESS_KEY, credentials_env
 
         env = {
             "KUBECONFIG": str(self.kubeconfig),
-            **credentials_env(self.s3_endpoint),
+            **credentials_env(self.s3_endpoint, self.secret_access_key or SECRET_ACCESS_KEY),
             "MLOPS_S3_ENDPOINT": self.s3_endpoint,
             "MLOPS_S3_BUCKET": BUCKET,
         }
@@ -354,7 +359,7 @@ class Sandbox(Managed):
                 "type": "Opaque",
                 "data": {
                     "AWS_ACCESS_KEY_ID": encode(ACCESS_KEY_ID),
-                    "AWS_SECRET_ACCESS_KEY": encode(SECRET_ACCESS_KEY),
+                    "AWS_SECRET_ACCESS_KEY": encode(self.secret_access_key or SECRET_ACCESS_KEY),
                 },
             },
         )

@@ -52,12 +52,12 @@ class _QuietRequestHandler(MotoRequestHandler):
         logger.log(level, message.rstrip(), *args)
 
 
-def credentials_env(endpoint: str) -> dict[str, str]:
+def credentials_env(endpoint: str, secret_access_key: str = SECRET_ACCESS_KEY) -> dict[str, str]:
     """The standard AWS variables that point boto3 (and the AWS CLI) at ``endpoint``."""
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": secret_access_key,
         "AWS_DEFAULT_REGION": REGION,
     }
 

@@ -24,9 +24,9 @@ from mlops_operator.api.base import GROUP, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (5.0, 30.0)
+"""Connect and read timeouts of one API call, in seconds."""
 USER_AGENT = "mlops-operator"
 """The product name of the operator's requests; the process id follows the version."""
-"""Connect and read timeouts of one API call, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,13 @@ class Kube:
         """API calls made so far (the controller tests assert a reconcile made none)."""
 
     @classmethod
-    def from_environment(cls) -> Kube:
-        """In-cluster service account if there is one, else the current kubeconfig."""
+    def from_environment(cls, agent: str = USER_AGENT) -> Kube:
+        """In-cluster service account if there is one, else the current kubeconfig. Requests
+        carry the User-Agent ``<agent>/<version> (pid N)``, so API audit logs tell the operator's calls
+        from a person's or the registration command's (and from other tools' generated
+        clients, which all say ``OpenAPI-Generator``)."""
+        from mlops_operator import __version__
+
         configuration = kubernetes.client.Configuration()
         configuration.connection_pool_maxsize = 48
         try:
@@ -140,7 +145,7 @@ class Kube:
             kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         client = kubernetes.client.ApiClient(configuration)
         # Audit logs (and the sandbox's chaos tests) tell the operator's replicas apart.
-        client.user_agent = f"{USER_AGENT}/{__version__} (pid {os.getpid()})"
+        client.user_agent = f"{agent}/{__version__} (pid {os.getpid()})"
         return cls(client)
 
     def close(self) -> None:

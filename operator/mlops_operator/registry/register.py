@@ -143,7 +143,7 @@ def _connect() -> Kube:
     from mlops_operator.kube.client import Kube
 
     try:
-        return Kube.from_environment()
+        return Kube.from_environment(agent="mlops-operator-register")
     except (kubernetes.config.ConfigException, OSError) as exc:
         raise RegisterError(
             f"no Kubernetes configuration: {exc} (set KUBECONFIG or run inside a cluster)"

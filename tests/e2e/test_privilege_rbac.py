@@ -1,0 +1,116 @@
+"""Least privilege, measured: the (verb, resource) pairs the operator's processes sent to the
+API during the whole e2e suite (the emulator counts requests by User-Agent: kopf's and the
+operator's own client, ``mlops-operator``) equal the rules of the chart's Role and
+ClusterRole for a namespace-scoped install like the suite's operators — no permission
+missing, and none granted that nothing used, except the few listed below with the reason.
+tests/e2e/conftest.py runs this after every other e2e test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_sandbox.cluster import Sandbox
+from tests.e2e.conftest import Audit
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "mlops-operator"
+OPERATOR_CLIENTS = frozenset({"kopf", "mlops-operator"})
+"""User-Agent product names of the operator process: kopf's client and ours."""
+
+_LAGGING_WATCH = (
+    "apply_child (kube/apply.py) reads a child once when its create answers 409 because the "
+    "watch lags behind the API: a race the suite does not provoke"
+)
+GRANTED_BUT_NOT_EXERCISED: dict[tuple[str, str], str] = {
+    ("get", "jobs"): _LAGGING_WATCH,
+    ("get", "deployments"): _LAGGING_WATCH,
+    ("get", "services"): _LAGGING_WATCH,
+    ("get", "horizontalpodautoscalers"): _LAGGING_WATCH,
+    ("get", "modelversions"): (
+        "training/handlers.py reads the ModelVersion when its create answers 409 (an operator "
+        "restarted between creating it and writing the TrainingJob's status)"
+    ),
+    ("patch", "jobs"): (
+        "apply_child patches a training Job whose built spec changed (an operator upgrade that "
+        "builds it differently); the suite's Jobs never change"
+    ),
+    ("patch", "services"): (
+        "apply_child patches a predictor Service whose built spec changed; the suite's never do"
+    ),
+    ("patch", "horizontalpodautoscalers"): (
+        "a changed spec.autoscaling patches the autoscaler; the suite sets it once"
+    ),
+    ("delete", "horizontalpodautoscalers"): (
+        "removing spec.autoscaling deletes the autoscaler (serving/handlers.py); the suite "
+        "never removes it"
+    ),
+    ("delete", "jobs"): (
+        "a TrainingJob whose spec changes while its Job runs has the superseded Job deleted "
+        "(training/handlers.py); the suite never edits a running TrainingJob"
+    ),
+}
+"""Granted pairs the e2e suite never sends, and why the chart keeps them: paths of the
+operator's code that the suite does not reach (tests/unit/packaging/test_chart_rbac.py
+holds the code's calls to operator/mlops_operator/rbac.py)."""
+
+
+def chart_rules() -> set[tuple[str, str]]:
+    """(verb, resource) of every rule of the chart's Roles and ClusterRoles, rendered by helm
+    for an operator watching one namespace (as every e2e operator does)."""
+    tools = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    helm = Path(tools.stdout.strip().splitlines()[-1]) / "helm"
+    result = subprocess.run(
+        [str(helm), "template", "mlops", str(CHART), "--set", "watch.namespaces={ml-team}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(result.stdout) if d]
+    pairs = set()
+    for doc in docs:
+        if doc["kind"] in ("Role", "ClusterRole"):
+            for rule in doc.get("rules") or []:
+                for resource in rule["resources"]:
+                    pairs |= {(verb, resource) for verb in rule["verbs"]}
+    return pairs
+
+
+def operator_requests(sandbox: Sandbox) -> set[tuple[str, str]]:
+    """(verb, resource) of every request the operator's processes sent (discovery aside: every
+    authenticated client may read it)."""
+    counts = dict(sandbox.api.request_counts)
+    return {
+        (verb, resource)
+        for (client, verb, resource) in counts
+        if client in OPERATOR_CLIENTS and resource != "discovery"
+    }
+
+
+def test_the_operator_uses_exactly_the_permissions_the_chart_grants(
+    audit: Audit, sandbox: Sandbox
+) -> None:
+    used = operator_requests(sandbox)
+    granted = chart_rules()
+    assert used - granted == set(), "the operator sent requests the chart does not allow"
+    not_exercised = granted - used - set(GRANTED_BUT_NOT_EXERCISED)
+    print(f"\noperator requests: {sorted(used)}\ngranted, never used: {sorted(not_exercised)}")
+    assert audit.whole_suite_passed(), (
+        "the chart's grants are compared with the requests of the whole e2e suite: run all of "
+        f"tests/e2e (not run or not passed: {sorted(audit.collected - audit.passed)}); "
+        f"granted and unused so far: {sorted(not_exercised)}"
+    )
+    assert not_exercised == set(), (
+        f"the chart grants permissions the operator never used: {sorted(not_exercised)}"
+    )
+    assert set(GRANTED_BUT_NOT_EXERCISED) <= granted - used
