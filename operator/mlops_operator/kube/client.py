@@ -132,10 +132,9 @@ class Kube:
     @classmethod
     def from_environment(cls, agent: str = USER_AGENT) -> Kube:
         """In-cluster service account if there is one, else the current kubeconfig. Requests
-        carry the User-Agent ``<agent>/<version> (pid N)``, so API audit logs tell the operator's calls
-        from a person's or the registration command's (and from other tools' generated
-        clients, which all say ``OpenAPI-Generator``)."""
-        from mlops_operator import __version__
+        carry the User-Agent ``<agent>/<version> (pid N)``, so API audit logs tell the
+        operator's calls from a person's or the registration command's (and from other
+        tools' generated clients, which all say ``OpenAPI-Generator``)."""
 
         configuration = kubernetes.client.Configuration()
         configuration.connection_pool_maxsize = 48
