@@ -22,7 +22,7 @@ from mlops_operator.kube.pod import (
     restricted_pod_security,
     storage_env,
 )
-from mlops_operator.runtime.termination import EXIT_PERMANENT
+from mlops_operator.runtime.termination import EXIT_DATA_VALIDATION, EXIT_PERMANENT
 
 CONTAINER = "trainer"
 OUTPUT_ANNOTATION = "mlops.dev/output"
@@ -81,7 +81,7 @@ def build_training_job(
                     "onExitCodes": {
                         "containerName": CONTAINER,
                         "operator": "In",
-                        "values": [EXIT_PERMANENT],
+                        "values": [EXIT_PERMANENT, EXIT_DATA_VALIDATION],
                     },
                 },
                 {
