@@ -22,6 +22,11 @@ PLURAL = "trainingjobs"
 DATASET_URI = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+|file:///.+)$"
 CLASS_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
+VALIDATE_AGAINST_ENV = "MLOPS_VALIDATE_AGAINST"
+"""The trainer's environment variable holding, as JSON, the ModelVersion its dataset is
+checked against: ``{"name": ..., "schemaUri": ...}``; the operator resolves
+``validation.against`` (or a retraining's predecessor) into it."""
+
 Task = Literal["classification", "regression"]
 DatasetFormat = Literal["csv", "parquet"]
 

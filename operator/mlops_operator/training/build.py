@@ -13,7 +13,8 @@ from mlops_operator.api.modelversion import (
     ModelVersionSpec,
     SourceSpec,
 )
-from mlops_operator.api.trainingjob import KIND, TrainingJobSpec
+from mlops_operator.api.trainingjob import KIND, VALIDATE_AGAINST_ENV, TrainingJobSpec
+from mlops_operator.artifacts.layout import CARD_FILE, file_uri
 from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.kube import names
 from mlops_operator.kube.pod import (
@@ -48,8 +49,11 @@ def build_training_job(
     allowed_prefixes: list[str],
     ttl_seconds: int,
     generation: int = 1,
+    reference: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The batch Job that trains one TrainingJob; the owner reference is added by the caller."""
+    """The batch Job that trains one TrainingJob; the owner reference is added by the caller.
+    ``reference`` is the ModelVersion (name, ``schema.json`` URI) its dataset is checked
+    against before fitting."""
     labels = {
         names.LABEL_TRAININGJOB: name,
         names.LABEL_MODEL: spec.model,
@@ -71,6 +75,14 @@ def build_training_job(
         {"name": "HOME", "value": "/tmp"},
         *storage_env(storage),
     ]
+    if reference is not None:
+        name_, schema_uri = reference
+        env.append(
+            {
+                "name": VALIDATE_AGAINST_ENV,
+                "value": json.dumps({"name": name_, "schemaUri": schema_uri}),
+            }
+        )
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         # A wrong spec or dataset shape fails the Job at once; a node drain is not a failure.
@@ -143,6 +155,7 @@ def build_model_version(
 ) -> dict[str, Any]:
     """The ModelVersion for a succeeded TrainingJob, from the trainer's ``manifest.json``."""
     dataset = manifest.get("dataset") or {}
+    lineage = manifest.get("lineage") or {}
     mv_spec = ModelVersionSpec(
         model=spec.model,
         version=version,
@@ -166,6 +179,12 @@ def build_model_version(
             training_job=trainingjob,
             dataset_uri=dataset.get("uri") or spec.dataset.uri,
             dataset_digest=dataset.get("digest"),
+            dataset_version_id=dataset.get("versionId"),
+            dataset_etag=dataset.get("etag"),
+            dataset_last_modified=dataset.get("lastModified"),
+            dataset_rows=dataset.get("rows"),
+            parent_version=lineage.get("parentVersion"),
+            training_spec=lineage.get("trainingSpec"),
         ),
     )
     return {
@@ -174,6 +193,7 @@ def build_model_version(
         "metadata": {
             "name": names.model_version_name(spec.model, version),
             "namespace": namespace,
+            "annotations": {names.CARD_ANNOTATION: file_uri(artifact_uri, CARD_FILE)},
             "labels": {
                 names.LABEL_MODEL: spec.model,
                 names.LABEL_VERSION: str(version),

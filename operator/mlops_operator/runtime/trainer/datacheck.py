@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from mlops_operator.api.trainingjob import DataChecks, Severity, Task
-from mlops_operator.runtime.refstats import bin_edges, bin_proportions, psi
 from mlops_operator.runtime.trainer.preprocess import kind_of
 
 if TYPE_CHECKING:
@@ -61,6 +60,8 @@ def _numeric(values: pd.Series[Any]) -> Any:
 def column_schema(frame: pd.DataFrame, column: str) -> dict[str, Any]:
     """The schema of one column."""
     import numpy as np
+
+    from mlops_operator.runtime.refstats import bin_edges, bin_proportions
 
     values = frame[column]
     missing = float(values.isna().mean()) if len(values) else 0.0
@@ -147,6 +148,8 @@ def check(
     """Findings of ``frame`` (the whole dataset, before any split) against ``reference``
     (a ``schema.json``), errors first."""
     import numpy as np
+
+    from mlops_operator.runtime.refstats import psi
 
     found = _Findings()
     ref_columns: Mapping[str, Any] = reference.get("columns") or {}

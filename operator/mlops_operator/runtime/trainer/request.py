@@ -12,7 +12,7 @@ from typing import Any, Final
 import yaml
 from pydantic import ValidationError
 
-from mlops_operator.api.trainingjob import TrainingJobSpec
+from mlops_operator.api.trainingjob import VALIDATE_AGAINST_ENV, TrainingJobSpec
 from mlops_operator.runtime import termination as tm
 from mlops_operator.runtime.trainer.failure import TrainingFailure
 
@@ -20,9 +20,7 @@ TRAININGJOB_ENV: Final = "MLOPS_TRAININGJOB"
 """Environment variable holding the TrainingJob as JSON when no ``-f`` is given."""
 
 
-REFERENCE_ENV: Final = "MLOPS_VALIDATE_AGAINST"
-"""Environment variable holding, as JSON, the ModelVersion the dataset is checked against:
-``{"name": ..., "schemaUri": ...}``; the operator resolves ``validation.against`` into it."""
+REFERENCE_ENV: Final = VALIDATE_AGAINST_ENV
 
 
 @dataclass(frozen=True)
