@@ -272,23 +272,6 @@ def test_an_s3_endpoint_that_is_down_fails_within_seconds(
     assert dead_endpoint in message
 
 
-def test_a_text_feature_is_refused_rather_than_encoded(
-    termination_log: Path, tmp_path: Path
-) -> None:
-    (tmp_path / "d.csv").write_text("size,city,label\n1,paris,0\n2,rome,1\n3,oslo,0\n4,nice,1\n")
-    doc = trainingjob(
-        "t",
-        model="m",
-        dataset={"uri": f"file://{tmp_path}/d.csv", "target": "label"},
-        estimator={"className": "sklearn.linear_model.LogisticRegression"},
-    )
-    assert train_command(write_manifest(tmp_path, doc), f"file://{tmp_path}/out/") == 2
-    reason, message = _failure(termination_log)
-    assert reason == tm.NON_NUMERIC_FEATURE
-    assert "are not numeric: city (" in message
-    assert not (tmp_path / "out").exists()
-
-
 def test_the_cli_refuses_a_disallowed_class_as_a_permanent_failure(
     tmp_path: Path, termination_log: Path
 ) -> None:

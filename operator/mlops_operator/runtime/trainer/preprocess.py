@@ -72,9 +72,12 @@ def needs_pipeline(
 
 
 def _merge(default: TransformSpec, *overrides: TransformSpec) -> TransformSpec:
+    fields = TransformSpec.model_fields
     values = default.model_dump()
     for override in overrides:
-        values.update({k: v for k, v in override.model_dump().items() if v is not None})
+        values.update(
+            {k: v for k, v in override.model_dump().items() if k in fields and v is not None}
+        )
     return TransformSpec.model_validate(values)
 
 
