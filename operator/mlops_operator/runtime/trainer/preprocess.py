@@ -121,8 +121,7 @@ def as_categories(x: Any) -> Any:
     import pandas as pd
 
     frame = x if isinstance(x, pd.DataFrame) else pd.DataFrame(x)
-    out = frame.astype(object)
-    return out.where(frame.notna(), np.nan).map(lambda v: v if v is np.nan else str(v))
+    return frame.astype(object).map(lambda v: np.nan if pd.isna(v) else str(v))
 
 
 def _imputer(strategy: str, kind: ColumnKind) -> Any:
