@@ -142,6 +142,23 @@ def validated(out: Progress, against: str | None, found: Iterable[Mapping[str, A
         out.cond(reasons.DATA_VALIDATED, True, reasons.DATA_VALIDATION_PASSED, message)
 
 
+def retrain_spec(mv: Mapping[str, Any]) -> TrainingJobSpec | str:
+    """The TrainingJob spec that trains a ModelVersion again from its lineage
+    (``spec.source.trainingSpec``: the dataset pinned to the version read), or why it cannot
+    be (a version registered by hand, or before lineage was recorded)."""
+    name = (mv.get("metadata") or {}).get("name")
+    recorded = ((mv.get("spec") or {}).get("source") or {}).get("trainingSpec")
+    if not isinstance(recorded, Mapping):
+        return (
+            f"ModelVersion {name} has no spec.source.trainingSpec: it was registered by hand "
+            "or trained before lineage was recorded, so there is nothing to train again"
+        )
+    try:
+        return TrainingJobSpec.model_validate(recorded)
+    except ValidationError as exc:
+        return f"ModelVersion {name}: {describe_validation_error(exc, root='trainingSpec')}"
+
+
 def next_version(taken: Iterable[int]) -> int:
     """The next version number of a model given every number already registered or reserved."""
     return max(taken, default=0) + 1
