@@ -170,13 +170,27 @@ def _transformer(step: ColumnStep) -> Any:
 
 
 def build_pipeline(steps: Sequence[ColumnStep], estimator: Any) -> Any:
-    """The Pipeline ``preprocess`` (a ColumnTransformer, one transformer per column) then
-    ``model`` (the estimator); dropped columns are left out."""
+    """The Pipeline ``preprocess`` (a ColumnTransformer) then ``model`` (the estimator).
+
+    Columns that get the same treatment share one transformer (30 numeric columns imputed
+    alike are one imputer, not 30: fitting and predicting cost per transformer); dropped
+    columns are left out.
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
+    groups: dict[tuple[str, str, str | None, str | None], list[ColumnStep]] = {}
+    for step in steps:
+        if not step.dropped:
+            key = (step.kind, step.impute, step.scale, step.encode)
+            groups.setdefault(key, []).append(step)
     transformers = [
-        (step.column, _transformer(step), [step.column]) for step in steps if not step.dropped
+        (
+            "-".join(part for part in key if part),
+            _transformer(members[0]),
+            [m.column for m in members],
+        )
+        for key, members in groups.items()
     ]
     pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("preprocess", pre), ("model", estimator)])
