@@ -92,10 +92,13 @@ def test_trains_a_classifier_from_csv_in_s3(
     prefix = "models/_local/breast-cancer/runs/bc-1/"
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
     assert sorted(o["Key"].removeprefix(prefix) for o in listed) == [
+        "card.json",
+        "card.md",
         "manifest.json",
         "metrics.json",
         "model.joblib",
         "reference.json",
+        "schema.json",
     ]
 
     def get(name: str) -> bytes:
@@ -113,9 +116,13 @@ def test_trains_a_classifier_from_csv_in_s3(
     assert manifest_doc["target"] == "target"
     assert len(manifest_doc["features"]) == 30
     assert manifest_doc["metrics"] == summary.metrics == json.loads(get("metrics.json"))
+    head = s3.head_object(Bucket=bucket, Key="data/breast_cancer.csv")
     assert manifest_doc["dataset"] == {
         "uri": dataset,
         "digest": f"sha256:{hashlib.sha256(csv_bytes).hexdigest()}",
+        "versionId": None,
+        "etag": head["ETag"],
+        "lastModified": head["LastModified"].isoformat(),
         "rows": 569,
         "trainRows": 455,
         "testRows": 114,
@@ -160,10 +167,13 @@ def test_trains_a_regressor_from_local_parquet(termination_log: Path, tmp_path: 
         == f"sha256:{hashlib.sha256((out / 'model.joblib').read_bytes()).hexdigest()}"
     )
     assert sorted(p.name for p in out.iterdir()) == [
+        "card.json",
+        "card.md",
         "manifest.json",
         "metrics.json",
         "model.joblib",
         "reference.json",
+        "schema.json",
     ]
     model = joblib.load(out / "model.joblib")
     assert model.predict(frame[manifest["features"]].head(3)).shape == (3,)
