@@ -95,6 +95,12 @@ def _register(args: argparse.Namespace) -> int:
     return register_command(args)
 
 
+def _retrain(args: argparse.Namespace) -> int:
+    from mlops_operator.training.retrain import retrain_command
+
+    return retrain_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -164,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     configure_register(register)
     register.set_defaults(func=_register)
+
+    from mlops_operator.training.retrain import configure_parser as configure_retrain
+
+    retrain = sub.add_parser(
+        "retrain",
+        help="train a ModelVersion again from its lineage: create a TrainingJob",
+        description="Read the ModelVersion's spec.source.trainingSpec (the dataset pinned to "
+        "the object version it read) and create a TrainingJob with it, so the same data, "
+        "parameters and split train again.",
+    )
+    configure_retrain(retrain)
+    retrain.set_defaults(func=_retrain)
 
     return parser
 

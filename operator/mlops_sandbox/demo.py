@@ -167,6 +167,7 @@ def run_scenario(sandbox: Sandbox, say: Narrator, timeout: float) -> bool:
             f"({spec['source'].get('datasetDigest', '')[:19]}…)",
             flush=True,
         )
+        print(f"    card      {mv_status.get('cardUri')}", flush=True)
         if mv_status["phase"] != "Ready":
             return False
         return serve(sandbox, api, say, timeout)
@@ -355,7 +356,36 @@ def degrade(api: Any, say: Narrator, timeout: float, name: str, address: str) ->
         "Promoted: version 3 passed its gates and serves now; history: "
         + " → ".join(f"v{h['version']} {h['reason']}" for h in status["history"])
     )
+    _print_data_checks(api, say, (status.get("retraining") or {}).get("lastResult") or "")
     return True
+
+
+def _print_data_checks(api: Any, say: Narrator, last_result: str) -> None:
+    """What the retraining's data checks found before it fitted, and the new card."""
+    tjs = api.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingjobs")
+    retrained = [
+        tj
+        for tj in tjs.get("items", [])
+        if ((tj.get("spec") or {}).get("validation") or {}).get("against")
+    ]
+    for tj in retrained:
+        status = tj.get("status") or {}
+        checked = _conditions(status).get("DataValidated")
+        if checked is None:
+            continue
+        say.say(
+            f"TrainingJob {tj['metadata']['name']} checked {tj['spec']['dataset']['uri']} "
+            f"before fitting: DataValidated={checked['status']} ({checked['reason']})"
+        )
+        findings = status.get("findings") or []
+        for finding in findings[:3]:
+            print(
+                f"    {finding['severity']:<8}{finding['check']:<15}{finding.get('column', '')}: "
+                f"{finding['message']}"
+            )
+        if len(findings) > 3:
+            print(f"    … {len(findings) - 3} more in status.findings and the model card")
+        print(f"    card      {status.get('cardUri')}", flush=True)
 
 
 @contextlib.contextmanager

@@ -180,15 +180,15 @@ class Cluster:
             },
         )
 
-    async def train(self, name: str, metrics: dict[str, float]) -> dict[str, Any]:
+    async def train(self, name: str, metrics: dict[str, float], **manifest: Any) -> dict[str, Any]:
         """Run an existing TrainingJob to success: a reconcile creates its Job, the trainer's
-        files go where the Job says, the Job is marked Complete, a reconcile registers the
-        version. The TrainingJob after it."""
+        files go where the Job says (``manifest`` adds to its manifest), the Job is marked
+        Complete, a reconcile registers the version. The TrainingJob after it."""
         await self.reconcile("TrainingJob", name)
         tj = await self.obj("TrainingJob", name)
         job = await self.user.get(k8s.JOBS, self.namespace, tj["status"]["jobName"])
         run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
-        for file, content in trainer_output(f"{name} model".encode(), metrics).items():
+        for file, content in trainer_output(f"{name} model".encode(), metrics, **manifest).items():
             self.put(file_uri(run_uri, file), content)
         await self.job_complete(job["metadata"]["name"])
         await self.reconcile("TrainingJob", name)

@@ -31,5 +31,11 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert "RolledBack: Rolled back from version 2 to 1" in out
     assert "Retraining: TrainingJob breast-cancer-retrain-1" in out
     assert "v1 Initial → v2 NewLatest → v1 RolledBack → v3 Promoted" in out
+    assert "card      s3://" in out and "/breast-cancer/1/card.md" in out
+    assert (
+        "checked s3://datasets/breast-cancer-2026.csv before fitting: "
+        "DataValidated=True (DataValidationWarnings)"
+    ) in out
+    assert "warning drift" in out
     assert "done: every step happened" in out
     assert (tmp_path / "kubeconfig").exists()

@@ -95,14 +95,16 @@ def accuracy_policy(**policy: Any) -> dict[str, Any]:
 
 
 def trainer_output(
-    model_bytes: bytes, metrics: dict[str, float], task: str = "classification"
+    model_bytes: bytes, metrics: dict[str, float], task: str = "classification", **extra: Any
 ) -> dict[str, bytes]:
-    """The files a trainer writes in its run directory, by name, manifest included."""
+    """The files a trainer writes in its run directory, by name, manifest included
+    (``extra`` added to it)."""
     manifest = {
         "digest": digest_of(model_bytes),
         "metrics": metrics,
         "task": task,
         "frameworkVersion": "1.5.0",
+        **extra,
     }
     return {
         "model.joblib": model_bytes,

@@ -58,6 +58,25 @@ class SourceSpec(ApiModel):
     dataset_digest: Annotated[str, Field(pattern=DIGEST)] | None = None
     """``sha256:<hex>`` of the dataset file at training time."""
 
+    dataset_version_id: str | None = None
+    """S3 ``VersionId`` of the dataset object read (a versioned bucket)."""
+
+    dataset_etag: str | None = None
+    """ETag of the dataset object read."""
+
+    dataset_last_modified: str | None = None
+    """Last-modified time of the dataset object read."""
+
+    dataset_rows: Annotated[int, Field(ge=0)] | None = None
+    """Rows in the dataset read."""
+
+    parent_version: str | None = None
+    """The ModelVersion the dataset was validated against (a retraining's predecessor)."""
+
+    training_spec: dict[str, Any] | None = None
+    """The TrainingJob spec that produced the model, the dataset pinned to the version read:
+    ``mlops-operator retrain --from <modelversion>`` trains it again."""
+
 
 class ModelVersionSpec(ApiModel):
     """A registered model version. Immutable once created."""
@@ -130,3 +149,6 @@ class ModelVersionStatus(StatusModel):
 
     served_by: list[str] = Field(default_factory=list)
     """InferenceServices currently serving this version."""
+
+    card_uri: str | None = None
+    """The model card (``card.md``, beside ``card.json``) written with the artifact."""

@@ -12,6 +12,7 @@ PROGRESSING: Final = "Progressing"
 ROLLED_BACK: Final = "RolledBack"
 RETRAINING: Final = "Retraining"
 REGISTERED: Final = "Registered"
+DATA_VALIDATED: Final = "DataValidated"
 
 # Reasons shared by every resource
 INVALID_SPEC: Final = "InvalidSpec"
@@ -35,6 +36,11 @@ SPEC_CHANGED: Final = "SpecChanged"
 REGISTERING: Final = "Registering"
 MODEL_REGISTERED: Final = "ModelRegistered"
 REGISTRATION_FAILED: Final = "RegistrationFailed"
+DATA_VALIDATION_FAILED: Final = "DataValidationFailed"
+DATA_VALIDATION_PASSED: Final = "DataValidationPassed"
+DATA_VALIDATION_WARNINGS: Final = "DataValidationWarnings"
+NOT_VALIDATED: Final = "NotValidated"
+REFERENCE_NOT_FOUND: Final = "ReferenceNotFound"
 
 # ModelVersion
 VERIFYING: Final = "Verifying"

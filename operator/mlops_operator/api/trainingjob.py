@@ -23,6 +23,11 @@ PLURAL = "trainingjobs"
 DATASET_URI = r"^(s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+|file:///.+)$"
 CLASS_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
+VALIDATE_AGAINST_ENV = "MLOPS_VALIDATE_AGAINST"
+"""The trainer's environment variable holding, as JSON, the ModelVersion its dataset is
+checked against: ``{"name": ..., "schemaUri": ...}``; the operator resolves
+``validation.against`` (or a retraining's predecessor) into it."""
+
 Task = Literal["classification", "regression"]
 DatasetFormat = Literal["csv", "parquet"]
 
@@ -42,6 +47,67 @@ class DatasetSpec(ApiModel):
     features: Annotated[list[str], Field(min_length=1)] | None = None
     """Columns used as model inputs; unset means every column except the target."""
 
+    version_id: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    """S3 ``VersionId`` of the dataset object to read (a versioned bucket); unset means the
+    current object. The version actually read is recorded in the ModelVersion's lineage."""
+
+
+ImputeStrategy = Literal["mean", "median", "most_frequent", "constant", "none"]
+Scaling = Literal["none", "standard", "minmax", "robust"]
+Encoding = Literal["onehot", "ordinal"]
+ColumnKind = Literal["numeric", "categorical"]
+
+
+class TransformSpec(ApiModel):
+    """What is done to a column before the estimator sees it; unset fields keep the default
+    of the column's type."""
+
+    impute: ImputeStrategy | None = None
+    """Fill missing values: ``mean``, ``median`` (numeric default), ``most_frequent``
+    (categorical default), ``constant`` (0, or ``missing`` for categories) or ``none``."""
+
+    scale: Scaling | None = None
+    """Scale a numeric column: ``none`` (default), ``standard``, ``minmax`` or ``robust``."""
+
+    encode: Encoding | None = None
+    """Encode a categorical column: ``onehot`` (default; categories unseen in training are
+    ignored at serving time) or ``ordinal`` (unseen categories become -1)."""
+
+
+class ColumnTransform(TransformSpec):
+    """The preprocessing of one named column."""
+
+    name: Annotated[str, Field(min_length=1)]
+    """The column."""
+
+    kind: ColumnKind | None = None
+    """Treat the column as ``numeric`` or ``categorical`` (e.g. integer codes); unset means
+    from its type: numbers are numeric, strings and booleans categorical."""
+
+    drop: bool = False
+    """Leave the column out of the model."""
+
+
+class PreprocessingSpec(ApiModel):
+    """How raw columns become model inputs: one scikit-learn Pipeline (a ColumnTransformer
+    before the estimator) saved as ``model.joblib``, so the server takes raw rows."""
+
+    numeric: TransformSpec = Field(default_factory=TransformSpec)
+    """Defaults for numeric columns (impute ``median``, no scaling)."""
+
+    categorical: TransformSpec = Field(default_factory=TransformSpec)
+    """Defaults for categorical columns (impute ``most_frequent``, ``onehot``)."""
+
+    columns: list[ColumnTransform] = Field(default_factory=list)
+    """Overrides for named columns."""
+
+    @model_validator(mode="after")
+    def _unique_columns(self) -> PreprocessingSpec:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("preprocessing.columns names a column more than once")
+        return self
+
 
 class EstimatorSpec(ApiModel):
     """The scikit-learn estimator to fit."""
@@ -52,6 +118,42 @@ class EstimatorSpec(ApiModel):
 
     params: dict[str, Any] = Field(default_factory=dict)
     """Constructor keyword arguments, e.g. ``{n_estimators: 100, max_depth: 8}``."""
+
+
+Severity = Literal["error", "warning", "off"]
+
+
+class DataChecks(ApiModel):
+    """Thresholds of the checks a dataset passes before a training that validates it. A
+    finding of severity ``error`` stops the training before fitting; ``warning`` is
+    reported; ``off`` skips the check."""
+
+    max_missing_share: Annotated[float, Field(ge=0, le=1)] = 0.2
+    """A column may have at most this share of missing values more than in the reference."""
+
+    min_rows: Annotated[int, Field(ge=1)] = 20
+    """Fewer rows than this is an error."""
+
+    min_rows_share: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Fewer rows than this share of the reference's rows is an error."""
+
+    range_tolerance: Annotated[float, Field(ge=0)] = 0.1
+    """Values may leave the reference range by this share of its width."""
+
+    psi_warning: Annotated[float, Field(gt=0)] = 0.1
+    """A column's PSI against the reference above this is a warning."""
+
+    psi_error: Annotated[float, Field(gt=0)] = 0.25
+    """A column's PSI against the reference above this is a finding of ``drift`` severity."""
+
+    drift: Severity = "warning"
+    """Severity of a PSI above ``psiError`` (per column) and of label drift."""
+
+    new_categories: Severity = "warning"
+    """Severity of categories the reference never saw."""
+
+    out_of_range: Severity = "warning"
+    """Severity of values outside the reference range (with ``rangeTolerance``)."""
 
 
 class ValidationSpec(ApiModel):
@@ -69,6 +171,16 @@ class ValidationSpec(ApiModel):
     metrics: list[str] | None = None
     """Metrics to report; unset means all for the task (classification: accuracy, precision,
     recall, f1, rocAuc; regression: r2, mae, rmse)."""
+
+    against: Annotated[str, Field(pattern=r"^(latest|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")] | None = (
+        None
+    )
+    """Check the dataset, before fitting, against the schema and statistics recorded with
+    this ModelVersion (a name, or ``latest``: the model's newest version). Retrainings started
+    by an InferenceService check against the version they replace."""
+
+    data: DataChecks = Field(default_factory=lambda: DataChecks())
+    """Thresholds of the data checks."""
 
 
 class Gate(ApiModel):
@@ -133,8 +245,13 @@ class TrainingJobSpec(ApiModel):
     task: Task | None = None
     """``classification`` or ``regression``; unset means inferred from the estimator."""
 
+    preprocessing: PreprocessingSpec | None = None
+    """How raw columns are prepared; unset means the defaults when the features need them
+    (numbers imputed with the median, categories imputed and one-hot encoded), and the bare
+    estimator when every feature is numeric and complete."""
+
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
-    """Held-out evaluation."""
+    """Held-out evaluation, and the data checks before fitting."""
 
     gates: list[Gate] = Field(default_factory=list)
     """Thresholds the held-out metrics must meet; a version that misses one is registered
@@ -163,6 +280,26 @@ class TrainingJobSpec(ApiModel):
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed"]
 
+MAX_FINDINGS = 20
+"""Findings kept in a TrainingJob's status; the model card has them all."""
+
+
+class Finding(StatusModel):
+    """One result of the data checks before fitting."""
+
+    check: str
+    """``missingColumn``, ``typeChanged``, ``missingShare``, ``outOfRange``, ``newCategories``,
+    ``tooFewRows``, ``labelDrift``, ``drift`` or ``newColumn``."""
+
+    severity: Literal["error", "warning"]
+    """``error`` stops the training; ``warning`` is reported."""
+
+    column: str | None = None
+    """The column concerned; unset for the whole dataset."""
+
+    message: str
+    """What was found, with the values."""
+
 
 class TrainingJobStatus(StatusModel):
     """Observed state of a TrainingJob."""
@@ -171,7 +308,7 @@ class TrainingJobStatus(StatusModel):
     """``Pending``, ``Running``, ``Succeeded`` or ``Failed``."""
 
     conditions: list[Condition] = Field(default_factory=list)
-    """``Ready``, ``StorageReachable``, ``Registered``."""
+    """``Ready``, ``StorageReachable``, ``DataValidated``, ``Registered``."""
 
     observed_generation: int | None = None
     """The ``metadata.generation`` this status describes."""
@@ -202,3 +339,9 @@ class TrainingJobStatus(StatusModel):
 
     failure_reason: str | None = None
     """Why training failed, from the trainer's termination message."""
+
+    findings: list[Finding] = Field(default_factory=list)
+    """Data checks' findings (at most 20), errors first."""
+
+    card_uri: str | None = None
+    """The model card (``card.md``) of the registered version."""

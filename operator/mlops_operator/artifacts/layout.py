@@ -10,7 +10,8 @@ prefix, first by Kubernetes namespace, because versions are numbered per namespa
 
 A namespace name is a DNS label, so it never starts with ``_`` and runs by hand never share
 a directory with anything the operator writes. Each directory holds :data:`REFERENCE_FILE`,
-:data:`METRICS_FILE`, :data:`MODEL_FILE` and, written last, :data:`MANIFEST_FILE`.
+:data:`SCHEMA_FILE`, :data:`METRICS_FILE`, :data:`MODEL_FILE`, the model card
+(:data:`CARD_JSON_FILE`, :data:`CARD_FILE`) and, written last, :data:`MANIFEST_FILE`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,27 @@ METRICS_FILE: Final = "metrics.json"
 REFERENCE_FILE: Final = "reference.json"
 """The training distribution (quantile bins) the model server measures drift against."""
 
-ARTIFACT_FILES: Final = (REFERENCE_FILE, METRICS_FILE, MODEL_FILE, MANIFEST_FILE)
+SCHEMA_FILE: Final = "schema.json"
+"""The dataset's schema and statistics at training (columns, types, nullability, ranges,
+categories, missing shares, rows, label distribution): what later datasets are checked
+against before a retraining fits."""
+
+CARD_JSON_FILE: Final = "card.json"
+"""The model card as data: model, parameters, preprocessing, dataset versions, metrics,
+gates, data-check findings, lineage, library versions."""
+
+CARD_FILE: Final = "card.md"
+"""The model card for people, rendered from :data:`CARD_JSON_FILE`."""
+
+ARTIFACT_FILES: Final = (
+    REFERENCE_FILE,
+    SCHEMA_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    CARD_JSON_FILE,
+    CARD_FILE,
+    MANIFEST_FILE,
+)
 """Every file of a complete artifact directory, in the order the trainer writes them."""
 
 RUNS_DIR: Final = "runs"

@@ -8,6 +8,7 @@ subclass, so callers never handle botocore exceptions themselves.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from mlops_operator.api import reasons
 from mlops_operator.artifacts.layout import in_write_order
@@ -340,6 +341,17 @@ class _Stat:
     """S3's full-object SHA-256 checksum (base64), where the object was stored with one."""
 
 
+@dataclass(frozen=True)
+class ObjectVersion:
+    """Which version of an object was read: S3's ``VersionId`` in a versioned bucket, and
+    its ETag and last-modified time (``None`` for a local file's ETag and version)."""
+
+    size: int
+    version_id: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -451,16 +463,48 @@ class ArtifactStore:
         with self._s3(loc):
             self.client.upload_file(os.fspath(path), loc.bucket, loc.key)
 
-    def download_file(self, uri: str | ArtifactUri, path: str | os.PathLike[str]) -> None:
-        """Fetch the object at ``uri`` into the local file ``path``."""
+    def download_file(
+        self,
+        uri: str | ArtifactUri,
+        path: str | os.PathLike[str],
+        *,
+        version_id: str | None = None,
+    ) -> None:
+        """Fetch the object at ``uri`` (its version ``version_id`` when given) into ``path``."""
         loc = _object(uri)
         if loc.scheme == "file":
+            if version_id is not None:
+                raise NotFound(f"{loc} is a local file: it has no version {version_id!r}")
             with self._local(loc):
                 _atomic_copy(loc.path, Path(path))
             return
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        extra = {"VersionId": version_id} if version_id is not None else None
         with self._s3(loc):
-            self.client.download_file(loc.bucket, loc.key, os.fspath(path))
+            self.client.download_file(loc.bucket, loc.key, os.fspath(path), ExtraArgs=extra)
+
+    def describe(self, uri: str | ArtifactUri, version_id: str | None = None) -> ObjectVersion:
+        """Which version of the object at ``uri`` a read gets (``version_id`` when given)."""
+        loc = _object(uri)
+        if loc.scheme == "file":
+            size = self.head(loc)
+            if version_id is not None:
+                raise NotFound(f"{loc} is a local file: it has no version {version_id!r}")
+            mtime = dt.datetime.fromtimestamp(loc.path.stat().st_mtime, dt.UTC)
+            return ObjectVersion(size=size, last_modified=mtime.isoformat())
+        kwargs: dict[str, Any] = {"Bucket": loc.bucket, "Key": loc.key}
+        if version_id is not None:
+            kwargs["VersionId"] = version_id
+        with self._s3(loc):
+            head = self.client.head_object(**kwargs)
+        modified = head.get("LastModified")
+        found = head.get("VersionId")
+        return ObjectVersion(
+            size=int(head["ContentLength"]),
+            version_id=found if found and found != "null" else None,
+            etag=head.get("ETag"),
+            last_modified=modified.isoformat() if modified is not None else None,
+        )
 
     def delete(self, uri: str | ArtifactUri) -> None:
         """Remove an object; removing one that does not exist is not an error."""

@@ -19,6 +19,10 @@ DEGRADED_ANNOTATION = "mlops.dev/degraded"
 """On a ModelVersion: why monitoring found it degraded. Written by the service that found
 it; the registry turns it into phase ``Degraded``; remove it to clear the mark."""
 
+CARD_ANNOTATION = "mlops.dev/card"
+"""On a ModelVersion the operator registered: its model card (``card.md``); the registry
+shows it as ``status.cardUri``."""
+
 MAX_NAME = 63
 
 

@@ -16,7 +16,7 @@ from mlops_operator.api.modelversion import GateResult, ModelVersionSpec, ModelV
 from mlops_operator.api.trainingjob import Gate
 from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.artifacts.layout import MODEL_FILE, file_uri
-from mlops_operator.kube.names import DEGRADED_ANNOTATION
+from mlops_operator.kube.names import CARD_ANNOTATION, DEGRADED_ANNOTATION
 
 MAIN_METRICS = ("accuracy", "r2", "f1", "rocAuc", "rmse", "mae")
 """Preference order of the headline metric shown by ``kubectl get``."""
@@ -140,6 +140,7 @@ def plan(
             result.events.append(("Warning", reasons.INVALID_SPEC, message))
         return result
     status.main_metric = main_metric(spec.metrics)
+    status.card_uri = (meta.get("annotations") or {}).get(CARD_ANNOTATION)
     uri = file_uri(spec.artifact.uri, MODEL_FILE)
 
     if verification is not None and verification.failure is not None:

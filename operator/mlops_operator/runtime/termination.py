@@ -50,6 +50,8 @@ BUCKET_NOT_FOUND: Final = reasons.BUCKET_NOT_FOUND
 """The artifact bucket does not exist."""
 ACCESS_DENIED: Final = reasons.ACCESS_DENIED
 """S3 refused the credentials, or they are missing."""
+DATA_VALIDATION_FAILED: Final = reasons.DATA_VALIDATION_FAILED
+"""The dataset failed a data check (missing column, changed type, ...) before fitting."""
 TRAINING_ERROR: Final = "TrainingError"
 """Anything else: fitting failed, or an unexpected error (the log has the traceback)."""
 
@@ -66,6 +68,7 @@ FAILURE_REASONS: Final = frozenset(
         STORAGE_UNREACHABLE,
         BUCKET_NOT_FOUND,
         ACCESS_DENIED,
+        DATA_VALIDATION_FAILED,
         TRAINING_ERROR,
     }
 )
@@ -100,16 +103,52 @@ outage delays a run instead of failing it."""
 EXIT_STORAGE: Final = 3
 """Exit code of a failure in ``STORAGE_REASONS``."""
 
+EXIT_DATA_VALIDATION: Final = 4
+"""Exit code of a dataset that failed its data checks: nothing was fitted, and a retry of
+the same data would fail the same way."""
+
+FINDINGS_MARK: Final = " findings="
+"""Separates a ``DataValidationFailed`` message from its findings (a JSON list)."""
+
 
 def exit_code_for(reason: str) -> int:
     """The trainer's exit code for a failure reason: ``EXIT_PERMANENT`` (bad input, no retry
-    helps), ``EXIT_STORAGE`` (storage unreachable, retried without counting) or
-    ``EXIT_FAILURE`` (a training error, retried within backoffLimit)."""
+    helps), ``EXIT_DATA_VALIDATION`` (the dataset failed its checks), ``EXIT_STORAGE``
+    (storage unreachable, retried without counting) or ``EXIT_FAILURE`` (a training error,
+    retried within backoffLimit)."""
+    if reason == DATA_VALIDATION_FAILED:
+        return EXIT_DATA_VALIDATION
     if reason in PERMANENT_REASONS:
         return EXIT_PERMANENT
     if reason in STORAGE_REASONS:
         return EXIT_STORAGE
     return EXIT_FAILURE
+
+
+def format_validation_failure(message: str, findings: list[dict[str, object]]) -> str:
+    """``DataValidationFailed: <message> findings=<JSON>``, within 4096 bytes: findings are
+    dropped from the end until it fits (the run's log has them all)."""
+    head = f"{DATA_VALIDATION_FAILED}: {' '.join(message.split())}"
+    kept = list(findings)
+    while True:
+        text = head + FINDINGS_MARK + json.dumps(kept, separators=(",", ":"))
+        if len(text.encode()) <= MAX_BYTES or not kept:
+            return _truncate(text)
+        kept.pop()
+
+
+def split_findings(message: str) -> tuple[str, list[dict[str, object]]]:
+    """A ``DataValidationFailed`` message without its findings, and the findings."""
+    text, sep, tail = message.rpartition(FINDINGS_MARK)
+    if not sep:
+        return message, []
+    try:
+        found = json.loads(tail)
+    except ValueError:
+        return message, []
+    if not isinstance(found, list):
+        return message, []
+    return text.strip(), [f for f in found if isinstance(f, dict)]
 
 
 @dataclass(frozen=True)

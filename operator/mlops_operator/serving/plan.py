@@ -628,6 +628,11 @@ def _start_retraining(
         b.cond_with_event(reasons.RETRAINING, False, reasons.NO_TRAINING_SPEC, message, "Warning")
         return
     tj_name = names.retrain_name(b.name, retraining.count + 1)
+    parent = ((serving or {}).get("metadata") or {}).get("name")
+    if parent and template.validation.against is None:
+        # A retraining checks its data against the version it replaces before fitting.
+        checked = template.validation.model_copy(update={"against": parent})
+        template = template.model_copy(update={"validation": checked})
     b.plan.trainingjob = {
         "apiVersion": API_VERSION,
         "kind": "TrainingJob",

@@ -14,7 +14,8 @@ from mlops_operator.api.modelversion import (
     SourceSpec,
 )
 from mlops_operator.api.pod import PodOverrides, merge_overrides
-from mlops_operator.api.trainingjob import KIND, TrainingJobSpec
+from mlops_operator.api.trainingjob import KIND, VALIDATE_AGAINST_ENV, TrainingJobSpec
+from mlops_operator.artifacts.layout import CARD_FILE, file_uri
 from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.kube import names
 from mlops_operator.kube.pod import (
@@ -24,7 +25,7 @@ from mlops_operator.kube.pod import (
     restricted_pod_security,
     storage_env,
 )
-from mlops_operator.runtime.termination import EXIT_PERMANENT, EXIT_STORAGE
+from mlops_operator.runtime.termination import EXIT_DATA_VALIDATION, EXIT_PERMANENT, EXIT_STORAGE
 
 CONTAINER = "trainer"
 OUTPUT_ANNOTATION = "mlops.dev/output"
@@ -51,9 +52,12 @@ def build_training_job(
     ttl_seconds: int,
     generation: int = 1,
     pod_defaults: PodOverrides | None = None,
+    reference: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """The batch Job that trains one TrainingJob; the owner reference is added by the caller.
-    The pod gets ``pod_defaults`` (the operator's) overridden by the spec's ``podSpec``."""
+    The pod gets ``pod_defaults`` (the operator's) overridden by the spec's ``podSpec``.
+    ``reference`` is the ModelVersion (name, ``schema.json`` URI) its dataset is checked
+    against before fitting."""
     labels = {
         names.LABEL_TRAININGJOB: name,
         names.LABEL_MODEL: spec.model,
@@ -75,6 +79,14 @@ def build_training_job(
         {"name": "HOME", "value": "/tmp"},
         *storage_env(storage),
     ]
+    if reference is not None:
+        name_, schema_uri = reference
+        env.append(
+            {
+                "name": VALIDATE_AGAINST_ENV,
+                "value": json.dumps({"name": name_, "schemaUri": schema_uri}),
+            }
+        )
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
         # A wrong spec or dataset shape fails the Job at once; a storage outage and a node
@@ -94,7 +106,7 @@ def build_training_job(
                     "onExitCodes": {
                         "containerName": CONTAINER,
                         "operator": "In",
-                        "values": [EXIT_PERMANENT],
+                        "values": [EXIT_PERMANENT, EXIT_DATA_VALIDATION],
                     },
                 },
                 {
@@ -156,6 +168,7 @@ def build_model_version(
 ) -> dict[str, Any]:
     """The ModelVersion for a succeeded TrainingJob, from the trainer's ``manifest.json``."""
     dataset = manifest.get("dataset") or {}
+    lineage = manifest.get("lineage") or {}
     mv_spec = ModelVersionSpec(
         model=spec.model,
         version=version,
@@ -179,6 +192,12 @@ def build_model_version(
             training_job=trainingjob,
             dataset_uri=dataset.get("uri") or spec.dataset.uri,
             dataset_digest=dataset.get("digest"),
+            dataset_version_id=dataset.get("versionId"),
+            dataset_etag=dataset.get("etag"),
+            dataset_last_modified=dataset.get("lastModified"),
+            dataset_rows=dataset.get("rows"),
+            parent_version=lineage.get("parentVersion"),
+            training_spec=lineage.get("trainingSpec"),
         ),
     )
     return {
@@ -187,6 +206,7 @@ def build_model_version(
         "metadata": {
             "name": names.model_version_name(spec.model, version),
             "namespace": namespace,
+            "annotations": {names.CARD_ANNOTATION: file_uri(artifact_uri, CARD_FILE)},
             "labels": {
                 names.LABEL_MODEL: spec.model,
                 names.LABEL_VERSION: str(version),

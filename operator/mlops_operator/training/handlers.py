@@ -32,7 +32,15 @@ from mlops_operator.training.build import (
     build_model_version,
     build_training_job,
 )
-from mlops_operator.training.plan import Observed, Progress, invalid_spec, next_version, plan
+from mlops_operator.training.plan import (
+    Observed,
+    Progress,
+    Reference,
+    invalid_spec,
+    next_version,
+    plan,
+    validated,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +87,11 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
         return None
     metrics.RECONCILES.labels("trainingjobs").inc()
     generation = int(obj["metadata"].get("generation") or 1)
+    model = (obj.get("spec") or {}).get("model")
     observed = Observed(
-        obj=obj, job=ctx.cache.get(k8s.JOBS, namespace, names.training_job_name(name, generation))
+        obj=obj,
+        job=ctx.cache.get(k8s.JOBS, namespace, names.training_job_name(name, generation)),
+        versions=ctx.cache.of_model(k8s.MODELVERSIONS, namespace, model) if model else (),
     )
     prefixes = ctx.settings.allowed_estimator_prefixes
     decided = plan(observed, prefixes, now())
@@ -97,7 +108,7 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
     if decided.supersede:
         await ctx.kube.delete(k8s.JOBS, namespace, decided.supersede)
     if decided.create_job and decided.spec is not None:
-        await _create_job(run, decided.spec)
+        await _create_job(run, decided.spec, decided.reference)
     elif decided.register and decided.spec is not None and observed.job is not None:
         try:
             await _register(run, decided.spec, dict(observed.job))
@@ -122,7 +133,7 @@ async def _storage_unreachable(run: _Run, message: str) -> None:
     await run.write()
 
 
-async def _create_job(run: _Run, spec: TrainingJobSpec) -> None:
+async def _create_job(run: _Run, spec: TrainingJobSpec, reference: Reference | None) -> None:
     """Create the planned Job; a Job the API server rejects makes the spec invalid."""
     ctx = run.ctx
     storage = resolve_storage(spec.storage, ctx.settings)
@@ -148,6 +159,7 @@ async def _create_job(run: _Run, spec: TrainingJobSpec) -> None:
         ttl_seconds=ctx.settings.job_ttl_seconds,
         generation=run.generation,
         pod_defaults=ctx.settings.training_pod,
+        reference=(reference.name, reference.schema_uri) if reference else None,
     )
     try:
         written = await apply_child(
@@ -279,6 +291,9 @@ async def _register(run: _Run, spec: TrainingJobSpec, job: dict[str, Any]) -> fl
     status.artifact_uri = version_uri
     status.metrics = values
     status.main_metric = main_metric(values)
+    status.card_uri = layout.file_uri(version_uri, layout.CARD_FILE)
+    validation = manifest.get("validation") or {}
+    validated(run, validation.get("against"), validation.get("findings") or [])
     status.completion_time = (job.get("status") or {}).get("completionTime") or now()
     message = f"Registered ModelVersion {mv_name}" + (
         f" ({status.main_metric})." if status.main_metric else "."

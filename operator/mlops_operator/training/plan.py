@@ -12,9 +12,18 @@ from pydantic import ValidationError
 
 from mlops_operator.api import reasons
 from mlops_operator.api.base import StatusDraft, get_condition
-from mlops_operator.api.trainingjob import Phase, Task, TrainingJobSpec, TrainingJobStatus
+from mlops_operator.api.trainingjob import (
+    MAX_FINDINGS,
+    Finding,
+    Phase,
+    Task,
+    TrainingJobSpec,
+    TrainingJobStatus,
+)
 from mlops_operator.api.validation import describe_validation_error
+from mlops_operator.artifacts.layout import SCHEMA_FILE, file_uri
 from mlops_operator.kube.names import training_job_name
+from mlops_operator.runtime.termination import DATA_VALIDATION_FAILED, split_findings
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,94 @@ def _storage_down(out: StatusDraft, message: str, already: bool) -> None:
     out.cond(reasons.STORAGE_REACHABLE, False, reasons.STORAGE_UNREACHABLE, message)
     if not already:
         out.event("Warning", reasons.STORAGE_UNREACHABLE, message)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The ModelVersion a dataset is checked against before fitting."""
+
+    name: str
+    schema_uri: str
+
+
+def resolve_reference(
+    against: str | None, versions: Iterable[Mapping[str, Any]]
+) -> Reference | str | None:
+    """The version named by ``validation.against`` among the model's ``versions``: by name,
+    or ``latest`` (the highest version number not ``Failed``). ``None`` when nothing is to be
+    checked (unset, or ``latest`` of a model with no version yet: a first training); a
+    sentence when the named version does not exist."""
+    if against is None:
+        return None
+    candidates = []
+    for mv in versions:
+        name = (mv.get("metadata") or {}).get("name")
+        spec = mv.get("spec") or {}
+        uri = (spec.get("artifact") or {}).get("uri")
+        number = spec.get("version")
+        if not name or not isinstance(uri, str) or not isinstance(number, int):
+            continue
+        if against == name:
+            return Reference(name, file_uri(uri, SCHEMA_FILE))
+        if (mv.get("status") or {}).get("phase") != "Failed":
+            candidates.append((number, name, uri))
+    if against != "latest":
+        return (
+            f"spec.validation.against names ModelVersion {against!r}, which does not exist; "
+            "name an existing version of the model, or `latest`"
+        )
+    if not candidates:
+        return None
+    _, name, uri = max(candidates)
+    return Reference(name, file_uri(uri, SCHEMA_FILE))
+
+
+def findings_of(found: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """At most ``MAX_FINDINGS`` findings (errors first), those that parse."""
+    out = []
+    for f in found:
+        try:
+            out.append(Finding.model_validate(f))
+        except ValidationError:
+            continue
+    out.sort(key=lambda f: f.severity != "error")
+    return out[:MAX_FINDINGS]
+
+
+def validated(out: Progress, against: str | None, found: Iterable[Mapping[str, Any]]) -> None:
+    """``DataValidated=True`` and the findings, for a run whose data passed its checks."""
+    if not against:
+        return
+    findings = findings_of(found)
+    out.status.findings = findings
+    if findings:
+        message = (
+            f"The dataset passed its checks against {against} with {len(findings)} warning"
+            f"{'s' if len(findings) != 1 else ''}: "
+            + "; ".join(f"{f.column or 'dataset'}: {f.message}" for f in findings[:3])
+        )
+        out.cond(reasons.DATA_VALIDATED, True, reasons.DATA_VALIDATION_WARNINGS, message)
+        out.event("Warning", reasons.DATA_VALIDATION_WARNINGS, message)
+    else:
+        message = f"The dataset passed every check against {against}."
+        out.cond(reasons.DATA_VALIDATED, True, reasons.DATA_VALIDATION_PASSED, message)
+
+
+def retrain_spec(mv: Mapping[str, Any]) -> TrainingJobSpec | str:
+    """The TrainingJob spec that trains a ModelVersion again from its lineage
+    (``spec.source.trainingSpec``: the dataset pinned to the version read), or why it cannot
+    be (a version registered by hand, or before lineage was recorded)."""
+    name = (mv.get("metadata") or {}).get("name")
+    recorded = ((mv.get("spec") or {}).get("source") or {}).get("trainingSpec")
+    if not isinstance(recorded, Mapping):
+        return (
+            f"ModelVersion {name} has no spec.source.trainingSpec: it was registered by hand "
+            "or trained before lineage was recorded, so there is nothing to train again"
+        )
+    try:
+        return TrainingJobSpec.model_validate(recorded)
+    except ValidationError as exc:
+        return f"ModelVersion {name}: {describe_validation_error(exc, root='trainingSpec')}"
 
 
 def next_version(taken: Iterable[int]) -> int:
@@ -231,6 +328,9 @@ class Observed:
     failure_read: bool = False
     """Whether the pods were asked for ``failure`` (they may have had nothing to say)."""
 
+    versions: Sequence[Mapping[str, Any]] = ()
+    """The model's ModelVersions, for ``validation.against``."""
+
 
 @dataclass
 class Plan:
@@ -249,6 +349,8 @@ class Plan:
     requeue_after: float | None = None
     spec: TrainingJobSpec | None = None
     """The validated spec, when valid."""
+    reference: Reference | None = None
+    """The version the new Job checks its dataset against."""
 
 
 STORAGE_RETRY_SECONDS: Final = 30.0
@@ -350,6 +452,12 @@ def plan(observed: Observed, allowed_prefixes: Sequence[str], now: dt.datetime) 
                 out.events.append(("Warning", check.reason, check.message))
             result.requeue_after = STORAGE_RETRY_SECONDS
             return result
+        reference = resolve_reference(spec.validation.against, observed.versions)
+        if isinstance(reference, str):
+            out.cond(reasons.DATA_VALIDATED, False, reasons.REFERENCE_NOT_FOUND, reference)
+            out.fail(reasons.REFERENCE_NOT_FOUND, reference)
+            return result
+        result.reference = reference
         result.create_job = job_name
         status.job_name = job_name
         status.phase = "Pending"
@@ -371,7 +479,13 @@ def plan(observed: Observed, allowed_prefixes: Sequence[str], now: dt.datetime) 
     if storage_was_down and int(job_status.get("active") or 0) > 0 and observed.storage is None:
         result.needs = "storage"  # a new pod runs: is storage back?
         return result
-    outcome = job_outcome(job_status, observed.failure)
+    failure = observed.failure
+    if failure is not None and failure[0] == DATA_VALIDATION_FAILED:
+        message, found = split_findings(failure[1])
+        failure = (DATA_VALIDATION_FAILED, message)
+        status.findings = findings_of(found)
+        out.cond(reasons.DATA_VALIDATED, False, reasons.DATA_VALIDATION_FAILED, message)
+    outcome = job_outcome(job_status, failure)
     if job_status.get("startTime") and status.start_time is None:
         status.start_time = job_status["startTime"]
     status.job_name = (job.get("metadata") or {}).get("name") or job_name

@@ -92,10 +92,13 @@ def test_trains_a_classifier_from_csv_in_s3(
     prefix = "models/_local/breast-cancer/runs/bc-1/"
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
     assert sorted(o["Key"].removeprefix(prefix) for o in listed) == [
+        "card.json",
+        "card.md",
         "manifest.json",
         "metrics.json",
         "model.joblib",
         "reference.json",
+        "schema.json",
     ]
 
     def get(name: str) -> bytes:
@@ -113,9 +116,13 @@ def test_trains_a_classifier_from_csv_in_s3(
     assert manifest_doc["target"] == "target"
     assert len(manifest_doc["features"]) == 30
     assert manifest_doc["metrics"] == summary.metrics == json.loads(get("metrics.json"))
+    head = s3.head_object(Bucket=bucket, Key="data/breast_cancer.csv")
     assert manifest_doc["dataset"] == {
         "uri": dataset,
         "digest": f"sha256:{hashlib.sha256(csv_bytes).hexdigest()}",
+        "versionId": None,
+        "etag": head["ETag"],
+        "lastModified": head["LastModified"].isoformat(),
         "rows": 569,
         "trainRows": 455,
         "testRows": 114,
@@ -160,10 +167,13 @@ def test_trains_a_regressor_from_local_parquet(termination_log: Path, tmp_path: 
         == f"sha256:{hashlib.sha256((out / 'model.joblib').read_bytes()).hexdigest()}"
     )
     assert sorted(p.name for p in out.iterdir()) == [
+        "card.json",
+        "card.md",
         "manifest.json",
         "metrics.json",
         "model.joblib",
         "reference.json",
+        "schema.json",
     ]
     model = joblib.load(out / "model.joblib")
     assert model.predict(frame[manifest["features"]].head(3)).shape == (3,)
@@ -271,23 +281,6 @@ def test_an_s3_endpoint_that_is_down_fails_within_seconds_with_the_storage_exit_
     reason, message = _failure(termination_log)
     assert reason == tm.STORAGE_UNREACHABLE
     assert dead_endpoint in message
-
-
-def test_a_text_feature_is_refused_rather_than_encoded(
-    termination_log: Path, tmp_path: Path
-) -> None:
-    (tmp_path / "d.csv").write_text("size,city,label\n1,paris,0\n2,rome,1\n3,oslo,0\n4,nice,1\n")
-    doc = trainingjob(
-        "t",
-        model="m",
-        dataset={"uri": f"file://{tmp_path}/d.csv", "target": "label"},
-        estimator={"className": "sklearn.linear_model.LogisticRegression"},
-    )
-    assert train_command(write_manifest(tmp_path, doc), f"file://{tmp_path}/out/") == 2
-    reason, message = _failure(termination_log)
-    assert reason == tm.NON_NUMERIC_FEATURE
-    assert "are not numeric: city (" in message
-    assert not (tmp_path / "out").exists()
 
 
 def test_the_cli_refuses_a_disallowed_class_as_a_permanent_failure(

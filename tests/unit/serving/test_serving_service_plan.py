@@ -365,3 +365,23 @@ def test_a_scheduled_retraining_starts_when_due_and_plans_the_next() -> None:
     assert result.trainingjob is not None
     assert result.status.retraining.next_scheduled == due + dt.timedelta(days=1)
     assert "scheduled" in (result.status.retraining.last_result or "")
+
+
+def test_a_retraining_checks_its_data_against_the_version_it_replaces() -> None:
+    versions = [version(1)]
+    obj, dep = settle(service(**retrain_spec()), versions)
+    now = T0 + dt.timedelta(hours=1)
+    result = run(obj, versions, deployment=dep, measured=breach(1, now), now=now)
+    assert result.trainingjob is not None
+    assert result.trainingjob["spec"]["validation"]["against"] == "m-v1"
+
+
+def test_a_retraining_template_that_names_its_reference_keeps_it() -> None:
+    spec = retrain_spec()
+    spec["retrain"]["template"]["validation"] = {"against": "latest"}
+    versions = [version(1)]
+    obj, dep = settle(service(**spec), versions)
+    now = T0 + dt.timedelta(hours=1)
+    result = run(obj, versions, deployment=dep, measured=breach(1, now), now=now)
+    assert result.trainingjob is not None
+    assert result.trainingjob["spec"]["validation"]["against"] == "latest"

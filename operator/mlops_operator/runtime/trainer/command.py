@@ -7,7 +7,7 @@ import logging
 import sys
 
 from mlops_operator.runtime import termination as tm
-from mlops_operator.runtime.trainer.failure import TrainingFailure
+from mlops_operator.runtime.trainer.failure import TrainingFailure, ValidationFailure
 from mlops_operator.runtime.trainer.request import load_trainingjob
 from mlops_operator.runtime.trainer.run import train
 
@@ -27,13 +27,18 @@ def train_command(manifest_path: str | None, output: str | None) -> int:
     """``mlops-operator train``: train, write the termination message, return the exit code.
 
     Exit code 0 on success, 2 on a failure no retry can fix (``PERMANENT_REASONS``), 3 when
-    storage could not be reached (``STORAGE_REASONS``: not a failure of the training), 1 on
-    any other failure. Expected failures are logged as one line; an unexpected error is
-    logged with its traceback and reported as ``TrainingError``.
+    storage could not be reached (``STORAGE_REASONS``: not a failure of the training), 4 when
+    the dataset failed its data checks before fitting, 1 on any other failure. Expected
+    failures are logged as one line; an unexpected error is logged with its traceback and
+    reported as ``TrainingError``.
     """
     _configure_logging()
     try:
         summary = train(load_trainingjob(manifest_path), output)
+    except ValidationFailure as exc:
+        logger.error("training stopped before fitting: %s", exc.message)
+        tm.write_termination_message(tm.format_validation_failure(exc.message, exc.findings))
+        return tm.exit_code_for(exc.reason)
     except TrainingFailure as exc:
         logger.error("training failed: %s: %s", exc.reason, exc.message)
         tm.write_termination_message(tm.format_failure(exc.reason, exc.message))

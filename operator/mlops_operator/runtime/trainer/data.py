@@ -14,6 +14,7 @@ from mlops_operator.artifacts.store import (
     ArtifactUri,
     BucketNotFound,
     NotFound,
+    ObjectVersion,
     parse_uri,
     sha256_file,
 )
@@ -62,20 +63,26 @@ def _read_frame(path: Path, fmt: str, loc: ArtifactUri) -> pd.DataFrame:
 
 
 def load_dataset(
-    store: ArtifactStore, uri: str, declared_format: str | None, workdir: Path
-) -> tuple[pd.DataFrame, str]:
-    """The dataset as a DataFrame and the ``sha256:`` digest of its file.
+    store: ArtifactStore,
+    uri: str,
+    declared_format: str | None,
+    workdir: Path,
+    version_id: str | None = None,
+) -> tuple[pd.DataFrame, str, ObjectVersion]:
+    """The dataset as a DataFrame, the ``sha256:`` digest of its file and which version of
+    the object was read (``version_id`` when given).
 
     An ``s3://`` dataset is downloaded into ``workdir`` first; the digest is computed from
-    the file, in chunks.
+    the file, in chunks. The version is read before the download and the download asks for
+    exactly that version, so an object overwritten in between is not mixed up.
     """
     loc = parse_uri(uri)
     fmt = dataset_format(loc, declared_format)
     try:
-        store.head(loc)
+        version = store.describe(loc, version_id)
         if loc.scheme == "s3":
             path = workdir / f"dataset.{fmt}"
-            store.download_file(loc, path)
+            store.download_file(loc, path, version_id=version.version_id)
         else:
             path = loc.path
     except BucketNotFound as exc:
@@ -83,6 +90,11 @@ def load_dataset(
             tm.DATASET_NOT_FOUND, f"dataset {loc} does not exist: {exc.message}"
         ) from exc
     except NotFound as exc:
+        if version_id is not None:
+            raise TrainingFailure(
+                tm.DATASET_NOT_FOUND,
+                f"dataset {loc} has no version {version_id!r}; check spec.dataset.versionId",
+            ) from exc
         raise TrainingFailure(
             tm.DATASET_NOT_FOUND, f"dataset {loc} does not exist; check spec.dataset.uri"
         ) from exc
@@ -91,8 +103,14 @@ def load_dataset(
     if frame.empty:
         raise TrainingFailure(tm.DATASET_UNREADABLE, f"dataset {loc} has no rows")
     frame.columns = [str(c) for c in frame.columns]
-    logger.info("loaded %d rows × %d columns from %s", len(frame), len(frame.columns), loc)
-    return frame, digest
+    logger.info(
+        "loaded %d rows × %d columns from %s%s",
+        len(frame),
+        len(frame.columns),
+        loc,
+        f" (version {version.version_id})" if version.version_id else "",
+    )
+    return frame, digest, version
 
 
 def _column_list(columns: Sequence[str]) -> str:
@@ -108,8 +126,8 @@ def select_columns(
     uri: str,
     task: Task,
 ) -> list[str]:
-    """The ordered feature columns, after checking that every named column exists and is
-    numeric (there is no implicit encoding)."""
+    """The ordered feature columns, after checking that every named column exists (and, for
+    a regression, that the target is numeric). Features of any type are preprocessed."""
     from pandas.api.types import is_numeric_dtype
 
     columns = list(frame.columns)
@@ -137,13 +155,6 @@ def select_columns(
     if not chosen:
         raise TrainingFailure(
             tm.MISSING_COLUMN, f"dataset {uri} has no column besides the target {target!r}"
-        )
-    bad = [f"{c} ({frame[c].dtype})" for c in chosen if not is_numeric_dtype(frame[c])]
-    if bad:
-        raise TrainingFailure(
-            tm.NON_NUMERIC_FEATURE,
-            f"feature columns of dataset {uri} are not numeric: {_column_list(bad)}; encode "
-            "them as numbers before training, or leave them out of spec.dataset.features",
         )
     if task == "regression" and not is_numeric_dtype(frame[target]):
         raise TrainingFailure(

@@ -16,6 +16,14 @@ class TrainingFailure(Exception):
         self.message = message
 
 
+class ValidationFailure(TrainingFailure):
+    """The dataset failed its data checks: ``DataValidationFailed`` with the findings."""
+
+    def __init__(self, message: str, findings: list[dict[str, object]]) -> None:
+        super().__init__(tm.DATA_VALIDATION_FAILED, message)
+        self.findings = findings
+
+
 def storage_failure(exc: StorageError) -> TrainingFailure:
     """The failure a storage error is reported as: its message, with the reason of its kind."""
     if isinstance(exc, Unreachable):

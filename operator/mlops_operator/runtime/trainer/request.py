@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any, Final
 import yaml
 from pydantic import ValidationError
 
-from mlops_operator.api.trainingjob import TrainingJobSpec
+from mlops_operator.api.trainingjob import VALIDATE_AGAINST_ENV, TrainingJobSpec
 from mlops_operator.runtime import termination as tm
 from mlops_operator.runtime.trainer.failure import TrainingFailure
 
@@ -19,12 +20,39 @@ TRAININGJOB_ENV: Final = "MLOPS_TRAININGJOB"
 """Environment variable holding the TrainingJob as JSON when no ``-f`` is given."""
 
 
+REFERENCE_ENV: Final = VALIDATE_AGAINST_ENV
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The ModelVersion a dataset is checked against, and where its ``schema.json`` is."""
+
+    name: str
+    schema_uri: str
+
+
 @dataclass(frozen=True)
 class TrainingRequest:
-    """A parsed TrainingJob: its name (``None`` for a bare spec) and its spec."""
+    """A parsed TrainingJob: its name (``None`` for a bare spec), its spec, and the version
+    its dataset is checked against (``None``: no check)."""
 
     name: str | None
     spec: TrainingJobSpec
+    reference: Reference | None = None
+
+
+def reference_from_env() -> Reference | None:
+    """The :class:`Reference` in ``$MLOPS_VALIDATE_AGAINST``, if set."""
+    text = os.environ.get(REFERENCE_ENV)
+    if not text:
+        return None
+    try:
+        doc = json.loads(text)
+        return Reference(name=str(doc["name"]), schema_uri=str(doc["schemaUri"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrainingFailure(
+            tm.INVALID_SPEC, f"${REFERENCE_ENV} is not {{name, schemaUri}} JSON: {exc}"
+        ) from exc
 
 
 def validation_message(exc: ValidationError, prefix: str) -> str:
@@ -65,7 +93,7 @@ def parse_trainingjob(text: str, source: str) -> TrainingRequest:
         raise TrainingFailure(
             tm.INVALID_SPEC, f"invalid TrainingJob in {source}: {validation_message(exc, prefix)}"
         ) from exc
-    return TrainingRequest(name=name, spec=spec)
+    return TrainingRequest(name=name, spec=spec, reference=reference_from_env())
 
 
 def load_trainingjob(manifest_path: str | None) -> TrainingRequest:

@@ -33,9 +33,11 @@ def test_the_format_comes_from_the_declaration_else_the_extension() -> None:
 def test_a_local_csv_is_read_with_its_digest(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("a,b,y\n1,2,0\n3,4,1\n")
-    frame, digest = load_dataset(ArtifactStore(), path.as_uri(), None, tmp_path)
+    frame, digest, version = load_dataset(ArtifactStore(), path.as_uri(), None, tmp_path)
     assert list(frame.columns) == ["a", "b", "y"] and len(frame) == 2
     assert digest.startswith("sha256:")
+    assert version.size == path.stat().st_size and version.version_id is None
+    assert version.last_modified is not None
 
 
 def test_a_missing_local_file_is_dataset_not_found(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from mlops_operator.api.trainingjob import TrainingJobSpec
+from mlops_operator.artifacts.layout import CARD_FILE, CARD_JSON_FILE
 from mlops_operator.artifacts.store import ArtifactStore, ArtifactUri, parse_uri
 from mlops_operator.runtime.trainer.output import (
     MANIFEST_FILE,
@@ -116,6 +117,8 @@ def test_the_stale_manifest_goes_first_and_the_new_one_is_written_last(tmp_path:
         ("write", REFERENCE_FILE),
         ("write", METRICS_FILE),
         ("write", MODEL_FILE),
+        ("write", CARD_JSON_FILE),
+        ("write", CARD_FILE),
         ("write", MANIFEST_FILE),
     ]
 
@@ -157,12 +160,19 @@ def test_the_manifest_lists_its_fields_in_a_stable_order() -> None:
         "classes",
         "metrics",
         "dataset",
+        "preprocessing",
+        "split",
+        "validation",
+        "lineage",
         "fitSeconds",
         "createdAt",
     ]
     assert doc["dataset"] == {
         "uri": "file:///data/iris.csv",
         "digest": "sha256:" + "0" * 64,
+        "versionId": None,
+        "etag": None,
+        "lastModified": None,
         "rows": 10,
         "trainRows": 8,
         "testRows": 2,
