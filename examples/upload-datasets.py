@@ -4,7 +4,8 @@
     python examples/upload-datasets.py --bucket mlops-artifacts
 
 Writes s3://<bucket>/<prefix>/breast-cancer.csv and .../diabetes.parquet (scikit-learn's
-datasets, with the label in a ``target`` column). The examples read them from
+datasets, with the label in a ``target`` column) and .../churn.parquet (a raw table made up
+here: text categories, booleans, gaps and a yes/no label). The examples read them from
 s3://mlops-artifacts/datasets/; with another bucket or prefix the script prints the command
 that points the examples there. Credentials and endpoint come from the usual AWS variables
 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL for MinIO, or a profile).
@@ -28,7 +29,44 @@ def datasets() -> dict[str, bytes]:
     load_breast_cancer(as_frame=True).frame.to_csv(csv, index=False)
     parquet = io.BytesIO()
     load_diabetes(as_frame=True).frame.to_parquet(parquet, index=False)
-    return {"breast-cancer.csv": csv.getvalue().encode(), "diabetes.parquet": parquet.getvalue()}
+    return {
+        "breast-cancer.csv": csv.getvalue().encode(),
+        "diabetes.parquet": parquet.getvalue(),
+        "churn.parquet": churn(),
+    }
+
+
+def churn(rows: int = 2000, seed: int = 7) -> bytes:
+    """A raw customer table as Parquet, the same on every run: an id, text and numeric
+    categories, a boolean, numbers with gaps, and ``churned`` (``yes``/``no``) that depends
+    on tenure, charges and plan."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    plan = rng.choice([10, 20, 30], rows, p=[0.5, 0.3, 0.2])
+    region = rng.choice(["north", "south", "east", "west"], rows).astype(object)
+    tenure = rng.gamma(2.0, 12.0, rows).round(1)
+    charges = (20 + plan * 1.5 + rng.normal(0, 8, rows)).round(2)
+    partner = rng.random(rows) < 0.45
+    score = 2.5 - 0.15 * tenure + 0.08 * (charges - 50) - 1.5 * partner + 1.0 * (plan == 10)
+    churned = np.where(rng.random(rows) < 1 / (1 + np.exp(-score)), "yes", "no")
+    region[rng.random(rows) < 0.05] = None
+    tenure[rng.random(rows) < 0.04] = np.nan
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:05d}" for i in range(rows)],
+            "plan_code": plan,
+            "region": region,
+            "tenure_months": tenure,
+            "monthly_charges": charges,
+            "has_partner": partner,
+            "churned": churned,
+        }
+    )
+    out = io.BytesIO()
+    frame.to_parquet(out, index=False)
+    return out.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,7 @@ def test_uploads_every_dataset_the_applied_trainingjobs_read() -> None:
         assert result.returncode == 0, result.stderr
         s3 = client_from_env(server.env())
         jobs = _trainingjobs()
-        assert len(jobs) == 2
+        assert len(jobs) == 3
         for job in jobs:
             dataset = job["spec"]["dataset"]
             bucket, _, key = dataset["uri"].removeprefix("s3://").partition("/")
