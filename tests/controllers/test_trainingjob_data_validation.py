@@ -83,10 +83,8 @@ async def test_a_dataset_that_fails_its_checks_fails_the_trainingjob_naming_the_
         ("drift", "c"),
     ]
     assert ("Warning", "DataValidationFailed", message) in await cluster.events("retrain")
-    assert job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] == [
-        tm.EXIT_PERMANENT,
-        tm.EXIT_DATA_VALIDATION,
-    ]
+    fail_job = [r for r in job["spec"]["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
+    assert fail_job[0]["onExitCodes"]["values"] == [tm.EXIT_PERMANENT, tm.EXIT_DATA_VALIDATION]
 
 
 async def test_a_reference_version_that_does_not_exist_fails_without_a_job(

@@ -33,7 +33,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert "v1 Initial → v2 NewLatest → v1 RolledBack → v3 Promoted" in out
     assert "card      s3://" in out and "/breast-cancer/1/card.md" in out
     assert (
-        "checked s3://datasets/breast-cancer-2026.csv before fitting: "
+        "checked s3://mlops-artifacts/datasets/breast-cancer-2026.csv before fitting: "
         "DataValidated=True (DataValidationWarnings)"
     ) in out
     assert "warning drift" in out

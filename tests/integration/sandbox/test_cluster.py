@@ -153,7 +153,7 @@ def test_the_sandbox_command_starts_prints_how_to_connect_and_stops_on_sigint(
         output = "".join(lines)
         assert "Press Ctrl+C" in output, output
         assert "source " in output and "mlops-operator run" in output
-        assert "load_kube_config" in output
+        assert "kubectl get mlops" in output
         assert (state_dir / "kubeconfig").exists()
         assert (state_dir / "sandbox.env").exists()
         process.send_signal(signal.SIGINT)
