@@ -58,6 +58,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Move the audit tests last; note which e2e tests this session runs."""
     audits = [item for item in items if _is_audit(item)]
     items[:] = [item for item in items if not _is_audit(item)] + audits
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Note which e2e tests this session runs (after ``-m`` deselected the chaos runs)."""
+    config = session.config
+    items = session.items
     config.stash[_COLLECTED] = {i.nodeid for i in items if _is_e2e(i) and not _is_audit(i)}
     every = {
         f"{path.relative_to(config.rootpath)}"

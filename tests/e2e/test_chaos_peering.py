@@ -5,6 +5,7 @@ it: the operator's User-Agent names its process id)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,14 +22,42 @@ from tests.e2e.test_monitoring_loop import train, trainingjob
 
 pytestmark = pytest.mark.timeout(420)
 
-PEERING_CRDS = Path(__file__).parents[2] / "charts/mlops-operator/crds/kopf.dev-peerings.yaml"
+ROOT = Path(__file__).parents[2]
 TAKEOVER_SECONDS = 90
+
+
+def peering_crds() -> list[dict[str, Any]]:
+    """kopf's peering CRDs as the chart renders them with peering on (helm template)."""
+    tools = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    helm = Path(tools.stdout.strip().splitlines()[-1]) / "helm"
+    rendered = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "mlops",
+            str(ROOT / "charts/mlops-operator"),
+            "--set",
+            "peering.enabled=true",
+            "--show-only",
+            "templates/peering-crds.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    return [d for d in yaml.safe_load_all(rendered.stdout) if d]
 
 
 def install_peering(kube: Any, namespace: str) -> None:
     """The peering CRDs and the namespace's ``default`` KopfPeering, as the chart makes them."""
     extensions = kubernetes.client.ApiextensionsV1Api(kube)
-    for crd in yaml.safe_load_all(PEERING_CRDS.read_text()):
+    for crd in peering_crds():
         try:
             extensions.create_custom_resource_definition(crd)
         except kubernetes.client.ApiException as exc:
@@ -64,6 +93,20 @@ def test_a_killed_replica_hands_over_to_its_peer_and_their_writes_never_overlap(
                     },
                 )
             )
+            if priority == 200:
+                # A rolling deploy: the standby starts once the active replica is live.
+                wait_for(
+                    "the first replica's keep-alive",
+                    lambda: (
+                        kubernetes.client.CustomObjectsApi(kube)
+                        .get_namespaced_custom_object(
+                            "kopf.dev", "v1", namespace, "kopfpeerings", "default"
+                        )
+                        .get("status")
+                    ),
+                    timeout=60,
+                    interval=0.2,
+                )
         active, standby = (r.process.pid for r in replicas)
         train(resources, "cancer-a", trainingjob(cancer_csv))
         ours = [w for w in writes if writer_pid(w) is not None]

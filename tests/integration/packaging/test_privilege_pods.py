@@ -52,7 +52,9 @@ def predictor_pod() -> dict[str, Any]:
         name="breast-cancer",
         namespace="mlops",
         spec=InferenceServiceSpec.model_validate(example("inferenceservice.yaml")),
-        model_version=ModelVersionSpec.model_validate(example("templates/modelversion-by-hand.yaml")),
+        model_version=ModelVersionSpec.model_validate(
+            example("templates/modelversion-by-hand.yaml")
+        ),
         image="mlops-operator-runtime:test",
         storage=STORAGE,
     )
