@@ -127,4 +127,6 @@ def test_the_operator_uses_exactly_the_permissions_the_chart_grants(
     assert not_exercised == set(), (
         f"the chart grants permissions the operator never used: {sorted(not_exercised)}"
     )
-    assert set(GRANTED_BUT_NOT_EXERCISED) <= granted - used
+    # A listed pair may be used in a run that hits its race (a kill between a create and the
+    # status write); it must still be granted, or the list is stale.
+    assert set(GRANTED_BUT_NOT_EXERCISED) <= granted
