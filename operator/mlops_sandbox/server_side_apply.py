@@ -345,10 +345,11 @@ def apply(
     api_version = f"{served.group}/{served.version}" if served.group else served.version
     owners: list[tuple[dict[str, Any], set[Path]]] = []
     previous: set[Path] = set()
+    previous_time = now
     for entry in _entries(base):
         fields = from_fields_v1(entry.get("fieldsV1") or {})
         if entry.get("manager") == manager and entry.get("operation") == "Apply":
-            previous = fields
+            previous, previous_time = fields, str(entry.get("time") or now)
         else:
             owners.append((entry, fields))
     conflicts = [
@@ -377,19 +378,30 @@ def apply(
         kept = fields - taken
         if kept:
             entries.append({**entry, "fieldsV1": to_fields_v1(kept)})
+    unchanged = (
+        live is not None
+        and previous == new_set
+        and _without_managed_fields(result) == _without_managed_fields(live)
+    )
     if new_set:
         entries.append(
             {
                 "manager": manager,
                 "operation": "Apply",
                 "apiVersion": api_version,
-                "time": now,
+                # A no-op apply changes nothing, not even its own timestamp: no write happens.
+                "time": previous_time if unchanged else now,
                 "fieldsType": "FieldsV1",
                 "fieldsV1": to_fields_v1(new_set),
             }
         )
     result.setdefault("metadata", {})["managedFields"] = entries
     return result
+
+
+def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {**obj, "metadata": metadata}
 
 
 def record_update(

@@ -140,3 +140,21 @@ def test_unknown_fields_are_named_by_their_path() -> None:
         "spec.template.spec.containers[0].imagePolicy",
         "spec.replica",
     ]
+
+
+def test_the_same_config_applied_a_second_later_leaves_the_object_as_it_was() -> None:
+    config = deployment({"name": "main", "image": "a"}, replicas=2)
+    first = server_side_apply.apply(DEPLOYMENT, None, config, manager="flux", force=False, now=NOW)
+    again = server_side_apply.apply(
+        DEPLOYMENT, first, config, manager="flux", force=False, now="2026-01-01T00:00:01Z"
+    )
+    assert again == first  # no change, so the API server writes nothing (same resourceVersion)
+    changed = server_side_apply.apply(
+        DEPLOYMENT,
+        first,
+        deployment({"name": "main", "image": "b"}, replicas=2),
+        manager="flux",
+        force=False,
+        now="2026-01-01T00:00:02Z",
+    )
+    assert [e["time"] for e in changed["metadata"]["managedFields"]] == ["2026-01-01T00:00:02Z"]
