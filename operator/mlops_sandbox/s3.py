@@ -119,17 +119,12 @@ class S3Server(Managed):
         self._thread.start()
 
     def _on_fault(self, rule: S3Fault) -> None:
-        """A ``refuse`` rule closes the port now and opens it again after its window."""
+        """A ``refuse`` rule is an :meth:`outage` now and a :meth:`resume` after its window."""
         if rule.action != "refuse" or self._server is None:
             return
-        if self._outage is not None:  # a new window replaces the running one
-            self._outage.cancel()
-        else:
-            port = self._server.server_port
-            self._halt()
-            self._refused_port = port
         assert rule.seconds is not None
-        self._outage = threading.Timer(rule.seconds, self._end_outage)
+        self.outage()
+        self._outage = threading.Timer(rule.seconds, self.resume)
         self._outage.daemon = True
         self._outage.start()
 
@@ -141,13 +136,13 @@ class S3Server(Managed):
         self._halt()
 
     def resume(self) -> None:
-        """Serve again on the same port, with everything stored before the outage."""
+        """Serve again on the same port, with everything stored before the outage (a
+        ``refuse`` window still running ends now)."""
+        if self._outage is not None:
+            self._outage.cancel()
+            self._outage = None
         if self._server is None and self._refused_port:
             self._serve(self._refused_port)
-
-    def _end_outage(self) -> None:
-        self._outage = None
-        self._serve(self._refused_port)
 
     def stop(self) -> None:
         """Stop serving and release the port; buckets stay in moto's in-process backend."""
