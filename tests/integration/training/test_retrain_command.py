@@ -12,19 +12,22 @@ from typing import Any
 import pytest
 
 from mlops_sandbox.cluster import Sandbox
+from tests.support.factories import digest_of, modelversion, trainingjob
 
 pytestmark = pytest.mark.timeout(120)
 
 CLI = str(Path(sys.executable).parent / "mlops-operator")
-DIGEST = "sha256:" + "0" * 64
-TRAINING_SPEC = {
-    "model": "churn",
-    "dataset": {"uri": "s3://data/churn.csv", "target": "label", "versionId": "v-123"},
-    "estimator": {
-        "className": "sklearn.ensemble.RandomForestClassifier",
-        "params": {"n_estimators": 5},
-    },
-    "validation": {"testSize": 0.3, "randomState": 7},
+DATASET = "s3://data/churn.csv"
+LINEAGE = {
+    "trainingJob": "churn",
+    # The spec it was trained with, its dataset pinned to the object version it read.
+    "trainingSpec": trainingjob(
+        "churn",
+        "churn",
+        DATASET,
+        dataset={"uri": DATASET, "target": "target", "versionId": "v-123"},
+        validation={"testSize": 0.3, "randomState": 7},
+    )["spec"],
 }
 
 
@@ -43,17 +46,9 @@ def retrain(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 def test_retrain_creates_the_trainingjob_of_the_versions_lineage_once(
     sandbox: Sandbox, namespace: str, resources: Any
 ) -> None:
-    resources.create(
-        "modelversions",
-        "ModelVersion",
-        "churn-v3",
-        {
-            "model": "churn",
-            "version": 3,
-            "artifact": {"uri": "s3://mlops-artifacts/models/churn/3/", "digest": DIGEST},
-            "source": {"trainingJob": "churn", "trainingSpec": TRAINING_SPEC},
-        },
-    )
+    uri, digest = "s3://mlops-artifacts/models/churn/3/", digest_of(b"model")
+    mv = modelversion("churn", 3, uri, digest, source=LINEAGE)
+    resources.create("modelversions", "ModelVersion", "churn-v3", mv["spec"])
 
     result = retrain(sandbox.env(), "--from", "churn-v3", "-n", namespace)
     assert result.returncode == 0, result.stderr
