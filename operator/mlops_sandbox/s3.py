@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -162,13 +163,7 @@ class S3Server(Managed):
         self._thread = None
 
     def _create_buckets(self) -> None:
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
-            region_name=REGION,
-        )
+        client = client_from_env(self.env())
         try:
             existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
             for bucket in self._buckets:
@@ -178,12 +173,14 @@ class S3Server(Managed):
             client.close()
 
 
-def client_from_env(env: Mapping[str, str]) -> S3Client:
-    """A boto3 S3 client from the ``AWS_*`` variables of :func:`credentials_env`."""
+def client_from_env(env: Mapping[str, str], config: Config | None = None) -> S3Client:
+    """A boto3 S3 client from the ``AWS_*`` variables of :func:`credentials_env` (``config``:
+    botocore's retries and timeouts, else its defaults)."""
     return boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_DEFAULT_REGION"],
+        config=config,
     )

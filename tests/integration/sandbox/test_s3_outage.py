@@ -7,13 +7,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
 
 from mlops_sandbox.faults import S3Fault
-from mlops_sandbox.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Server
+from mlops_sandbox.s3 import S3Server, client_from_env
 
 BUCKET = "outages"
 
@@ -28,13 +27,9 @@ def server() -> Iterator[S3Server]:
 
 @pytest.fixture
 def client(server: S3Server) -> Iterator[Any]:
-    made = boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        region_name=REGION,
-        config=botocore.config.Config(
+    made = client_from_env(
+        server.env(),
+        botocore.config.Config(
             retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=5
         ),
     )
