@@ -7,8 +7,12 @@ import argparse
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from mlops_operator.kube.client import Kube
 
 RUNTIME_MODULES: Final = (
     "sklearn",
@@ -29,13 +33,75 @@ EXIT_NO_RUNTIME: Final = 2
 """The exit code of ``train`` and ``serve`` without the runtime extra: no retry can fix it, so
 it is the trainer's ``EXIT_PERMANENT`` (a training Job then fails at once)."""
 
+EXIT_FAILED: Final = 1
+"""The exit code of ``register`` and ``retrain`` on a failure they said on stderr."""
+
+
+class CommandError(Exception):
+    """A failure the user can act on: one line on stderr, exit code :data:`EXIT_FAILED`."""
+
+
+def run_command(command: str, work: Coroutine[Any, Any, str], *, to_stderr: bool = False) -> int:
+    """Run a command's coroutine: the message it returns on stdout (stderr if ``to_stderr``)
+    and exit code 0, or its :class:`CommandError` as one line ``mlops-operator <command>:
+    <error>`` on stderr and :data:`EXIT_FAILED`."""
+    import asyncio
+
+    try:
+        message = asyncio.run(work)
+    except CommandError as exc:
+        print(f"mlops-operator {command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(message, file=sys.stderr if to_stderr else sys.stdout)
+    return 0
+
+
+def current_namespace() -> str:
+    """The namespace a command works in without ``--namespace``: the kubeconfig context's,
+    else the pod's service account's, else ``default``."""
+    import kubernetes
+
+    try:
+        _, current = kubernetes.config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
+        namespace = (current or {}).get("context", {}).get("namespace")
+    except (kubernetes.config.ConfigException, OSError):
+        namespace = None
+    if not namespace:
+        path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        namespace = path.read_text().strip() if path.is_file() else None
+    return namespace or "default"
+
+
+def connect(command: str) -> Kube:
+    """The API client of ``mlops-operator <command>`` (User-Agent ``mlops-operator-<command>``);
+    a :class:`CommandError` without a kubeconfig or a service account."""
+    import kubernetes
+
+    from mlops_operator.kube.client import Kube
+
+    try:
+        return Kube.from_environment(agent=f"mlops-operator-{command}")
+    except (kubernetes.config.ConfigException, OSError) as exc:
+        raise CommandError(
+            f"no Kubernetes configuration: {exc} (set KUBECONFIG or run inside a cluster)"
+        ) from None
+
+
+def api_error(exc: Exception, what: str) -> CommandError:
+    """The :class:`CommandError` that says why the API call to ``what`` failed."""
+    from mlops_operator.kube.client import KubeError, Transient
+
+    if isinstance(exc, Transient) and exc.status == 0:
+        return CommandError(f"cannot reach the Kubernetes API to {what}: {exc.message}")
+    if isinstance(exc, KubeError):
+        return CommandError(f"the Kubernetes API refused to {what} ({exc.status}): {exc.message}")
+    return CommandError(f"cannot {what}: {exc}")
+
 
 def _crds(args: argparse.Namespace) -> int:
     from mlops_operator.api import crds
 
     if args.output_dir:
-        from pathlib import Path
-
         for path in crds.write(Path(args.output_dir)):
             print(f"wrote {path}")
         if args.reference:

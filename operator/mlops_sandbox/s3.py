@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -119,17 +120,12 @@ class S3Server(Managed):
         self._thread.start()
 
     def _on_fault(self, rule: S3Fault) -> None:
-        """A ``refuse`` rule closes the port now and opens it again after its window."""
+        """A ``refuse`` rule is an :meth:`outage` now and a :meth:`resume` after its window."""
         if rule.action != "refuse" or self._server is None:
             return
-        if self._outage is not None:  # a new window replaces the running one
-            self._outage.cancel()
-        else:
-            port = self._server.server_port
-            self._halt()
-            self._refused_port = port
         assert rule.seconds is not None
-        self._outage = threading.Timer(rule.seconds, self._end_outage)
+        self.outage()
+        self._outage = threading.Timer(rule.seconds, self.resume)
         self._outage.daemon = True
         self._outage.start()
 
@@ -141,13 +137,13 @@ class S3Server(Managed):
         self._halt()
 
     def resume(self) -> None:
-        """Serve again on the same port, with everything stored before the outage."""
+        """Serve again on the same port, with everything stored before the outage (a
+        ``refuse`` window still running ends now)."""
+        if self._outage is not None:
+            self._outage.cancel()
+            self._outage = None
         if self._server is None and self._refused_port:
             self._serve(self._refused_port)
-
-    def _end_outage(self) -> None:
-        self._outage = None
-        self._serve(self._refused_port)
 
     def stop(self) -> None:
         """Stop serving and release the port; buckets stay in moto's in-process backend."""
@@ -167,13 +163,7 @@ class S3Server(Managed):
         self._thread = None
 
     def _create_buckets(self) -> None:
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
-            region_name=REGION,
-        )
+        client = client_from_env(self.env())
         try:
             existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
             for bucket in self._buckets:
@@ -183,12 +173,14 @@ class S3Server(Managed):
             client.close()
 
 
-def client_from_env(env: Mapping[str, str]) -> S3Client:
-    """A boto3 S3 client from the ``AWS_*`` variables of :func:`credentials_env`."""
+def client_from_env(env: Mapping[str, str], config: Config | None = None) -> S3Client:
+    """A boto3 S3 client from the ``AWS_*`` variables of :func:`credentials_env` (``config``:
+    botocore's retries and timeouts, else its defaults)."""
     return boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_DEFAULT_REGION"],
+        config=config,
     )

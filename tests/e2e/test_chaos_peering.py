@@ -5,7 +5,6 @@ it: the operator's User-Agent names its process id)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,45 +12,23 @@ from typing import Any
 
 import kubernetes
 import pytest
-import yaml
 
 from mlops_sandbox.apiserver import Write
 from mlops_sandbox.process import OperatorProcess, wait_for
 from tests.e2e.chaos_support import writer_pid
 from tests.e2e.test_monitoring_loop import train, trainingjob
+from tests.support.tools import helm_template
 
 pytestmark = pytest.mark.timeout(420)
 
-ROOT = Path(__file__).parents[2]
 TAKEOVER_SECONDS = 90
 
 
 def peering_crds() -> list[dict[str, Any]]:
     """kopf's peering CRDs as the chart renders them with peering on (helm template)."""
-    tools = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
-        check=True,
-        capture_output=True,
-        text=True,
+    return helm_template(
+        "--set", "peering.enabled=true", "--show-only", "templates/peering-crds.yaml"
     )
-    helm = Path(tools.stdout.strip().splitlines()[-1]) / "helm"
-    rendered = subprocess.run(
-        [
-            str(helm),
-            "template",
-            "mlops",
-            str(ROOT / "charts/mlops-operator"),
-            "--set",
-            "peering.enabled=true",
-            "--show-only",
-            "templates/peering-crds.yaml",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    return [d for d in yaml.safe_load_all(rendered.stdout) if d]
 
 
 def install_peering(kube: Any, namespace: str) -> None:

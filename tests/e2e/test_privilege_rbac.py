@@ -7,18 +7,10 @@ tests/e2e/conftest.py runs this after every other e2e test."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
-
-import yaml
-
 from mlops_sandbox.cluster import Sandbox
 from tests.e2e.conftest import Audit
+from tests.support.tools import helm_template
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "mlops-operator"
 OPERATOR_CLIENTS = frozenset({"kopf", "mlops-operator"})
 """User-Agent product names of the operator process: kopf's client and ours."""
 
@@ -66,31 +58,13 @@ holds the code's calls to operator/mlops_operator/rbac.py)."""
 def chart_rules() -> set[tuple[str, str]]:
     """(verb, resource) of every rule of the chart's Roles and ClusterRoles, rendered by helm
     for an operator watching one namespace with peering on (as the e2e operators run)."""
-    tools = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
-        check=True,
-        capture_output=True,
-        text=True,
+    docs = helm_template(
+        "--set",
+        "watch.namespaces={ml-team}",
+        # The suite runs two replicas with peering too (test_chaos_peering.py).
+        "--set",
+        "peering.enabled=true",
     )
-    helm = Path(tools.stdout.strip().splitlines()[-1]) / "helm"
-    result = subprocess.run(
-        [
-            str(helm),
-            "template",
-            "mlops",
-            str(CHART),
-            "--set",
-            "watch.namespaces={ml-team}",
-            # The suite runs two replicas with peering too (test_chaos_peering.py).
-            "--set",
-            "peering.enabled=true",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(result.stdout) if d]
     pairs = set()
     for doc in docs:
         if doc["kind"] in ("Role", "ClusterRole"):

@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+from mlops_operator.cli import CommandError, api_error, connect, current_namespace, run_command
+
 if TYPE_CHECKING:
     from mlops_operator.api.trainingjob import Gate
     from mlops_operator.kube.client import Kube
 
-EXIT_FAILED: Final = 1
-
 _GATE_OPERATORS: Final = (">=", "<=")
 
 
-class RegisterError(Exception):
-    """A failure the user can act on: printed as one line, exit code 1."""
+class RegisterError(CommandError):
+    """A registration that cannot be done, said in one sentence."""
 
 
 def _metric(value: str) -> tuple[str, float]:
@@ -123,43 +123,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _default_namespace() -> str:
-    import kubernetes
-
-    try:
-        _, current = kubernetes.config.list_kube_config_contexts()  # type: ignore[no-untyped-call]
-        namespace = (current or {}).get("context", {}).get("namespace")
-    except (kubernetes.config.ConfigException, OSError):
-        namespace = None
-    if not namespace:
-        path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-        namespace = path.read_text().strip() if path.is_file() else None
-    return namespace or "default"
-
-
-def _connect() -> Kube:
-    import kubernetes
-
-    from mlops_operator.kube.client import Kube
-
-    try:
-        return Kube.from_environment(agent="mlops-operator-register")
-    except (kubernetes.config.ConfigException, OSError) as exc:
-        raise RegisterError(
-            f"no Kubernetes configuration: {exc} (set KUBECONFIG or run inside a cluster)"
-        ) from None
-
-
-def _api_error(exc: Exception, what: str) -> RegisterError:
-    from mlops_operator.kube.client import KubeError, Transient
-
-    if isinstance(exc, Transient) and exc.status == 0:
-        return RegisterError(f"cannot reach the Kubernetes API to {what}: {exc.message}")
-    if isinstance(exc, KubeError):
-        return RegisterError(f"the Kubernetes API refused to {what} ({exc.status}): {exc.message}")
-    return RegisterError(f"cannot {what}: {exc}")
-
-
 async def _taken_versions(kube: Kube, namespace: str, model: str) -> set[int]:
     """Every version of ``model`` registered in the namespace or reserved by a TrainingJob."""
     from mlops_operator.kube import client as k8s
@@ -169,7 +132,7 @@ async def _taken_versions(kube: Kube, namespace: str, model: str) -> set[int]:
         versions = await kube.list(k8s.MODELVERSIONS, namespace)
         jobs = await kube.list(k8s.TRAININGJOBS, namespace)
     except k8s.KubeError as exc:
-        raise _api_error(exc, f"list the ModelVersions of {namespace}") from None
+        raise api_error(exc, f"list the ModelVersions of {namespace}") from None
     for mv in versions:
         spec = mv.get("spec") or {}
         if spec.get("model") == model and isinstance(spec.get("version"), int):
@@ -265,14 +228,14 @@ async def register(args: argparse.Namespace) -> str:
     digest, estimator, info, framework_version = _inspect(args.file, args.features)
     reference = _reference(args.reference_data, info.features) if args.reference_data else None
     settings = Settings()
-    namespace = args.namespace or _default_namespace()
+    namespace = args.namespace or current_namespace()
     bucket = args.bucket or settings.s3_bucket
     prefix = args.prefix if args.prefix is not None else settings.s3_prefix
     endpoint = args.endpoint or settings.s3_endpoint
     if args.version is not None and args.version < 1:
         raise RegisterError(f"--version must be a positive integer, not {args.version}")
 
-    kube = None if args.dry_run and args.version is not None else _connect()
+    kube = None if args.dry_run and args.version is not None else connect("register")
     try:
         version = args.version
         if version is None:
@@ -325,7 +288,7 @@ async def register(args: argparse.Namespace) -> str:
         except k8s.NotFound:
             pass
         except k8s.KubeError as exc:
-            raise _api_error(exc, f"read ModelVersion {namespace}/{name}") from None
+            raise api_error(exc, f"read ModelVersion {namespace}/{name}") from None
         else:
             raise RegisterError(
                 f"ModelVersion {namespace}/{name} already exists; a version is immutable: "
@@ -361,7 +324,7 @@ async def register(args: argparse.Namespace) -> str:
                     f"ModelVersion {namespace}/{name} was created meanwhile by someone else; "
                     "the upload was removed: register under another --version"
                 ) from None
-            raise _api_error(exc, f"create ModelVersion {namespace}/{name}") from None
+            raise api_error(exc, f"create ModelVersion {namespace}/{name}") from None
         return (
             f"modelversion.mlops.dev/{name} created in {namespace}: {info.task}, "
             f"{len(info.features)} features, {digest} at {artifact_uri}\n"
@@ -375,10 +338,4 @@ async def register(args: argparse.Namespace) -> str:
 
 def register_command(args: argparse.Namespace) -> int:
     """``mlops-operator register``: exit code 0 on success, 1 on a failure said on stderr."""
-    try:
-        message = asyncio.run(register(args))
-    except RegisterError as exc:
-        print(f"mlops-operator register: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(message, file=sys.stderr if args.dry_run else sys.stdout)
-    return 0
+    return run_command("register", register(args), to_stderr=args.dry_run)

@@ -6,21 +6,18 @@ data gives the same metrics."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
-from typing import Any, Final
+from typing import Any
 
 import yaml
 
 from mlops_operator.api.base import API_VERSION
 from mlops_operator.api.trainingjob import KIND
+from mlops_operator.cli import CommandError, api_error, connect, current_namespace, run_command
 from mlops_operator.kube import names
 from mlops_operator.training.plan import retrain_spec
 
-EXIT_FAILED: Final = 1
 
-
-class RetrainError(Exception):
+class RetrainError(CommandError):
     """A retraining that cannot be started, said in one sentence."""
 
 
@@ -59,17 +56,16 @@ def trainingjob(name: str, namespace: str, mv: dict[str, Any]) -> dict[str, Any]
 async def retrain(args: argparse.Namespace) -> str:
     """Read the ModelVersion, create (or with ``--dry-run`` print) its TrainingJob."""
     from mlops_operator.kube import client as k8s
-    from mlops_operator.registry.register import _api_error, _connect, _default_namespace
 
-    namespace = args.namespace or _default_namespace()
-    kube = _connect()
+    namespace = args.namespace or current_namespace()
+    kube = connect("retrain")
     try:
         try:
             mv = await kube.get(k8s.MODELVERSIONS, namespace, args.source)
         except k8s.NotFound:
             raise RetrainError(f"ModelVersion {namespace}/{args.source} does not exist") from None
         except Exception as exc:
-            raise _api_error(exc, f"read ModelVersion {args.source}") from None
+            raise api_error(exc, f"read ModelVersion {args.source}") from None
         body = trainingjob(args.name or f"{args.source}-rerun", namespace, mv)
         if args.dry_run:
             return yaml.safe_dump(body, sort_keys=False)
@@ -81,7 +77,7 @@ async def retrain(args: argparse.Namespace) -> str:
                 "choose another with --name"
             ) from None
         except Exception as exc:
-            raise _api_error(exc, "create the TrainingJob") from None
+            raise api_error(exc, "create the TrainingJob") from None
         return f"trainingjob.mlops.dev/{body['metadata']['name']} created from {args.source}"
     finally:
         kube.close()
@@ -89,10 +85,4 @@ async def retrain(args: argparse.Namespace) -> str:
 
 def retrain_command(args: argparse.Namespace) -> int:
     """``mlops-operator retrain``: exit code 0 on success, 1 on a failure said on stderr."""
-    try:
-        message = asyncio.run(retrain(args))
-    except RetrainError as exc:
-        print(f"mlops-operator retrain: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(message)
-    return 0
+    return run_command("retrain", retrain(args))

@@ -5,9 +5,8 @@ OpenAPI schemas, the values schema rejecting bad values, and the RBAC it grants 
 
 from __future__ import annotations
 
+import functools
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,10 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
 from mlops_operator import rbac
+from tests.support.tools import CHART, helm, helm_template
 
-ROOT = Path(__file__).resolve().parents[3]
-CHART = ROOT / "charts" / "mlops-operator"
 ALL_FEATURES = CHART / "ci" / "all-features-values.yaml"
 KUBE_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
 """The chart's minimum Kubernetes version and the newest the validator knows."""
@@ -29,34 +26,9 @@ Render = Callable[..., list[dict[str, Any]]]
 
 
 @pytest.fixture(scope="session")
-def helm() -> Path:
-    """The helm binary, fetched into .tools/bin by hack/fetch_tools.py when missing."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return Path(result.stdout.strip().splitlines()[-1]) / "helm"
-
-
-def _helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture(scope="session")
-def render(helm: Path) -> Render:
+def render() -> Render:
     """``helm template`` with extra arguments, as a list of manifests (CRDs included)."""
-
-    def _render(*args: str) -> list[dict[str, Any]]:
-        result = _helm(
-            helm, "template", "mlops", str(CHART), "--namespace", "mlops-system", "--include-crds",
-            *args,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-    return _render
+    return functools.partial(helm_template, "--namespace", "mlops-system", "--include-crds")
 
 
 def _one(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -80,8 +52,8 @@ def _granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("values", [[], ["-f", str(ALL_FEATURES)]], ids=["default", "all"])
-def test_helm_lint_strict_passes(helm: Path, values: list[str]) -> None:
-    result = _helm(helm, "lint", "--strict", str(CHART), *values)
+def test_helm_lint_strict_passes(values: list[str]) -> None:
+    result = helm("lint", "--strict", str(CHART), *values)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -347,25 +319,23 @@ def test_grafana_dashboard_shows_the_loop(render: Render) -> None:
         "unknown-pod-field",
     ],
 )
-def test_values_schema_rejects_bad_values(helm: Path, override: list[str], complaint: str) -> None:
-    result = _helm(helm, "template", "mlops", str(CHART), *override)
+def test_values_schema_rejects_bad_values(override: list[str], complaint: str) -> None:
+    result = helm("template", "mlops", str(CHART), *override)
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr
     assert complaint in result.stderr
 
 
-def test_bad_values_file_is_rejected(helm: Path, tmp_path: Path) -> None:
+def test_bad_values_file_is_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "bad-values.yaml"
     bad.write_text("replicas: -1\nunknownKey: true\n")
-    result = _helm(helm, "template", "mlops", str(CHART), "-f", str(bad))
+    result = helm("template", "mlops", str(CHART), "-f", str(bad))
     assert result.returncode != 0
     assert "replicas" in result.stderr and "unknownKey" in result.stderr
 
 
-def test_notes_say_what_to_apply_next(helm: Path) -> None:
-    result = _helm(
-        helm, "install", "mlops", str(CHART), "--dry-run=client", "--namespace", "mlops-system"
-    )
+def test_notes_say_what_to_apply_next() -> None:
+    result = helm("install", "mlops", str(CHART), "--dry-run=client", "--namespace", "mlops-system")
     assert result.returncode == 0, result.stderr
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "kubectl create secret generic mlops-s3-credentials" in notes

@@ -4,8 +4,6 @@ Job and the predictor Deployment the operator builds, and the chart's operator D
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +17,10 @@ from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.serving.build import build_deployment
 from mlops_operator.training.build import build_training_job
 from tests.support.pod_security import restricted_violations
+from tests.support.tools import CHART, helm_template
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
-CHART = ROOT / "charts" / "mlops-operator"
 STORAGE = ResolvedStorage("mlops-artifacts", "models", "http://minio:9000", None, "s3-creds")
 
 
@@ -63,21 +61,7 @@ def predictor_pod() -> dict[str, Any]:
 
 
 def chart_operator_pods(*values: str) -> list[dict[str, Any]]:
-    tools = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    helm = Path(tools.stdout.strip().splitlines()[-1]) / "helm"
-    result = subprocess.run(
-        [str(helm), "template", "mlops", str(CHART), *values],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    docs = helm_template(*values)
     return [d["spec"]["template"]["spec"] for d in docs if d["kind"] == "Deployment"]
 
 

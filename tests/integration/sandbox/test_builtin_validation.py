@@ -7,7 +7,6 @@ import asyncio
 import json
 import pathlib
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,8 +15,8 @@ import pytest
 import yaml
 
 from mlops_sandbox.apiserver import serve_api
+from tests.support.tools import tool
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 QUANTITY_ERROR = (
     "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 )
@@ -366,15 +365,8 @@ async def test_an_invalid_object_of_a_taken_name_is_invalid(api_url: str) -> Non
 
 @pytest.fixture(scope="session")
 def kubectl() -> pathlib.Path:
-    """The kubectl binary, fetched into .tools/bin by hack/fetch_tools.py when missing."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return pathlib.Path(result.stdout.strip().splitlines()[-1]) / "kubectl"
+    """The kubectl binary, fetched into .tools/bin when missing."""
+    return tool("kubectl")
 
 
 async def test_kubectl_reports_the_errors_as_from_a_cluster(

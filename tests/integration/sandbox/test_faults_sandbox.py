@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from mlops_sandbox import cli
 from mlops_sandbox.apiserver import SandboxAPI, serve_api
 from mlops_sandbox.faults import Fault, FaultError, S3Fault
-from mlops_sandbox.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, S3Server
+from mlops_sandbox.s3 import S3Server, client_from_env, credentials_env
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 OPERATOR = {"User-Agent": "mlops-operator/1.0 (pid 1)"}
@@ -208,13 +207,9 @@ async def test_the_admin_endpoint_adds_lists_and_clears_faults_and_serves_the_lo
 
 
 def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        region_name=REGION,
-        config=botocore.config.Config(
+    return client_from_env(
+        credentials_env(endpoint),
+        botocore.config.Config(
             retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=5
         ),
     )

@@ -9,7 +9,6 @@ import os
 import pathlib
 import re
 import subprocess
-import sys
 from typing import Any
 
 import kubernetes
@@ -18,6 +17,7 @@ import yaml
 
 from mlops_sandbox.cluster import Sandbox
 from tests.support import eventually
+from tests.support.tools import tool
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -25,15 +25,8 @@ EXAMPLES = ROOT / "examples"
 
 @pytest.fixture(scope="session")
 def kubectl_bin() -> pathlib.Path:
-    """The kubectl binary, fetched into .tools/bin by hack/fetch_tools.py when missing."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return pathlib.Path(result.stdout.strip().splitlines()[-1]) / "kubectl"
+    """The kubectl binary, fetched into .tools/bin when missing."""
+    return tool("kubectl")
 
 
 class Kubectl:

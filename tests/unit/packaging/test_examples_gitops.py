@@ -7,7 +7,6 @@ resources are validated against the CRD schemas in tests/unit/api/test_examples.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from mlops_operator.api.base import API_VERSION
 from mlops_operator.artifacts.storage import ResolvedStorage
 from mlops_operator.kube.pod import storage_env
 from mlops_operator.settings import Settings
+from tests.support.tools import tool
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -35,15 +35,8 @@ def documents(path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def kubectl() -> Path:
-    """The kubectl binary, fetched into .tools/bin by hack/fetch_tools.py when missing."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "fetch_tools.py")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return Path(result.stdout.strip().splitlines()[-1]) / "kubectl"
+    """The kubectl binary, fetched into .tools/bin when missing."""
+    return tool("kubectl")
 
 
 @pytest.fixture(scope="session")

@@ -264,13 +264,16 @@ def _sequential_sum(parts: npt.NDArray[np.float64], start: npt.NDArray[np.float6
     return np.cumsum(parts, axis=1)[:, -1, :] + 0.0
 
 
-class _Forest:
-    """RandomForest* and ExtraTrees*: the mean of the trees' leaf values."""
+class _LeafMean:
+    """RandomForest* and ExtraTrees*: the mean of the trees' leaf values; DecisionTree* and
+    ExtraTree*: the one tree's leaf value as it is (scikit-learn neither sums nor divides it,
+    so neither does this: ``0.0 + v`` would turn a -0.0 into 0.0)."""
 
     takes_nan = True
 
-    def __init__(self, estimator: Any, classifier: bool) -> None:
-        self.name = "forest"
+    def __init__(self, estimator: Any, classifier: bool, members: Sequence[Any] | None) -> None:
+        """``members``: a forest's fitted trees; ``None``: ``estimator`` is one tree."""
+        self.name = "tree" if members is None else "forest"
         self.classifier = classifier
         self.has_proba = classifier
         self.n_outputs = int(estimator.n_outputs_)
@@ -281,50 +284,24 @@ class _Forest:
             self.width = int(estimator.n_classes_)
         else:
             self.width = self.n_outputs
-        trees = [_Nodes.of_tree(e, self.width) for e in estimator.estimators_]
+        self.single = members is None
+        fitted = [estimator] if members is None else members
+        trees = [_Nodes.of_tree(e, self.width) for e in fitted]
         self.trees = _Trees(trees, int(estimator.n_features_in_))
         self.count = len(trees)
 
     def run(self, x: Rows, with_proba: bool) -> Outputs:
         x32 = _float32(x)
-        if self.trees.vectorised(x32.shape[0]):
-            total = _sequential_sum(self.trees.leaf_values(x32), None)
+        if self.single:
+            values = self.trees.trees[0].leaves(x32)
         else:
-            total = np.zeros((x32.shape[0], self.width), dtype=np.float64)
-            for tree in self.trees.trees:
-                total += tree.leaves(x32)
-        total /= self.count
-        if not self.classifier:
-            return (total[:, 0] if self.n_outputs == 1 else total), None
-        predictions = self.classes.take(np.argmax(total, axis=1), axis=0)
-        return predictions, (total if with_proba else None)
-
-    def thresholds(self) -> dict[int, npt.NDArray[np.float64]]:
-        """Split thresholds by feature index."""
-        return self.trees.thresholds()
-
-
-class _DecisionTree:
-    """DecisionTree* and ExtraTree*: the leaf value."""
-
-    takes_nan = True
-
-    def __init__(self, estimator: Any, classifier: bool) -> None:
-        self.name = "tree"
-        self.classifier = classifier
-        self.has_proba = classifier
-        self.n_outputs = int(estimator.n_outputs_)
-        if classifier:
-            if self.n_outputs != 1:
-                raise Unsupported("multi-output classification has no fast path")
-            self.classes = np.asarray(estimator.classes_)
-            width = int(estimator.n_classes_)
-        else:
-            width = self.n_outputs
-        self.trees = _Trees([_Nodes.of_tree(estimator, width)], int(estimator.n_features_in_))
-
-    def run(self, x: Rows, with_proba: bool) -> Outputs:
-        values = self.trees.trees[0].leaves(_float32(x))
+            if self.trees.vectorised(x32.shape[0]):
+                values = _sequential_sum(self.trees.leaf_values(x32), None)
+            else:
+                values = np.zeros((x32.shape[0], self.width), dtype=np.float64)
+                for tree in self.trees.trees:
+                    values += tree.leaves(x32)
+            values /= self.count
         if not self.classifier:
             return (values[:, 0] if self.n_outputs == 1 else values), None
         predictions = self.classes.take(np.argmax(values, axis=1), axis=0)
@@ -590,13 +567,13 @@ def compile_estimator(estimator: Any) -> Compiled:
 
     kind = type(estimator)
     if kind in (RandomForestClassifier, ExtraTreesClassifier):
-        return _Forest(estimator, classifier=True)
+        return _LeafMean(estimator, True, estimator.estimators_)
     if kind in (RandomForestRegressor, ExtraTreesRegressor):
-        return _Forest(estimator, classifier=False)
+        return _LeafMean(estimator, False, estimator.estimators_)
     if kind in (DecisionTreeClassifier, ExtraTreeClassifier):
-        return _DecisionTree(estimator, classifier=True)
+        return _LeafMean(estimator, True, None)
     if kind in (DecisionTreeRegressor, ExtraTreeRegressor):
-        return _DecisionTree(estimator, classifier=False)
+        return _LeafMean(estimator, False, None)
     if kind is GradientBoostingClassifier:
         return _GradientBoosting(estimator, classifier=True)
     if kind is GradientBoostingRegressor:
