@@ -15,6 +15,7 @@ from mlops_operator.api.base import GROUP, VERSION
 from mlops_operator.context import Context, get_context
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube import names
+from mlops_operator.kube.apply import slim_record
 from mlops_operator.kube.names import DEGRADED_ANNOTATION
 
 SERVED_BY_DELAY = 2.0
@@ -33,13 +34,23 @@ def _raw(body: kopf.Body) -> dict[str, Any]:
 
 
 def _slim(body: kopf.Body) -> dict[str, Any]:
-    """A child as the reconciles need it: identity, labels, annotations, status."""
+    """A child as the reconciles need it: identity, labels, annotations (what the operator
+    last applied only as its shape: the keys are all a patch needs), status."""
     meta = body.get("metadata") or {}
-    keep = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations")
+    keep = ("name", "namespace", "uid", "generation", "resourceVersion", "labels")
+    slim = {k: meta[k] for k in keep if k in meta}
+    annotations = meta.get("annotations")
+    if annotations:
+        record = annotations.get(names.LAST_APPLIED)
+        slim["annotations"] = (
+            {**annotations, names.LAST_APPLIED: slim_record(record)}
+            if isinstance(record, str)
+            else dict(annotations)
+        )
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {k: meta[k] for k in keep if k in meta},
+        "metadata": slim,
         "status": body.get("status") or {},
     }
 

@@ -47,7 +47,9 @@ What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the work
   ``status.phase: Pending``, new namespaces ``Active``. **Scale** of deployments and
   replicasets: get/put/patch of an ``autoscaling/v1`` Scale mapped onto ``spec.replicas``.
 - **Built-in defaults**, only these: Deployment/ReplicaSet ``spec.replicas`` 1, Job
-  ``spec.backoffLimit`` 6, ``spec.completions``/``spec.parallelism`` 1.
+  ``spec.backoffLimit`` 6, ``spec.completions``/``spec.parallelism`` 1; and pod specs (of
+  pods and templates) mirror ``serviceAccountName`` into the deprecated ``serviceAccount``
+  and back, as the API server's v1 conversion does.
 - **Deletion**: objects with finalizers get ``deletionTimestamp`` and stay until a write
   removes the last finalizer; then, and for objects without finalizers at once, they are
   removed and **garbage collection** deletes (the same way, recursively) every object whose
@@ -1459,6 +1461,9 @@ class SandboxAPI(kmock.KubernetesEmulator):
             for part in parents:
                 node = node.setdefault(part, {})
             node.setdefault(leaf, value)
+        pod = _pod_spec(kind, obj)
+        if pod is not None:
+            _mirror_service_account(pod)
         if kind.group == "" and kind.plural == "pods":
             obj.setdefault("status", {}).setdefault("phase", "Pending")
         elif kind.group == "" and kind.plural == "namespaces":
@@ -1775,6 +1780,30 @@ def _reply(
 
 
 _CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+
+
+_POD_TEMPLATES = frozenset({("apps", "deployments"), ("apps", "replicasets"), ("batch", "jobs")})
+
+
+def _pod_spec(kind: _Kind, obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod spec of a pod, or of the template of a kind that has one."""
+    if kind.group == "" and kind.plural == "pods":
+        found = obj.get("spec")
+    elif (kind.group, kind.plural) in _POD_TEMPLATES:
+        found = _lookup(obj, "spec.template.spec")
+    else:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _mirror_service_account(pod: dict[str, Any]) -> None:
+    """The v1 pod spec's deprecated ``serviceAccount`` mirrors ``serviceAccountName``, as
+    the API server's conversion makes it: the name wins, the alias alone sets the name; so a
+    write that removes only one of them keeps the service account."""
+    account = pod.get("serviceAccountName") or pod.get("serviceAccount")
+    if account:
+        pod["serviceAccountName"] = account
+        pod["serviceAccount"] = account
 
 
 def _select_own_pods(job: dict[str, Any], uid: str) -> None:

@@ -73,6 +73,13 @@ SPEC_HASH = "mlops.dev/spec-hash"
 server-side defaults never make it look different and never cause a patch loop."""
 
 
+LAST_APPLIED = "mlops.dev/last-applied"
+"""Annotation on every owned child: compact JSON of what the operator last applied to it (its
+labels, its annotations but this one, its spec), as ``kubectl apply`` keeps its
+``last-applied-configuration``: a field the operator set and no longer sets is removed, one
+it never set (another controller's, a default) is left alone."""
+
+
 def spec_hash(obj: Mapping[str, Any]) -> str:
     """A short stable hash of a child's spec and labels."""
     meta = obj.get("metadata") or {}

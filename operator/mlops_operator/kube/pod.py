@@ -67,8 +67,9 @@ OVERRIDABLE_FIELDS = (
     "imagePullSecrets",
     "priorityClassName",
 )
-"""Pod spec fields a ``podSpec`` (or the operator's defaults) may set: when one goes away,
-the patch of an existing Deployment must remove it (a merge patch keeps what it omits)."""
+"""Pod spec fields a ``podSpec`` (or the operator's defaults) may set. One that goes away is
+removed from an existing child by the patch against what was last applied
+(:mod:`mlops_operator.kube.apply`), like any field the operator stops setting."""
 
 
 def apply_overrides(

@@ -56,6 +56,12 @@ def predictor_labels(name: str, model: str, version: int) -> dict[str, str]:
     }
 
 
+HANDED_TO_AUTOSCALER = (("spec", "replicas"),)
+"""Fields of the predictor Deployment an autoscaler owns once ``spec.autoscaling`` is set: the
+built Deployment leaves them out, and its patch leaves them as they are (not reset to the API
+server's default)."""
+
+
 def build_deployment(
     *,
     name: str,

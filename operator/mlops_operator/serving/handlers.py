@@ -24,6 +24,7 @@ from mlops_operator.kube.apply import (
 from mlops_operator.kube.names import DEGRADED_ANNOTATION
 from mlops_operator.kube.queue import Key
 from mlops_operator.kube.status import now
+from mlops_operator.serving.build import HANDED_TO_AUTOSCALER
 from mlops_operator.serving.plan import (
     Observed,
     invalid,
@@ -121,6 +122,7 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
                 own(decided.deployment, obj),
                 existing,
                 WRITER,
+                hand_over=HANDED_TO_AUTOSCALER,
             )
         )
     if decided.service is not None:
