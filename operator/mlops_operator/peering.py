@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -41,14 +42,17 @@ class Gate:
         self.paused: Paused | None = None
         """kopf's pause state, once kopf's orchestrator has started (closed until then)."""
         self._open_since: float | None = None
+        self._said_paused = False
 
     def is_open(self, now: float) -> bool:
         """Whether reconciles may run at ``now`` (loop time); notes when it opened."""
         if self.paused is None or self.paused.is_on():
-            if self._open_since is not None:
-                logger.info("Peering paused this replica: its reconciles wait.")
+            if self.paused is not None and not self._said_paused:
+                logger.info("Reconciles wait: kopf pauses this replica (%s).", _why(self.paused))
+                self._said_paused = True
             self._open_since = None
             return False
+        self._said_paused = False
         if self._open_since is None:
             self._open_since = now
         return now - self._open_since >= self.settle
@@ -58,6 +62,17 @@ class Gate:
         loop = asyncio.get_running_loop()
         while not self.is_open(loop.time()):
             await asyncio.sleep(POLL_SECONDS)
+
+
+def _why(paused: Paused) -> str:
+    """The names of kopf's reasons to pause that hold (e.g. ``default@ns``: that peering
+    object shows a live peer of higher priority, or none has been read yet)."""
+    names = [
+        str(getattr(toggle, "name", None))
+        for toggle in (paused if isinstance(paused, Iterable) else ())
+        if toggle.is_on()
+    ]
+    return ", ".join(names) or "peering"
 
 
 def follow_kopf(gate: Gate) -> bool:
