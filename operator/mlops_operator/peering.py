@@ -83,19 +83,27 @@ def follow_kopf(gate: Gate) -> bool:
         orchestration = None  # type: ignore[assignment]
     original = getattr(orchestration, "orchestrator", None)
     if orchestration is None or original is None:
-        logger.warning(
-            "This kopf release does not expose its pause state: reconciles are not held "
-            "while peering pauses this replica."
-        )
-        gate.paused = _NeverPaused()
+        _unfollowed(gate)
         return False
 
     async def orchestrator(**kwargs: Any) -> None:
-        gate.paused = kwargs["operator_paused"]
+        paused = kwargs.get("operator_paused")
+        if paused is None:
+            _unfollowed(gate)
+        else:
+            gate.paused = paused
         await original(**kwargs)
 
     setattr(orchestration, "orchestrator", orchestrator)  # noqa: B010
     return True
+
+
+def _unfollowed(gate: Gate) -> None:
+    logger.warning(
+        "This kopf release does not hand out its pause state: reconciles are not held "
+        "while peering pauses this replica."
+    )
+    gate.paused = _NeverPaused()
 
 
 class _NeverPaused:

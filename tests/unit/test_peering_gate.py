@@ -106,3 +106,20 @@ async def test_the_gate_reads_the_pause_state_kopf_gives_its_orchestrator(
     assert not gate.is_open(0.0)
     await toggle.turn_to(False)
     assert gate.is_open(0.0)
+
+
+async def test_an_orchestrator_without_the_pause_state_leaves_reconciles_free(
+    kopf_orchestrator: None,
+) -> None:
+    # A kopf release that stopped handing it over: the gate cannot follow, and says so
+    # rather than holding every reconcile forever.
+    async def orchestrator(**kwargs: Any) -> None:
+        return None
+
+    orchestration.orchestrator = orchestrator  # type: ignore[assignment]
+    gate = Gate()
+    follow_kopf(gate)
+
+    await orchestration.orchestrator(processor=None)
+
+    assert gate.is_open(0.0)
