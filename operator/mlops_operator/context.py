@@ -14,6 +14,7 @@ from mlops_operator.kube import client as k8s
 from mlops_operator.kube.cache import Cache
 from mlops_operator.kube.queue import WorkQueue
 from mlops_operator.kube.status import Events
+from mlops_operator.peering import Gate
 from mlops_operator.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class Context:
     """Schedules the measurements of monitored services."""
     seen: dict[tuple[str, str, str], int] = field(default_factory=dict)
     """What each object last looked like to the triggers that fan out (see ``watches``)."""
+    gate: Gate | None = None
+    """Holds every reconcile while kopf's peering pauses this replica (none: never held)."""
 
     def lock(self, key: Hashable) -> asyncio.Lock:
         """A lock per key, e.g. one registration per model at a time."""

@@ -17,6 +17,7 @@ from mlops_operator.kube import client as k8s
 from mlops_operator.kube.queue import Backoff, WorkQueue
 from mlops_operator.kube.status import Events
 from mlops_operator.monitoring.daemon import Monitor
+from mlops_operator.peering import Gate, follow_kopf
 from mlops_operator.registry import handlers as registry
 from mlops_operator.serving import handlers as serving
 from mlops_operator.settings import Settings
@@ -29,6 +30,9 @@ CONTROLLERS = {
 }
 """One reconcile per kind; ``watches`` holds the triggers that mark their keys dirty."""
 
+PEERING_NAME = "default"
+"""The KopfPeering (ClusterKopfPeering when cluster-wide) the replicas share: the chart's."""
+
 
 def build_context(settings: Settings, kube: k8s.Kube) -> Context:
     """The operator's context with a work queue per kind and the monitor (not started)."""
@@ -37,6 +41,8 @@ def build_context(settings: Settings, kube: k8s.Kube) -> Context:
     for plural, reconcile in CONTROLLERS.items():
 
         async def run(key: tuple[str, str], reconcile: Any = reconcile) -> float | None:
+            if ctx.gate is not None:
+                await ctx.gate.wait()
             result: float | None = await reconcile(ctx, key)
             return result
 
@@ -78,6 +84,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     ours = Settings()
     kopf_settings.apply(settings, resync_seconds=ours.resync_seconds)
     ctx = build_context(ours, k8s.Kube.from_environment())
+    gate = memo.get("gate")
+    ctx.gate = gate if isinstance(gate, Gate) else None
     watches.attach(ctx, kwargs)
     memo["ctx"] = ctx
     metrics.count_tasks(asyncio.get_running_loop())
@@ -110,12 +118,18 @@ def run(
     # kopf pauses a replica only for a peer of higher priority: give each replica its own,
     # so with several replicas exactly one (the highest) is active.
     priority = int(os.environ.get("MLOPS_PEERING_PRIORITY") or secrets.randbelow(2**31))
+    gate = Gate(settle=0.0 if standalone else Settings().peering_settle_seconds)
+    follow_kopf(gate)
     kopf.run(
         priority=priority,
         standalone=standalone,
+        # Named, peering is required: a replica starts paused and acts only once it has read
+        # the peering object (found by name) and seen no peer above it. Unnamed, kopf would
+        # start every replica active until its first look at the peers.
+        peering_name=None if standalone else PEERING_NAME,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=liveness,
-        memo=kopf.Memo(),
+        memo=kopf.Memo(gate=gate),
     )
     return 0

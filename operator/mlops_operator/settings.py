@@ -65,5 +65,10 @@ class Settings(BaseSettings):
     max_retry_seconds: float = Field(default=300.0, ge=1)
     """Longest wait between two retries of a failing reconcile (backoff doubles up to it)."""
 
+    peering_settle_seconds: float = Field(default=5.0, ge=0)
+    """With peering (several replicas): how long kopf must have let this replica act before
+    it reconciles anything, after it starts or resumes: the time for a peer started at the
+    same moment to announce itself."""
+
     storage_check_timeout_seconds: float = 10.0
     """Timeout of the storage reachability check done before a training Job is created."""

@@ -368,3 +368,50 @@ async def test_an_older_artifact_at_the_version_path_is_never_overwritten(
     bucket, _, key = layout.file_uri(old, layout.MODEL_FILE).removeprefix("s3://").partition("/")
     kept = cluster.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert kept == b"the model users relied on"
+
+
+async def test_a_status_that_lost_its_reservation_adopts_the_runs_version(
+    cluster: Cluster,
+) -> None:
+    job_name = await started(cluster, "tj")
+    job = await cluster.get(k8s.JOBS, job_name)
+    assert job is not None
+    run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
+    for file, content in trainer_output(b"model", {"accuracy": 0.93}).items():
+        cluster.put(file_uri(run_uri, file), content)
+    await cluster.job_complete(job_name)
+    before = (await cluster.obj(TJ, "tj"))["status"]
+    await cluster.reconcile(TJ, "tj")
+    registered = (await cluster.obj(TJ, "tj"))["status"]
+    assert (registered["version"], registered["modelVersion"]) == (1, "iris-v1")
+
+    # A client that read the TrainingJob before its registration writes that status back:
+    # no reserved number, no version, not Succeeded.
+    back = {**{key: None for key in registered if key not in before}, **before}
+    await cluster.user.patch_status(k8s.TRAININGJOBS, cluster.namespace, "tj", back)
+    assert "version" not in (await cluster.obj(TJ, "tj"))["status"]
+    await cluster.reconcile(TJ, "tj")
+
+    tj = await cluster.obj(TJ, "tj")
+    assert tj["status"]["phase"] == "Succeeded"
+    assert (tj["status"]["version"], tj["status"]["modelVersion"]) == (1, "iris-v1")
+    assert tj["status"]["artifactUri"].endswith(f"/{cluster.namespace}/iris/1/")
+    mvs = await cluster.user.list(k8s.MODELVERSIONS, cluster.namespace)
+    assert [mv["metadata"]["name"] for mv in mvs] == ["iris-v1"]
+
+
+async def test_a_spec_change_after_success_registers_a_new_version_of_the_same_bytes(
+    cluster: Cluster,
+) -> None:
+    first = await trained(cluster, "tj")
+    await cluster.patch(k8s.TRAININGJOBS, "tj", {"spec": {"activeDeadlineSeconds": 3600}})
+
+    # The test's trainer writes the same model file for every run of "tj".
+    second = await cluster.train("tj", {"accuracy": 0.93})
+
+    assert (first["status"]["version"], first["status"]["modelVersion"]) == (1, "iris-v1")
+    assert (second["status"]["version"], second["status"]["modelVersion"]) == (2, "iris-v2")
+    mvs = await cluster.user.list(k8s.MODELVERSIONS, cluster.namespace)
+    digests = {mv["spec"]["artifact"]["digest"] for mv in mvs}
+    assert sorted(mv["metadata"]["name"] for mv in mvs) == ["iris-v1", "iris-v2"]
+    assert len(digests) == 1

@@ -49,6 +49,31 @@ def install_peering(kube: Any, namespace: str) -> None:
     )
 
 
+def replica(sandbox: Any, tmp_path: Path, namespace: str, priority: int) -> OperatorProcess:
+    """One operator replica with peering (no ``--standalone``), as the chart runs it."""
+    return OperatorProcess(
+        sandbox.env(),
+        tmp_path / f"replica-{priority}.log",
+        namespace=namespace,
+        command=[sys.executable, "-m", "mlops_operator", "run"],
+        env={
+            "MLOPS_RUNTIME_IMAGE": "mlops-operator-runtime:sandbox",
+            "MLOPS_PEERING_PRIORITY": str(priority),
+        },
+    )
+
+
+def operator_writes(writes: list[Write]) -> list[Write]:
+    """The writes of the operator's own client (kopf's keep-alives are not among them)."""
+    return sorted((w for w in list(writes) if writer_pid(w) is not None), key=lambda w: w.started)
+
+
+def no_tracebacks(replicas: list[OperatorProcess]) -> None:
+    for replica in replicas:
+        output = replica.output()
+        assert "Traceback" not in output, f"{replica.log_path}:\n{output}"
+
+
 def test_a_killed_replica_hands_over_to_its_peer_and_their_writes_never_overlap(
     sandbox: Any, kube: Any, namespace: str, resources: Any, cancer_csv: str, tmp_path: Path
 ) -> None:
@@ -57,36 +82,24 @@ def test_a_killed_replica_hands_over_to_its_peer_and_their_writes_never_overlap(
     sandbox.add_write_hook(writes.append)
     replicas: list[OperatorProcess] = []
     try:
-        for priority in (200, 100):
-            replicas.append(
-                OperatorProcess(
-                    sandbox.env(),
-                    tmp_path / f"replica-{priority}.log",
-                    namespace=namespace,
-                    command=[sys.executable, "-m", "mlops_operator", "run"],
-                    env={
-                        "MLOPS_RUNTIME_IMAGE": "mlops-operator-runtime:sandbox",
-                        "MLOPS_PEERING_PRIORITY": str(priority),
-                    },
+        replicas.append(replica(sandbox, tmp_path, namespace, 200))
+        # A rolling deploy: the standby starts once the active replica is live.
+        wait_for(
+            "the first replica's keep-alive",
+            lambda: (
+                kubernetes.client.CustomObjectsApi(kube)
+                .get_namespaced_custom_object(
+                    "kopf.dev", "v1", namespace, "kopfpeerings", "default"
                 )
-            )
-            if priority == 200:
-                # A rolling deploy: the standby starts once the active replica is live.
-                wait_for(
-                    "the first replica's keep-alive",
-                    lambda: (
-                        kubernetes.client.CustomObjectsApi(kube)
-                        .get_namespaced_custom_object(
-                            "kopf.dev", "v1", namespace, "kopfpeerings", "default"
-                        )
-                        .get("status")
-                    ),
-                    timeout=60,
-                    interval=0.2,
-                )
+                .get("status")
+            ),
+            timeout=60,
+            interval=0.2,
+        )
+        replicas.append(replica(sandbox, tmp_path, namespace, 100))
         active, standby = (r.process.pid for r in replicas)
         train(resources, "cancer-a", trainingjob(cancer_csv))
-        ours = [w for w in writes if writer_pid(w) is not None]
+        ours = operator_writes(writes)
         assert ours and {writer_pid(w) for w in ours} == {active}
 
         replicas[0].process.kill()
@@ -108,16 +121,48 @@ def test_a_killed_replica_hands_over_to_its_peer_and_their_writes_never_overlap(
         assert tj["status"]["modelVersion"] == "cancer-v2"
     finally:
         sandbox.remove_write_hook(writes.append)
-        for replica in replicas:
-            replica.stop()
+        for started in replicas:
+            started.stop()
 
-    ours = sorted((w for w in writes if writer_pid(w) is not None), key=lambda w: w.started)
+    ours = operator_writes(writes)
     by_active = [w for w in ours if writer_pid(w) == active]
     by_standby = [w for w in ours if writer_pid(w) == standby]
     assert by_active and by_standby
     # Never at once: every write of the active replica ended before the standby's first.
     assert max(w.finished for w in by_active) <= min(w.started for w in by_standby)
     assert [mv["spec"]["version"] for mv in resources.list("modelversions")] == [1, 2]
-    for replica in replicas:
-        output = replica.output()
-        assert "Traceback" not in output, f"{replica.log_path}:\n{output}"
+    no_tracebacks(replicas)
+
+
+def test_replicas_started_at_once_leave_the_work_to_the_highest_and_the_other_never_writes(
+    sandbox: Any, kube: Any, namespace: str, resources: Any, cancer_csv: str, tmp_path: Path
+) -> None:
+    # The whole Deployment restarted with work waiting: both replicas start in the same
+    # instant, and each must know its peers before it touches anything.
+    install_peering(kube, namespace)
+    for name in ("cancer-a", "cancer-b"):
+        resources.create("trainingjobs", "TrainingJob", name, trainingjob(cancer_csv))
+    writes: list[Write] = []
+    sandbox.add_write_hook(writes.append)
+    replicas: list[OperatorProcess] = []
+    try:
+        replicas = [replica(sandbox, tmp_path, namespace, p) for p in (200, 100)]
+        active, standby = (r.process.pid for r in replicas)
+        done = [
+            resources.wait_status(
+                "trainingjobs", name, lambda s: s.get("phase") == "Succeeded", "trained"
+            )
+            for name in ("cancer-a", "cancer-b")
+        ]
+        assert sorted(tj["status"]["modelVersion"] for tj in done) == ["cancer-v1", "cancer-v2"]
+    finally:
+        sandbox.remove_write_hook(writes.append)
+        for started in replicas:
+            started.stop()
+
+    ours = operator_writes(writes)
+    assert ours and {writer_pid(w) for w in ours} == {active}, [
+        (writer_pid(w), w.verb, w.resource, w.name) for w in ours if writer_pid(w) == standby
+    ]
+    assert [mv["spec"]["version"] for mv in resources.list("modelversions")] == [1, 2]
+    no_tracebacks(replicas)

@@ -23,6 +23,11 @@ CARD_ANNOTATION = "mlops.dev/card"
 """On a ModelVersion the operator registered: its model card (``card.md``); the registry
 shows it as ``status.cardUri``."""
 
+RUN_ANNOTATION = "mlops.dev/run"
+"""On a ModelVersion the operator registered: the run (the trainer's output directory, one
+per TrainingJob uid and generation) it was copied from, so a registration retried from a
+stale status finds its own version instead of registering the run again."""
+
 MAX_NAME = 63
 
 

@@ -165,8 +165,10 @@ def build_model_version(
     artifact_uri: str,
     manifest: Mapping[str, Any],
     storage: ResolvedStorage,
+    run_uri: str,
 ) -> dict[str, Any]:
-    """The ModelVersion for a succeeded TrainingJob, from the trainer's ``manifest.json``."""
+    """The ModelVersion for a succeeded TrainingJob, from the trainer's ``manifest.json``;
+    ``run_uri`` is the run's output it was copied from (recorded in an annotation)."""
     dataset = manifest.get("dataset") or {}
     lineage = manifest.get("lineage") or {}
     mv_spec = ModelVersionSpec(
@@ -206,7 +208,10 @@ def build_model_version(
         "metadata": {
             "name": names.model_version_name(spec.model, version),
             "namespace": namespace,
-            "annotations": {names.CARD_ANNOTATION: file_uri(artifact_uri, CARD_FILE)},
+            "annotations": {
+                names.CARD_ANNOTATION: file_uri(artifact_uri, CARD_FILE),
+                names.RUN_ANNOTATION: run_uri,
+            },
             "labels": {
                 names.LABEL_MODEL: spec.model,
                 names.LABEL_VERSION: str(version),

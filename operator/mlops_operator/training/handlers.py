@@ -16,8 +16,8 @@ from mlops_operator.api.base import get_condition
 from mlops_operator.api.trainingjob import TrainingJobSpec, TrainingJobStatus
 from mlops_operator.artifacts import io as storage_io
 from mlops_operator.artifacts import layout
-from mlops_operator.artifacts.storage import resolve_storage
-from mlops_operator.artifacts.store import Unreachable
+from mlops_operator.artifacts.storage import ResolvedStorage, resolve_storage
+from mlops_operator.artifacts.store import ArtifactStore, Unreachable
 from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube import names
@@ -36,9 +36,11 @@ from mlops_operator.training.plan import (
     Observed,
     Progress,
     Reference,
+    Registered,
     invalid_spec,
     next_version,
     plan,
+    registration_of,
     validated,
 )
 
@@ -228,62 +230,22 @@ async def _register(run: _Run, spec: TrainingJobSpec, job: dict[str, Any]) -> fl
 
     # Registration is serialised per model so that two runs never take the same number.
     async with ctx.lock(("model", run.namespace, spec.model)):
-        mv_name = ""
-        version_uri = ""
-        for _ in range(NUMBER_ATTEMPTS):
-            if status.version is None:
-                status.version = next_version(_taken(ctx, run.namespace, spec.model, run.name))
-                status.phase = "Running"
-                run.cond(
-                    reasons.READY,
-                    False,
-                    reasons.REGISTERING,
-                    f"Training finished; registering version {status.version}.",
-                )
-                # Reserve the number before anything else, so a restart reuses it.
-                await run.write()
-                failpoints.hit("register.after-reserve")
-            version_uri = layout.version_dir_uri(
-                storage.bucket, storage.prefix, run.namespace, spec.model, status.version
+        versions = ctx.cache.of_model(k8s.MODELVERSIONS, run.namespace, spec.model)
+        mine = registration_of(versions, run.name, run_uri, manifest.get("digest"))
+        if mine is None:
+            mine = await _register_number(run, spec, store, storage, run_uri, manifest)
+            if mine is None:
+                return None
+        elif status.version != mine.version:
+            logger.info(
+                "%s/%s: the run is registered as %s already: adopting it (status said %s)",
+                run.namespace,
+                run.name,
+                mine.name,
+                status.version,
             )
-            try:
-                await storage_io.copy_prefix(store, run_uri, version_uri)
-            except storage_io.AlreadyExists as exc:
-                logger.info("%s/%s: version %s: %s", run.namespace, run.name, status.version, exc)
-                status.version += 1  # an older artifact holds the number: never overwrite it
-                await run.write()
-                continue
-            failpoints.hit("register.after-copy")
-            mv = build_model_version(
-                namespace=run.namespace,
-                trainingjob=run.name,
-                spec=spec,
-                version=status.version,
-                artifact_uri=version_uri,
-                manifest=manifest,
-                storage=storage,
-            )
-            mv_name = mv["metadata"]["name"]
-            try:
-                created = await ctx.kube.create(k8s.MODELVERSIONS, run.namespace, mv)
-                ctx.cache.remember(k8s.MODELVERSIONS, created, "trainingjobs")
-                failpoints.hit("register.after-create")
-                break
-            except k8s.Conflict:
-                existing = await ctx.kube.get(k8s.MODELVERSIONS, run.namespace, mv_name)
-                ctx.cache.remember(k8s.MODELVERSIONS, existing)
-                source = (existing.get("spec") or {}).get("source") or {}
-                if source.get("trainingJob") == run.name:
-                    break  # created by an earlier attempt of this reconcile
-                logger.info("%s/%s: %s was registered by hand", run.namespace, run.name, mv_name)
-                status.version = None  # someone took the number: take the next one
-        else:
-            run.fail(
-                reasons.REGISTRATION_FAILED,
-                f"No free version number found after {NUMBER_ATTEMPTS} attempts.",
-            )
-            await run.write()
-            return None
+    status.version = mine.version
+    mv_name, version_uri = mine.name, mine.artifact_uri
 
     values = {k: float(v) for k, v in (manifest.get("metrics") or {}).items()}
     status.phase = "Succeeded"
@@ -307,5 +269,72 @@ async def _register(run: _Run, spec: TrainingJobSpec, job: dict[str, Any]) -> fl
     run.cond(reasons.REGISTERED, True, reasons.MODEL_REGISTERED, message)
     run.cond(reasons.READY, True, reasons.MODEL_REGISTERED, message)
     run.event("Normal", reasons.MODEL_REGISTERED, message)
+    await run.write()
+    return None
+
+
+async def _register_number(
+    run: _Run,
+    spec: TrainingJobSpec,
+    store: ArtifactStore,
+    storage: ResolvedStorage,
+    run_uri: str,
+    manifest: dict[str, Any],
+) -> Registered | None:
+    """Reserve the next free version number in the status, copy the run to its directory and
+    create its ModelVersion; None when no number could be had (the run has failed)."""
+    ctx, status = run.ctx, run.status
+    for _ in range(NUMBER_ATTEMPTS):
+        if status.version is None:
+            status.version = next_version(_taken(ctx, run.namespace, spec.model, run.name))
+            status.phase = "Running"
+            run.cond(
+                reasons.READY,
+                False,
+                reasons.REGISTERING,
+                f"Training finished; registering version {status.version}.",
+            )
+            # Reserve the number before anything else, so a restart reuses it.
+            await run.write()
+            failpoints.hit("register.after-reserve")
+        version_uri = layout.version_dir_uri(
+            storage.bucket, storage.prefix, run.namespace, spec.model, status.version
+        )
+        try:
+            await storage_io.copy_prefix(store, run_uri, version_uri)
+        except storage_io.AlreadyExists as exc:
+            logger.info("%s/%s: version %s: %s", run.namespace, run.name, status.version, exc)
+            status.version += 1  # an older artifact holds the number: never overwrite it
+            await run.write()
+            continue
+        failpoints.hit("register.after-copy")
+        mv = build_model_version(
+            namespace=run.namespace,
+            trainingjob=run.name,
+            spec=spec,
+            version=status.version,
+            artifact_uri=version_uri,
+            manifest=manifest,
+            storage=storage,
+            run_uri=run_uri,
+        )
+        mv_name = mv["metadata"]["name"]
+        try:
+            created = await ctx.kube.create(k8s.MODELVERSIONS, run.namespace, mv)
+            ctx.cache.remember(k8s.MODELVERSIONS, created, "trainingjobs")
+            failpoints.hit("register.after-create")
+            return Registered(mv_name, status.version, version_uri)
+        except k8s.Conflict:
+            existing = await ctx.kube.get(k8s.MODELVERSIONS, run.namespace, mv_name)
+            ctx.cache.remember(k8s.MODELVERSIONS, existing)
+            mine = registration_of([existing], run.name, run_uri, manifest.get("digest"))
+            if mine is not None:
+                return mine  # created by an earlier attempt of this run
+            logger.info("%s/%s: %s is another registration", run.namespace, run.name, mv_name)
+            status.version = None  # someone took the number: take the next one
+    run.fail(
+        reasons.REGISTRATION_FAILED,
+        f"No free version number found after {NUMBER_ATTEMPTS} attempts.",
+    )
     await run.write()
     return None

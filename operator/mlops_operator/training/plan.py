@@ -1,5 +1,5 @@
 """Pure decisions of the training path: is the spec trainable, Job status → TrainingJob
-phase, version numbers."""
+phase, version numbers, and whether a run is registered already."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from mlops_operator.api.trainingjob import (
 )
 from mlops_operator.api.validation import describe_validation_error
 from mlops_operator.artifacts.layout import SCHEMA_FILE, file_uri
-from mlops_operator.kube.names import training_job_name
+from mlops_operator.kube.names import RUN_ANNOTATION, training_job_name
 from mlops_operator.runtime.termination import DATA_VALIDATION_FAILED, split_findings
 
 
@@ -187,6 +187,50 @@ def retrain_spec(mv: Mapping[str, Any]) -> TrainingJobSpec | str:
 def next_version(taken: Iterable[int]) -> int:
     """The next version number of a model given every number already registered or reserved."""
     return max(taken, default=0) + 1
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A ModelVersion that already records a run's registration."""
+
+    name: str
+    version: int
+    artifact_uri: str
+
+
+def registration_of(
+    versions: Iterable[Mapping[str, Any]], trainingjob: str, run_uri: str, digest: str | None
+) -> Registered | None:
+    """The ModelVersion among a model's ``versions`` that IS this run's registration, so the
+    run is adopted, never registered twice (a status that lost its reservation — written back
+    by a stale client, or read from a lagging watch — would otherwise take the next number).
+
+    It is one made from this TrainingJob (``spec.source.trainingJob``), of this run's model
+    (``spec.artifact.digest`` is the manifest's ``digest``) and, when it says which run it was
+    copied from (the run annotation), of this run: a later generation, or a TrainingJob
+    deleted and created again under the same name, that trains the very same bytes is a new
+    run and registers a new version. A version being deleted is no registration to adopt.
+    The lowest number when several qualify (the first registration)."""
+    if not digest:
+        return None
+    found: list[Registered] = []
+    for mv in versions:
+        meta = mv.get("metadata") or {}
+        spec = mv.get("spec") or {}
+        artifact = spec.get("artifact") or {}
+        number, uri, name = spec.get("version"), artifact.get("uri"), meta.get("name")
+        recorded_run = (meta.get("annotations") or {}).get(RUN_ANNOTATION)
+        if (
+            isinstance(number, int)
+            and isinstance(uri, str)
+            and isinstance(name, str)
+            and not meta.get("deletionTimestamp")
+            and (spec.get("source") or {}).get("trainingJob") == trainingjob
+            and artifact.get("digest") == digest
+            and recorded_run in (None, run_uri)
+        ):
+            found.append(Registered(name, number, uri))
+    return min(found, key=lambda r: r.version, default=None)
 
 
 # --- validation before any Job --------------------------------------------------------------
