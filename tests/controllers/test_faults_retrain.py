@@ -1,7 +1,6 @@
 """A retraining with an API error at its Nth write, for every N: the still-served retrained
 version, one of everything. The writes, from the degradation verdict to the new version
-served: the retraining TrainingJob, the degraded version's mark, the service's status and
-Events; the Job, the TrainingJob's status and Events; the registration (the number reserved,
+served: the retraining TrainingJob, the service's status and Events; the Job, the TrainingJob's status and Events; the registration (the number reserved,
 the ModelVersion, the Succeeded status, Events); the new version's verification; the must-beat
 promotion (the Deployment, the status, Events); the rollout's end; who serves which version.
 
