@@ -69,8 +69,8 @@ prometheus: ## Install Prometheus for the PromQL tests if missing (Debian, as ro
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
 .PHONY: test-chaos
-test-chaos: $(STAMP) ## The long chaos runs: the loop across 50+ operator kills (~30 min).
-	$(BIN)/pytest -m chaos tests/e2e
+test-chaos: $(STAMP) ## The long chaos runs: the loop across 50+ operator kills, every write of a retraining failed (~30 min).
+	$(BIN)/pytest -m chaos tests/e2e tests/controllers
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## Run the fast unit tests only.

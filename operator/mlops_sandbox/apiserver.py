@@ -717,6 +717,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
             await response.write(json.dumps({"type": "ERROR", "object": body}).encode() + b"\n")
             await response.write_eof()
             return response
+        if fault.action == "lost":
+            await self(raw)  # served, its answer never sent: the connection is cut below
         if fault.action == "drop":
             transport = raw.transport
             if transport is not None:

@@ -42,7 +42,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add.add_argument(
         "--action",
         default=None,
-        help="API: error (default), timeout, close, drop, stall, expire; "
+        help="API: error (default), timeout, close, lost, drop, stall, expire; "
         "S3: slowdown (default), latency, refuse",
     )
     add.add_argument("--status", type=int, help="the error's HTTP status (default 500)")

@@ -11,6 +11,8 @@ request with probability ``probability`` drawn from its own ``seed``. Its ``acti
 - ``error``: an API ``Status`` with ``status`` (409, 429, 500, 503…), ``Retry-After`` when set;
 - ``timeout``: hold the request ``hold`` seconds (past the client's read timeout), then drop it;
 - ``close``: close the connection without an answer;
+- ``lost``: serve the request (a write lands), then close the connection before its answer, as
+  when the client's read timeout fires after the API server committed the write;
 - ``drop``: serve a watch, and cut its connection after ``hold`` seconds;
 - ``stall``: answer a watch with its headers and no event for ``hold`` seconds, then cut it;
 - ``expire``: ``410 Gone`` (``Expired``) on a list or watch that asks for a resourceVersion,
@@ -36,7 +38,7 @@ from typing import Any
 
 import attrs
 
-ACTIONS = ("error", "timeout", "close", "drop", "stall", "expire")
+ACTIONS = ("error", "timeout", "close", "lost", "drop", "stall", "expire")
 S3_ACTIONS = ("slowdown", "latency", "refuse")
 REASONS = {
     409: "Conflict",
@@ -145,6 +147,8 @@ class Fault:
         ):
             return False
         if self.action in ("drop", "stall") and call.verb != "watch":
+            return False
+        if self.action == "lost" and call.verb == "watch":
             return False
         return (
             (self.verb is None or call.verb in self.verb.split(","))

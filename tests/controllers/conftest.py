@@ -44,12 +44,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         yield started
 
 
-def _api_client(sandbox: Sandbox) -> kubernetes.client.ApiClient:
+def _api_client(sandbox: Sandbox, agent: str = "controller-tests") -> kubernetes.client.ApiClient:
+    """A client of the sandbox API whose requests say ``agent`` (the operator's own
+    ``mlops-operator``, so fault rules and the request log tell its calls from the test's)."""
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=str(sandbox.kubeconfig), client_configuration=configuration
     )
-    return kubernetes.client.ApiClient(configuration)
+    client = kubernetes.client.ApiClient(configuration)
+    client.user_agent = f"{agent}/test"
+    return client
 
 
 def condition(obj: dict[str, Any] | None, type: str) -> dict[str, Any]:
@@ -100,7 +104,9 @@ class Cluster:
         assert self.ctx.events is not None
         await self.ctx.events.drain()
         self.ctx.kube.close()
-        self.ctx = build_context(self.ctx.settings, k8s.Kube(_api_client(self.sandbox)))
+        self.ctx = build_context(
+            self.ctx.settings, k8s.Kube(_api_client(self.sandbox, k8s.USER_AGENT))
+        )
         self.watches = Watches(self.ctx, self.user, self.namespace)
 
     async def events(self, name: str) -> list[tuple[str, str, str]]:
@@ -252,7 +258,7 @@ async def cluster(
     sandbox: Sandbox, namespace: str, settings: Settings, s3: S3Client
 ) -> AsyncIterator[Cluster]:
     """The operator's context and a person's client, both over HTTP to the sandbox."""
-    ctx = build_context(settings, k8s.Kube(_api_client(sandbox)))
+    ctx = build_context(settings, k8s.Kube(_api_client(sandbox, k8s.USER_AGENT)))
     user = k8s.Kube(_api_client(sandbox))
     cluster = Cluster(ctx, user, namespace, s3, sandbox)
     try:

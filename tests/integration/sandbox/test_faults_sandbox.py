@@ -166,6 +166,18 @@ async def test_a_timeout_outlasts_the_client_and_close_cuts_the_connection(
     ]
 
 
+async def test_a_lost_answer_is_a_cut_connection_after_the_write_landed(
+    served: tuple[SandboxAPI, aiohttp.ClientSession],
+) -> None:
+    api, session = served
+    api.faults.add(Fault(action="lost", verb="create", resource="configmaps"))
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await create(session, "landed")
+    assert await create(session, "landed") == 409  # the first create was served
+    async with session.get(CONFIGMAPS + "/landed") as response:
+        assert response.status == 200
+
+
 def test_rules_that_cannot_work_are_refused() -> None:
     with pytest.raises(FaultError, match="unknown action"):
         Fault(action="explode")
