@@ -34,7 +34,6 @@ def test_the_crd_holds_the_same_rule_for_the_api_server() -> None:
     )
     rules = {r["rule"]: r["message"] for r in policy["x-kubernetes-validations"]}
     rule = (
-        "!has(self.class) || (has(self.builtin) && self.builtin in "
-        "['precision', 'recall', 'f1'])"
+        "!has(self.class) || (has(self.builtin) && self.builtin in ['precision', 'recall', 'f1'])"
     )
     assert rules[rule].startswith("class applies to the builtin metrics")

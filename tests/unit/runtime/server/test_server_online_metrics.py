@@ -71,7 +71,7 @@ def test_classification_window_matches_sklearn_as_it_rolls_over(seed: int) -> No
     window = RollingScore(regression=False, window=60, classes=classes[:3])
     predicted: list[str] = []
     labels: list[str] = []
-    for batch in range(12):  # 12 feedback calls of 1..20 samples: the window turns over
+    for _ in range(12):  # 12 feedback calls of 1..20 samples: the window turns over
         n = rng.randint(1, 20)
         # The model mostly right, never predicting "rare", which does occur.
         ys = rng.choices(classes, weights=[5, 5, 5, 1], k=n)
