@@ -144,6 +144,7 @@ class ServerMetrics:
         self._score_total: Counter | None = None
         self._window_total: Gauge | None = None
         self._window_gauges: dict[str, Gauge] = {}
+        self._class_children: dict[str, tuple[Any, Any, Any]] = {}
 
     def model_loaded(self, *, regression: bool, drift: bool = True) -> None:
         """Create the task's feedback metrics (known once the model is loaded); mark ready
@@ -251,12 +252,17 @@ class ServerMetrics:
                 gauges[name].labels(**self._labels).set(value)
             return
         for cls, counts in window.changed_classes().items():
-            for name, value in (
-                (TRUE_POSITIVES, counts.tp),
-                (FALSE_POSITIVES, counts.fp),
-                (FALSE_NEGATIVES, counts.fn),
-            ):
-                gauges[name].labels(**self._labels, **{"class": cls}).set(value)
+            # Looked up once per class (bounded by the window's class cap), as in request().
+            children = self._class_children.get(cls)
+            if children is None:
+                tp, fp, fn = (
+                    gauges[name].labels(**self._labels, **{"class": cls})
+                    for name in (TRUE_POSITIVES, FALSE_POSITIVES, FALSE_NEGATIVES)
+                )
+                children = self._class_children[cls] = (tp, fp, fn)
+            children[0].set(counts.tp)
+            children[1].set(counts.fp)
+            children[2].set(counts.fn)
 
     def drift(self, psi: dict[str, float], rows: int) -> None:
         """Publish this worker's drift PSI by feature."""
