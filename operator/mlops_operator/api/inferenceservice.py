@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -20,7 +20,26 @@ from mlops_operator.api.trainingjob import DatasetSpec, TrainingJobSpec
 KIND = "InferenceService"
 PLURAL = "inferenceservices"
 
-BuiltinMetric = Literal["accuracy", "drift", "errorRate", "latencyP99"]
+BuiltinMetric = Literal[
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "mae",
+    "rmse",
+    "r2",
+    "drift",
+    "errorRate",
+    "latencyP99",
+]
+CLASSIFICATION_METRICS: Final[frozenset[BuiltinMetric]] = frozenset(
+    {"accuracy", "precision", "recall", "f1"}
+)
+"""Builtin metrics of a classifier's feedback."""
+REGRESSION_METRICS: Final[frozenset[BuiltinMetric]] = frozenset({"mae", "rmse", "r2"})
+"""Builtin metrics of a regressor's feedback."""
+PER_CLASS_METRICS: Final[tuple[BuiltinMetric, ...]] = ("precision", "recall", "f1")
+"""Builtin metrics a policy may take for one class (``class``) instead of the macro average."""
 Action = Literal["Rollback", "Retrain", "RollbackAndRetrain", "Alert"]
 
 
@@ -62,6 +81,11 @@ class MetricPolicy(ApiModel):
                     "message": "set exactly one of builtin or prometheus",
                 },
                 {"rule": "has(self.min) || has(self.max)", "message": "set min or max"},
+                {
+                    "rule": "!has(self.class) || (has(self.builtin) && self.builtin in "
+                    "['precision', 'recall', 'f1'])",
+                    "message": "class applies to the builtin metrics precision, recall and f1 only",
+                },
             ]
         }
     )
@@ -70,8 +94,18 @@ class MetricPolicy(ApiModel):
     """Name of the policy, shown in ``status.lastEvaluation``."""
 
     builtin: BuiltinMetric | None = None
-    """A metric the operator reads from the model server pods: ``accuracy`` (online, from
-    feedback), ``drift`` (largest per-feature PSI), ``errorRate``, ``latencyP99`` (seconds)."""
+    """A metric the operator reads from the model server pods, over the feedback windows of
+    all replicas: for classifiers ``accuracy``, ``precision``, ``recall``, ``f1`` (macro
+    averages, or of one ``class``); for regressors ``mae``, ``rmse``, ``r2``; for any model
+    ``drift`` (largest per-feature PSI), ``errorRate``, ``latencyP99`` (seconds). A
+    classifier's metric on a regressor (or the reverse) is an InvalidSpec."""
+
+    class_: Annotated[
+        Annotated[str, Field(min_length=1, max_length=253)] | None, Field(alias="class")
+    ] = None
+    """With ``precision``, ``recall`` or ``f1``: judge this class instead of the macro
+    average; the class label's string form (``"1"`` for class 1, ``"setosa"``). Its samples
+    are the class's predictions for precision, its labelled samples for recall and f1."""
 
     prometheus: PrometheusSource | None = None
     """A PromQL query instead of a builtin metric."""
@@ -94,6 +128,11 @@ class MetricPolicy(ApiModel):
             raise ValueError(f"metric {self.name!r} needs exactly one of builtin or prometheus")
         if self.min is None and self.max is None:
             raise ValueError(f"metric {self.name!r} needs min or max")
+        if self.class_ is not None and self.builtin not in PER_CLASS_METRICS:
+            raise ValueError(
+                f"metric {self.name!r}: class applies to the builtin metrics precision, recall "
+                "and f1 only"
+            )
         return self
 
 

@@ -4,6 +4,10 @@ Aggregation follows the model server's exposition (``runtime/server/metrics.py``
 
 - ``accuracy``: correct predictions over labelled samples, each summed over pods, so every
   replica weighs by its samples and the ratio is exact;
+- ``precision``, ``recall``, ``f1`` (macro, or of one class) and ``mae``, ``rmse``, ``r2``:
+  likewise from the pods' window statistics (per-class confusion counts, error and label
+  sums; :mod:`mlops_operator.api.online`) summed over pods, the ratio taken last, so the
+  value is the metric over the pooled feedback of every replica;
 - ``drift``: the largest PSI over pods (the worst window is the one to alert on);
 - ``errorRate`` and ``latencyP99``: counters and histogram buckets summed over pods, as the
   increase since the previous scrape. A pod's counters that went down mean the pod restarted:
@@ -16,21 +20,41 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops_operator.api.inferenceservice import BuiltinMetric
+from mlops_operator.api import online
+from mlops_operator.api.inferenceservice import PER_CLASS_METRICS, BuiltinMetric
+from mlops_operator.api.online import ClassCounts, ClassMetric, ErrorSums
 
-_CORRECT: Final = "mlops_online_window_correct"
-_LABELLED: Final = "mlops_labelled_samples"
+_CORRECT: Final = online.CORRECT
+_LABELLED: Final = online.LABELLED
+_CONFUSION: Final = {online.TRUE_POSITIVES: 0, online.FALSE_POSITIVES: 1, online.FALSE_NEGATIVES: 2}
+_ERROR_SUMS: Final = {
+    online.ABS_ERROR: "abs_error",
+    online.SQUARED_ERROR: "squared_error",
+    online.LABEL_SUM: "label_sum",
+    online.LABEL_SQUARES: "label_squares",
+}
 _PSI_MAX: Final = "mlops_drift_psi_max"
 _DRIFT_ROWS: Final = "mlops_drift_window_rows"
 _DRIFT_AVAILABLE: Final = "mlops_drift_available"
 _REQUESTS: Final = "mlops_requests_total"
 _BUCKETS: Final = "mlops_request_duration_seconds_bucket"
 
-BUILTIN_METRICS: Final[tuple[BuiltinMetric, ...]] = ("accuracy", "drift", "errorRate", "latencyP99")
+BUILTIN_METRICS: Final[tuple[BuiltinMetric, ...]] = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "mae",
+    "rmse",
+    "r2",
+    "drift",
+    "errorRate",
+    "latencyP99",
+)
 LATENCY_QUANTILE: Final = 0.99
 FIRST_SCRAPE: Final = "first scrape: rates need two"
 
@@ -125,11 +149,29 @@ class Aggregate:
     unreadable: Mapping[str, str]
     """Pods whose text did not parse, with the parser's error."""
 
+    classes: Mapping[str, ClassCounts] = field(default_factory=dict)
+    """Confusion counts by class, summed over the pods read."""
+
+    note: str = ""
+    """Which pods the values come from, for messages."""
+
+    def measurement(self, metric: BuiltinMetric, cls: str | None = None) -> Measurement | None:
+        """The measurement of ``metric``: of one class ``cls`` (precision, recall, f1), else
+        the service-wide value."""
+        whole = self.measurements.get(metric)
+        if cls is None or whole is None or metric not in PER_CLASS_METRICS:
+            return whole
+        if whole.value is None:
+            return whole  # no feedback, or not a classifier: say that, not "unknown class"
+        return _of_class(self.classes, cast(ClassMetric, metric), cls, self.note)
+
 
 @dataclass
 class _Pod:
     correct: float | None = None
     labelled: float = 0.0
+    confusion: dict[str, list[float]] | None = None
+    errors: dict[str, float] | None = None
     psi_max: float | None = None
     drift_rows: float = 0.0
     drift_available: float | None = None
@@ -153,6 +195,14 @@ def _parse(text: str, model: str) -> _Pod:
             name, value = sample.name, float(sample.value)
             if name == _CORRECT:
                 pod.correct = (pod.correct or 0.0) + value
+            elif name in _CONFUSION:
+                if pod.confusion is None:
+                    pod.confusion = {}
+                counts = pod.confusion.setdefault(sample.labels.get("class", ""), [0.0] * 3)
+                counts[_CONFUSION[name]] += value
+            elif name in _ERROR_SUMS:
+                pod.errors = pod.errors or {}
+                pod.errors[_ERROR_SUMS[name]] = pod.errors.get(_ERROR_SUMS[name], 0.0) + value
             elif name == _LABELLED:
                 pod.labelled += value
             elif name == _PSI_MAX:
@@ -227,6 +277,112 @@ def _accuracy(pods: Sequence[_Pod], note: str) -> Measurement:
         )
     value = sum(correct) / labelled
     return Measurement(value, samples, f"online accuracy over {samples} labelled samples {note}")
+
+
+_NAMES: Final[Mapping[str, str]] = {
+    "precision": "macro precision",
+    "recall": "macro recall",
+    "f1": "macro F1",
+    "mae": "online MAE",
+    "rmse": "online RMSE",
+    "r2": "online R²",
+}
+
+
+def _pooled_classes(pods: Sequence[_Pod]) -> dict[str, ClassCounts] | None:
+    """Confusion counts by class summed over pods; None when no pod exports any."""
+    found = [p.confusion for p in pods if p.confusion is not None]
+    if not found:
+        return None
+    pooled: dict[str, ClassCounts] = {}
+    for confusion in found:
+        for cls, (tp, fp, fn) in confusion.items():
+            pooled[cls] = pooled.get(cls, ClassCounts()) + ClassCounts(tp, fp, fn)
+    return pooled
+
+
+def _classification(
+    pods: Sequence[_Pod], pooled: Mapping[str, ClassCounts] | None, note: str
+) -> dict[BuiltinMetric, Measurement]:
+    """Macro precision, recall and F1 over the pooled confusion counts."""
+    labelled = sum(p.labelled for p in pods)
+    samples = round(labelled)
+    result: dict[BuiltinMetric, Measurement] = {}
+    for metric in PER_CLASS_METRICS:
+        name = _NAMES[metric]
+        if labelled <= 0:
+            result[metric] = Measurement(None, 0, f"no labelled feedback yet {note}")
+        elif pooled is None:
+            result[metric] = Measurement(
+                None,
+                samples,
+                f"no {name} {note}: the pods export no per-class counts (the model is not "
+                "a classifier)",
+            )
+        else:
+            present = sum(1 for c in pooled.values() if c.present)
+            result[metric] = Measurement(
+                online.macro(pooled, cast(ClassMetric, metric)),
+                samples,
+                f"{name} over {present} classes and {samples} labelled samples {note}",
+            )
+    return result
+
+
+def _of_class(
+    pooled: Mapping[str, ClassCounts], metric: ClassMetric, cls: str, note: str
+) -> Measurement:
+    """One class's precision, recall or F1 over the pooled counts."""
+    counts = pooled.get(cls, ClassCounts())
+    samples = round(counts.samples(metric))
+    value = counts.value(metric)
+    what = "predictions of" if metric == "precision" else "labelled samples of"
+    if value is None:
+        why = {
+            "precision": "was never predicted",
+            "recall": "has no labelled samples",
+            "f1": "was neither labelled nor predicted",
+        }[metric]
+        return Measurement(
+            None, samples, f"{metric} of class {cls!r} is undefined: the class {why} {note}"
+        )
+    return Measurement(
+        value, samples, f"{metric} of class {cls!r} over {samples} {what} the class {note}"
+    )
+
+
+def _regression(pods: Sequence[_Pod], note: str) -> dict[BuiltinMetric, Measurement]:
+    """MAE, RMSE and R² over the pooled error and label sums."""
+    labelled = sum(p.labelled for p in pods)
+    samples = round(labelled)
+    found = [p.errors for p in pods if p.errors is not None]
+    sums = ErrorSums(n=labelled)
+    for errors in found:
+        sums = sums + ErrorSums(**errors)
+    values = {"mae": sums.mae, "rmse": sums.rmse, "r2": sums.r2}
+    result: dict[BuiltinMetric, Measurement] = {}
+    for metric in ("mae", "rmse", "r2"):
+        name = _NAMES[metric]
+        if labelled <= 0:
+            result[metric] = Measurement(None, 0, f"no labelled feedback yet {note}")
+        elif not found:
+            result[metric] = Measurement(
+                None,
+                samples,
+                f"no {name} {note}: the pods export no error sums (the model is not a regressor)",
+            )
+        elif values[metric] is None:
+            result[metric] = Measurement(
+                None,
+                samples,
+                f"{name} is undefined over {samples} labelled samples {note}: the labels "
+                "do not vary",
+            )
+        else:
+            result[metric] = Measurement(
+                values[metric], samples, f"{name} over {samples} labelled samples {note}"
+            )
+    return result
 
 
 def _drift(pods: Sequence[_Pod], note: str) -> Measurement:
@@ -315,10 +471,20 @@ def aggregate(
         error_rate, latency = _rates(
             (c.increase(before.get(name)) for name, c in counters.items()), previous is None, note
         )
+        pooled = _pooled_classes(values)
         measurements = {
             "accuracy": _accuracy(values, note),
+            **_classification(values, pooled, note),
+            **_regression(values, note),
             "drift": _drift(values, note),
             "errorRate": error_rate,
             "latencyP99": latency,
         }
+        return Aggregate(
+            measurements=measurements,
+            snapshot=snapshot,
+            unreadable=unreadable,
+            classes=pooled or {},
+            note=note,
+        )
     return Aggregate(measurements=measurements, snapshot=snapshot, unreadable=unreadable)

@@ -80,7 +80,7 @@ async def measure(
         ctx.snapshots[snapshot_key] = (version, combined.snapshot)  # rates never span versions
         for policy in builtins:
             assert policy.builtin is not None
-            result[policy.name] = combined.measurements.get(policy.builtin)
+            result[policy.name] = combined.measurement(policy.builtin, policy.class_)
     for policy in spec.monitoring.metrics:
         if policy.prometheus is None:
             continue

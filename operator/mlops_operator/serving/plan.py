@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from mlops_operator.api import reasons
 from mlops_operator.api.base import API_VERSION, StatusDraft, get_condition
 from mlops_operator.api.inferenceservice import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
     AutoscalerStatus,
     AutoscalingSpec,
     HistoryEntry,
@@ -326,6 +328,46 @@ def _validate(obj: Mapping[str, Any]) -> InferenceServiceSpec | str:
     return spec
 
 
+def model_task(
+    versions: Sequence[Mapping[str, Any]], current: int | None
+) -> tuple[str, int] | None:
+    """The task of the model a service serves and the version that says so: the served
+    version's, else the newest version's that records one; None when none does (a model
+    registered by hand without ``task``)."""
+    known = [
+        (str(v["spec"]["task"]), int(v["spec"]["version"]))
+        for v in versions
+        if (v.get("spec") or {}).get("task")
+    ]
+    served = [k for k in known if k[1] == current]
+    if served:
+        return served[0]
+    return max(known, key=lambda k: k[1]) if known else None
+
+
+def metric_task_problem(
+    spec: InferenceServiceSpec, versions: Sequence[Mapping[str, Any]], current: int | None
+) -> str | None:
+    """Why a builtin policy cannot be measured on this model, naming the policy and the
+    metric: a classifier's metric on a regressor or the reverse; None when all fit."""
+    found = model_task(versions, current)
+    if found is None or spec.monitoring is None:
+        return None
+    task, version = found
+    classifier = task == "classification"
+    wrong = REGRESSION_METRICS if classifier else CLASSIFICATION_METRICS
+    right = CLASSIFICATION_METRICS if classifier else REGRESSION_METRICS
+    needs = "regression" if classifier else "classification"
+    for i, policy in enumerate(spec.monitoring.metrics):
+        if policy.builtin in wrong:
+            return (
+                f"spec.monitoring.metrics[{i}] ({policy.name}): the builtin metric "
+                f"{policy.builtin} needs a {needs} model, but model {spec.model!r} is a {task} "
+                f"model (version {version}); use {', '.join(sorted(right))} instead."
+            )
+    return None
+
+
 def _degraded_message(version: Mapping[str, Any] | None) -> str:
     """Why a version is degraded: its annotation, else its Degraded condition."""
     if version is None:
@@ -405,6 +447,10 @@ def plan(observed: Observed, settings: Settings, now: dt.datetime) -> Plan:
     status = b.status
     if sticky_invalid(obj):
         return Plan(status=status, valid=False)
+    problem = metric_task_problem(spec, observed.versions, status.current_version)
+    if problem is not None:
+        status, events = invalid(obj, problem, now)
+        return Plan(status=status, events=events, valid=False)
     candidates = {c.version: c for c in (Candidate.from_object(v) for v in observed.versions)}
     by_version = {int(v["spec"]["version"]): v for v in observed.versions}
     if spec.monitoring and spec.monitoring.metrics:

@@ -12,6 +12,7 @@ from mlops_operator.monitoring.aggregate import (
     aggregate,
     histogram_quantile,
 )
+from mlops_operator.runtime.server.feedback import RollingScore
 from mlops_operator.runtime.server.metrics import ServerMetrics, render
 
 INF = math.inf
@@ -289,7 +290,8 @@ def test_reads_the_model_servers_own_exposition() -> None:
         registry = CollectorRegistry()
         metrics = ServerMetrics("iris", "2", registry)
         metrics.model_loaded(regression=False)
-        metrics.feedback(correct, sum(correct), len(correct))
+        window = RollingScore(regression=False)
+        metrics.feedback(window.add(correct, [1] * len(correct)), window)
         metrics.drift({"x": 0.05, "y": 0.4 if pod == "b" else 0.1}, 50)
         metrics.request("v1", 200, latency)
         texts[pod] = render(registry).decode()

@@ -303,7 +303,7 @@ class ModelServer:
     def _activate(self, model: ServedModel) -> None:
         info = model.info
         regression = not info.is_classifier
-        self._score = RollingScore(regression=regression)
+        self._score = RollingScore(regression=regression, classes=info.classes or ())
         if model.reference is not None:
             self._drift = DriftWindow(model.reference, info.features)
         self._batcher = MicroBatcher(
@@ -623,7 +623,8 @@ class ModelServer:
 
     async def feedback(self, request: Request) -> Response:
         """``POST /v1/models/{name}/feedback``: ground truth for earlier predictions (by id)
-        or for rows sent along; updates the rolling online accuracy (or MAE)."""
+        or for rows sent along; updates the rolling window and answers this worker's online
+        accuracy and macro precision/recall/F1 (or MAE, RMSE and R²)."""
         self._check_model(request)
         model, _ = self.ready_model()
         score = self._score
@@ -655,9 +656,9 @@ class ModelServer:
                     predicted.append(value)
                     labels.append(label)
         scores = score.add(predicted, labels)
-        self.metrics.feedback(scores, score.total, score.samples)
+        self.metrics.feedback(scores, score)
         body: dict[str, Any] = {"accepted": len(scores), "unknown_ids": unknown}
-        body["mae" if score.regression else "accuracy"] = score.value
+        body.update(score.summary())
         body["samples"] = score.samples
         return json_response(body)
 

@@ -1,4 +1,5 @@
-"""Prediction ids, the buffer of recent predictions, and rolling online accuracy (or MAE).
+"""Prediction ids, the buffer of recent predictions, and the rolling feedback window: online
+accuracy, per-class confusion counts (classifiers) and error sums (regressors).
 
 A prediction id reads ``<worker>-<nonce>-<sequence>``: ``worker`` is the worker process's id
 in hex, which tells any worker where to forward feedback for it (see
@@ -10,23 +11,35 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import re
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from mlops_operator.api.online import ClassCounts, ErrorSums, macro
+
 DEFAULT_BUFFER_SIZE: Final = 100_000
 """Recent predictions kept for feedback by id, per worker."""
 
 DEFAULT_WINDOW: Final = 1000
-"""Labelled samples behind the rolling online accuracy (or MAE), per worker."""
+"""Labelled samples behind the rolling online metrics, per worker."""
 
 MAX_ERROR: Final = 3.4e38
 """Largest absolute error one regression sample counts for (about float32's largest).
 A larger one, say a label of 1e308 against a prediction of -1e308, counts as this: the
 online MAE still shows the degradation, and the window's sum and the error counter stay
-finite (summing infinities would freeze them at inf, or overflow ``math.fsum``)."""
+finite (summing infinities would freeze them at inf, or overflow ``math.fsum``). Labels count
+for at most this much in the label sums likewise."""
+
+MAX_EXTRA_CLASSES: Final = 50
+"""Distinct labels, beyond the model's own classes, that get their own ``class`` series.
+Labels come from clients: without a bound, a client sending random labels would create
+series without end (a worker's series outlive the window)."""
+
+OTHER_CLASS: Final = "(other)"
+"""The ``class`` of the labels beyond :data:`MAX_EXTRA_CLASSES`."""
 
 _WORKER: Final = re.compile(r"^([0-9a-f]{1,8})-")
 
@@ -84,34 +97,49 @@ class PredictionBuffer:
         return found
 
 
+def class_key(value: Any) -> str:
+    """A class label's key: its string form, a number by value (``1``, ``1.0`` and ``"1"``
+    are class ``"1"``; ``0.5`` is ``"0.5"``), so a client sending ``"1"`` for class ``1``
+    is not counted wrong."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        if number.is_integer():
+            return str(int(number))
+        return repr(number)
+    return str(value)
+
+
 def labels_equal(predicted: Any, label: Any) -> bool:
-    """Whether a ground-truth ``label`` is the ``predicted`` class.
-
-    Numbers compare by value (``1`` and ``1.0`` are the same class); anything else by its
-    string form, so a client sending ``"1"`` for class ``1`` is not counted wrong.
-    """
-    if _is_number(predicted) and _is_number(label):
-        return float(predicted) == float(label)
-    return str(predicted) == str(label)
+    """Whether a ground-truth ``label`` is the ``predicted`` class (same :func:`class_key`)."""
+    return class_key(predicted) == class_key(label)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _clip(value: float) -> float:
+    return max(-MAX_ERROR, min(MAX_ERROR, value))
 
 
 class RollingScore:
-    """Online accuracy (classification) or mean absolute error (regression) over the last
-    ``window`` labelled samples."""
+    """The last ``window`` labelled samples: online accuracy and per-class confusion counts
+    (classification), or absolute/squared error and label sums (regression)."""
 
-    def __init__(self, *, regression: bool, window: int = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self, *, regression: bool, window: int = DEFAULT_WINDOW, classes: Iterable[Any] = ()
+    ) -> None:
         self.regression = regression
-        self._window: deque[float] = deque(maxlen=window)
+        self._size = window
         self._sum = 0.0
+        # Classification: (correct, predicted key, label key); regression: (error, label).
+        self._samples: deque[tuple[Any, ...]] = deque()
+        self._counts: dict[str, list[int]] = {}
+        self._known = {class_key(c) for c in classes}
+        self._extra = 0
+        self._changed: set[str] = set()
+        self._errors = ErrorSums()
 
     @property
     def samples(self) -> int:
         """Labelled samples in the window."""
-        return len(self._window)
+        return len(self._samples)
 
     @property
     def total(self) -> float:
@@ -121,9 +149,39 @@ class RollingScore:
     @property
     def value(self) -> float | None:
         """Accuracy or MAE over the window; ``None`` with no samples."""
-        if not self._window:
+        if not self._samples:
             return None
-        return self._sum / len(self._window)
+        return self._sum / len(self._samples)
+
+    @property
+    def errors(self) -> ErrorSums:
+        """The regression window's sums (all zero for a classifier)."""
+        return self._errors
+
+    def class_counts(self) -> dict[str, ClassCounts]:
+        """Confusion counts of every class seen so far (zero once out of the window)."""
+        return {key: ClassCounts(*map(float, c)) for key, c in self._counts.items()}
+
+    def changed_classes(self) -> dict[str, ClassCounts]:
+        """Counts of the classes changed since the previous call."""
+        counts = self._counts
+        changed = {k: ClassCounts(*map(float, counts[k])) for k in sorted(self._changed)}
+        self._changed.clear()
+        return changed
+
+    def summary(self) -> dict[str, float | None]:
+        """The window's metrics for the feedback answer: accuracy and macro precision,
+        recall and F1, or MAE, RMSE and R²."""
+        if self.regression:
+            e = self._errors
+            return {"mae": e.mae, "rmse": e.rmse, "r2": e.r2}
+        counts = self.class_counts()
+        return {
+            "accuracy": self.value,
+            "precision": macro(counts, "precision"),
+            "recall": macro(counts, "recall"),
+            "f1": macro(counts, "f1"),
+        }
 
     def score(self, predicted: Any, label: Any) -> float:
         """What one labelled sample adds: 1 or 0 (correct or not), or the absolute error."""
@@ -135,12 +193,53 @@ class RollingScore:
     def add(self, predicted: Sequence[Any], labels: Sequence[Any]) -> list[float]:
         """Score and add labelled samples; returns each sample's score."""
         scores = [self.score(p, y) for p, y in zip(predicted, labels, strict=True)]
-        for s in scores:
-            if len(self._window) == self._window.maxlen:
-                self._sum -= self._window[0]
-            self._window.append(s)
+        window = self._samples
+        for s, p, y in zip(scores, predicted, labels, strict=True):
+            if len(window) == self._size:
+                self._forget(window.popleft())
+            if self.regression:
+                window.append((s, _clip(float(y))))
+            else:
+                sample = (s, self._key(p), self._key(y))
+                self._count(sample, 1)
+                window.append(sample)
             self._sum += s
         if self.regression:
-            # Adding and subtracting floats drifts; one exact sum per call is cheap at W samples.
-            self._sum = math.fsum(self._window)
+            # Adding and subtracting floats drifts; exact sums per call are cheap at W samples.
+            errors = [e for e, _ in window]
+            ys = [y for _, y in window]
+            self._sum = math.fsum(errors)
+            self._errors = ErrorSums(
+                n=float(len(window)),
+                abs_error=self._sum,
+                squared_error=math.fsum(e * e for e in errors),
+                label_sum=math.fsum(ys),
+                label_squares=math.fsum(y * y for y in ys),
+            )
         return scores
+
+    def _forget(self, sample: tuple[Any, ...]) -> None:
+        self._sum -= sample[0]
+        if not self.regression:
+            self._count(sample, -1)
+
+    def _count(self, sample: tuple[Any, ...], step: int) -> None:
+        correct, predicted, label = sample
+        counts = self._counts
+        if correct:
+            counts.setdefault(label, [0, 0, 0])[0] += step
+            self._changed.add(label)
+        else:
+            counts.setdefault(predicted, [0, 0, 0])[1] += step
+            counts.setdefault(label, [0, 0, 0])[2] += step
+            self._changed.update((predicted, label))
+
+    def _key(self, value: Any) -> str:
+        key = class_key(value)
+        if key in self._known:
+            return key
+        if self._extra >= MAX_EXTRA_CLASSES:
+            return OTHER_CLASS
+        self._extra += 1
+        self._known.add(key)
+        return key

@@ -4,12 +4,13 @@ The server always runs prometheus-client in multiprocess mode (``PROMETHEUS_MULT
 is set by ``serve`` before any worker starts), so one code path serves one worker or many.
 Counters and histograms sum across workers. Per-worker windows are combined deliberately:
 
-- online accuracy is not averaged over workers: each worker exports the correct count and
-  sample count of its window as ``livesum`` gauges, and ``/metrics`` derives
-  ``mlops_online_accuracy`` as their ratio, i.e. the accuracy over all workers' windows
-  (``mlops_online_mae`` likewise from the summed absolute errors). Monitors aggregating over
-  replicas should use ``mlops_feedback_correct_total / mlops_feedback_total`` rates, which
-  are exact;
+- online metrics are never averaged over workers: each worker exports the sufficient
+  statistics of its feedback window as ``livesum`` gauges (see :mod:`mlops_operator.api.online`):
+  the correct count, per-class true/false positive and false negative counts and the sample
+  count for a classifier; the sums of absolute and squared errors, of labels and of squared
+  labels for a regressor. ``/metrics`` derives ``mlops_online_accuracy`` and
+  ``mlops_online_mae`` from them for one pod; anything aggregating over replicas sums the
+  statistics first and divides last (docs/monitoring.md has the PromQL), which is exact;
 - drift PSI is the largest over the workers (``livemax``): each worker sees a random share of
   the same traffic, and the worst window is the one to alert on;
 - ``mlops_model_ready`` is the smallest (``livemin``): ready only when every worker is;
@@ -31,15 +32,28 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from mlops_operator.api.online import (
+    ABS_ERROR,
+    CORRECT,
+    FALSE_NEGATIVES,
+    FALSE_POSITIVES,
+    LABEL_SQUARES,
+    LABEL_SUM,
+    LABELLED,
+    SQUARED_ERROR,
+    TRUE_POSITIVES,
+)
+from mlops_operator.runtime.server.feedback import RollingScore
+
 LATENCY_BUCKETS: Final = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 )  # fmt: skip
 BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 _LABELS: Final = ("model", "version")
-_CORRECT: Final = "mlops_online_window_correct"
-_ABS_ERROR: Final = "mlops_online_window_abs_error"
-_SAMPLES: Final = "mlops_labelled_samples"
+_CORRECT: Final = CORRECT
+_ABS_ERROR: Final = ABS_ERROR
+_SAMPLES: Final = LABELLED
 
 
 class ServerMetrics:
@@ -83,7 +97,7 @@ class ServerMetrics:
         ).labels(**self._labels)
         self._samples = Gauge(
             _SAMPLES,
-            "Labelled samples behind mlops_online_accuracy or mlops_online_mae.",
+            "Labelled samples in the feedback windows (summed over workers).",
             _LABELS,
             multiprocess_mode="livesum",
             registry=registry,
@@ -129,6 +143,8 @@ class ServerMetrics:
         self._registry = registry
         self._score_total: Counter | None = None
         self._window_total: Gauge | None = None
+        self._window_gauges: dict[str, Gauge] = {}
+        self._class_children: dict[str, tuple[Any, Any, Any]] = {}
 
     def model_loaded(self, *, regression: bool, drift: bool = True) -> None:
         """Create the task's feedback metrics (known once the model is loaded); mark ready
@@ -152,6 +168,20 @@ class ServerMetrics:
                 multiprocess_mode="livesum",
                 registry=self._registry,
             )
+            self._window_gauges = {
+                name: Gauge(
+                    name,
+                    f"{doc} in the feedback windows (summed over workers).",
+                    _LABELS,
+                    multiprocess_mode="livesum",
+                    registry=self._registry,
+                )
+                for name, doc in (
+                    (SQUARED_ERROR, "Sum of squared errors"),
+                    (LABEL_SUM, "Sum of the labels"),
+                    (LABEL_SQUARES, "Sum of the squared labels"),
+                )
+            }
         else:
             self._score_total = Counter(
                 "mlops_feedback_correct",
@@ -166,6 +196,20 @@ class ServerMetrics:
                 multiprocess_mode="livesum",
                 registry=self._registry,
             )
+            self._window_gauges = {
+                name: Gauge(
+                    name,
+                    f"Per class: {doc} in the feedback windows (summed over workers).",
+                    [*_LABELS, "class"],
+                    multiprocess_mode="livesum",
+                    registry=self._registry,
+                )
+                for name, doc in (
+                    (TRUE_POSITIVES, "labelled samples of the class predicted as the class"),
+                    (FALSE_POSITIVES, "samples predicted as the class labelled another class"),
+                    (FALSE_NEGATIVES, "labelled samples of the class predicted as another"),
+                )
+            }
         self._ready.set(1)
 
     def request(self, protocol: str, code: int, seconds: float) -> None:
@@ -188,15 +232,37 @@ class ServerMetrics:
         for cls, count in counts:
             self.predictions.labels(**self._labels, **{"class": cls}).inc(count)
 
-    def feedback(self, scores: Sequence[float], window_total: float, window_samples: int) -> None:
+    def feedback(self, scores: Sequence[float], window: RollingScore) -> None:
         """Count labelled predictions by their scores (1/0 correct, or absolute errors) and
-        publish this worker's rolling window (its sum and its size)."""
+        publish this worker's rolling window: its size and sufficient statistics."""
         if self._score_total is None or self._window_total is None:
             raise RuntimeError("feedback before the model was loaded")
         self._feedback.inc(len(scores))
         self._score_total.labels(**self._labels).inc(sum(scores))
-        self._window_total.labels(**self._labels).set(window_total)
-        self._samples.set(window_samples)
+        self._window_total.labels(**self._labels).set(window.total)
+        self._samples.set(window.samples)
+        gauges = self._window_gauges
+        if window.regression:
+            errors = window.errors
+            for name, value in (
+                (SQUARED_ERROR, errors.squared_error),
+                (LABEL_SUM, errors.label_sum),
+                (LABEL_SQUARES, errors.label_squares),
+            ):
+                gauges[name].labels(**self._labels).set(value)
+            return
+        for cls, counts in window.changed_classes().items():
+            # Looked up once per class (bounded by the window's class cap), as in request().
+            children = self._class_children.get(cls)
+            if children is None:
+                tp, fp, fn = (
+                    gauges[name].labels(**self._labels, **{"class": cls})
+                    for name in (TRUE_POSITIVES, FALSE_POSITIVES, FALSE_NEGATIVES)
+                )
+                children = self._class_children[cls] = (tp, fp, fn)
+            children[0].set(counts.tp)
+            children[1].set(counts.fp)
+            children[2].set(counts.fn)
 
     def drift(self, psi: dict[str, float], rows: int) -> None:
         """Publish this worker's drift PSI by feature."""

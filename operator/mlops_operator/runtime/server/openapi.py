@@ -202,8 +202,9 @@ def openapi_document(name: str, version: str | None, server_version: str) -> dic
                 "requestBody": _json_body(_feedback_request()),
                 "responses": {
                     "200": _ok(
-                        "How many labels were accepted, unknown ids, the rolling accuracy "
-                        "(or MAE) and its samples"
+                        "How many labels were accepted, unknown ids, this worker's rolling "
+                        "accuracy and macro precision, recall and F1 (or MAE, RMSE and R²) "
+                        "and their samples"
                     ),
                     **_errors(400, 404, 408, 413, 415, 422, 500, 503),
                 },

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops_operator.runtime.server.feedback import RollingScore
 from mlops_operator.runtime.server.metrics import ServerMetrics, render
 
 
@@ -34,7 +35,8 @@ def test_accuracy_is_derived_from_the_window_and_only_for_classifiers() -> None:
     assert "mlops_online_accuracy{" not in text
 
     metrics.model_loaded(regression=False)
-    metrics.feedback([1.0, 0.0, 1.0, 1.0], window_total=3.0, window_samples=4)
+    window = RollingScore(regression=False)
+    metrics.feedback(window.add([0, 1, 1, 1], [0, 0, 1, 1]), window)
     metrics.request("v2", 200, 0.003)
     metrics.batch(5, [("0", 2), ("1", 3)])
     metrics.drift({"a": 0.5, "b": 0.1}, rows=5)
@@ -45,6 +47,10 @@ def test_accuracy_is_derived_from_the_window_and_only_for_classifiers() -> None:
         ("mlops_labelled_samples", 4.0, {}),
         ("mlops_feedback_total", 4.0, {}),
         ("mlops_feedback_correct_total", 3.0, {}),
+        ("mlops_online_window_true_positives", 2.0, {"class": "1"}),
+        ("mlops_online_window_false_positives", 1.0, {"class": "1"}),
+        ("mlops_online_window_false_negatives", 1.0, {"class": "0"}),
+        ("mlops_online_window_true_positives", 1.0, {"class": "0"}),
         ("mlops_requests_total", 1.0, {"protocol": "v2", "code": "200"}),
         ("mlops_request_duration_seconds_count", 1.0, {"protocol": "v2"}),
         ("mlops_batch_size_sum", 5.0, {}),
@@ -61,9 +67,14 @@ def test_regression_models_get_mae() -> None:
     registry = CollectorRegistry()
     metrics = ServerMetrics("diabetes", "1", registry)
     metrics.model_loaded(regression=True)
-    metrics.feedback([2.0, 4.0], window_total=6.0, window_samples=2)
+    window = RollingScore(regression=True)
+    metrics.feedback(window.add([1.0, 2.0], [3.0, -2.0]), window)
     text = exposition(registry)
     diabetes = {"model": "diabetes", "version": "1"}
     assert has(text, "mlops_online_mae", 3.0, **diabetes)
     assert has(text, "mlops_feedback_absolute_error_total", 6.0, **diabetes)
+    assert has(text, "mlops_online_window_squared_error", 20.0, **diabetes)
+    assert has(text, "mlops_online_window_label_sum", 1.0, **diabetes)
+    assert has(text, "mlops_online_window_label_squares", 13.0, **diabetes)
     assert "mlops_online_accuracy{" not in text
+    assert "mlops_online_window_true_positives{" not in text
