@@ -153,7 +153,9 @@ def test_v2_json_one_tensor_per_feature_with_bytes_labels_and_class_order(
     predict, proba = response.json()["outputs"]
     assert predict["datatype"] == "BYTES"
     assert predict["data"] == model.predict(features(frame)).tolist()
-    assert np.allclose(np.reshape(proba["data"], proba["shape"]), model.predict_proba(frame))
+    assert np.allclose(
+        np.reshape(proba["data"], proba["shape"]), model.predict_proba(features(frame))
+    )
 
     metadata = httpx.get(f"{churn_server.url}/v2/models/churn").json()
     assert [(i["name"], i["datatype"], i["shape"]) for i in metadata["inputs"]] == [
