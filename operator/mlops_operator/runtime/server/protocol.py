@@ -201,9 +201,10 @@ def check_finite(rows: Rows, features: Sequence[str], *, allow_nan: NanMask) -> 
     """Refuse infinities always, and NaN (missing values) where the model cannot take them
     (``allow_nan``: for every feature, or one flag per feature)."""
     bad = ~np.isfinite(rows)
-    if np.all(allow_nan):
-        bad &= ~np.isnan(rows)
-    elif np.any(allow_nan):
+    if isinstance(allow_nan, bool):
+        if allow_nan:
+            bad &= ~np.isnan(rows)
+    else:
         bad &= ~(np.isnan(rows) & allow_nan)
     if not bad.any():
         return
@@ -214,7 +215,7 @@ def check_finite(rows: Rows, features: Sequence[str], *, allow_nan: NanMask) -> 
     if np.isnan(value):
         hint = (
             f"; this model does not accept missing values in {features[col]!r}"
-            if np.any(allow_nan)
+            if not isinstance(allow_nan, bool)
             else "; this model does not accept missing values"
         )
     raise ProtocolError(400, f"row {row}, feature {features[col]!r} is {what}{hint}")
