@@ -13,7 +13,7 @@ outside the training range therefore land in the outer bins instead of being los
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import numpy as np
@@ -116,3 +116,37 @@ def psi(reference_feature_stats: Mapping[str, Any], values: npt.ArrayLike) -> fl
     e = np.clip(expected, EPSILON, None)
     a = np.clip(actual, EPSILON, None)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+OTHER: Final = "\x00other"
+"""The bucket of categories a reference does not list (unseen in training, or beyond the
+categories it recorded); no category is spelt this way."""
+
+
+def category_psi(reference_shares: Mapping[str, float], values: Iterable[str | None]) -> float:
+    """Population stability index of categorical ``values`` against the training shares of
+    each category (``schema.json``'s ``shares``, over the non-missing values).
+
+    Categories the reference does not list share one bucket, whose reference share is what
+    the listed ones leave (0 when they cover everything), so a stream of ever new values
+    (ids) counts as one shift, not one per value. Missing values (``None``) are ignored, as
+    in the reference; with no values there is nothing to compare and the result is 0.
+    """
+    counts: dict[str, int] = {}
+    total = 0
+    for value in values:
+        if value is None:
+            continue
+        key = value if value in reference_shares else OTHER
+        counts[key] = counts.get(key, 0) + 1
+        total += 1
+    if total == 0 or not reference_shares:
+        return 0.0
+    expected = {k: float(v) for k, v in reference_shares.items()}
+    expected[OTHER] = max(0.0, 1.0 - sum(expected.values()))
+    result = 0.0
+    for key, share in expected.items():
+        e = max(share, EPSILON)
+        a = max(counts.get(key, 0) / total, EPSILON)
+        result += (a - e) * math.log(a / e)
+    return float(result)

@@ -32,7 +32,11 @@ class Artifact:
     manifest: dict[str, Any]
 
 
-def train_model(directory: Path, name: str, frame: Any, estimator: dict[str, Any]) -> Artifact:
+def train_model(
+    directory: Path, name: str, frame: Any, estimator: dict[str, Any], **spec: Any
+) -> Artifact:
+    """Train ``frame`` (its label in ``target``) with the real trainer; ``spec`` adds to the
+    TrainingJob's spec (e.g. ``preprocessing``)."""
     frame.to_csv(directory / f"{name}.csv", index=False)
     doc = {
         "kind": "TrainingJob",
@@ -41,6 +45,7 @@ def train_model(directory: Path, name: str, frame: Any, estimator: dict[str, Any
             "model": name,
             "dataset": {"uri": f"file://{directory}/{name}.csv", "target": "target"},
             "estimator": estimator,
+            **spec,
         },
     }
     out = directory / name

@@ -115,7 +115,12 @@ def test_metadata_and_health(iris_server: ServerProcess) -> None:
         "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}],
         "outputs": [
             {"name": "predict", "datatype": "INT64", "shape": [-1]},
-            {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]},
+            {
+                "name": "predict_proba",
+                "datatype": "FP64",
+                "shape": [-1, 3],
+                "parameters": {"classes": [0, 1, 2]},
+            },
         ],
         "parameters": {
             "task": "classification",

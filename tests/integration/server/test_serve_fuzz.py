@@ -1,6 +1,7 @@
-"""Fuzzing a real server, a classifier (a forest: float32 inputs) and a regressor: requests
-generated from the server's own OpenAPI document (schemathesis, valid and invalid) and
-nearly valid requests with extreme values and shapes (hypothesis). Never a 5xx, every error
+"""Fuzzing a real server, a classifier (a forest: float32 inputs), a regressor and a model of
+raw rows (text categories, nulls, a text label): requests generated from the server's own
+OpenAPI document (schemathesis, valid and invalid) and nearly valid requests with extreme
+values, shapes, text and bytes (hypothesis). Never a 5xx, every error
 a JSON ``{"error": ...}`` without a traceback, and after every refused request a valid one
 succeeds on the same keep-alive connection (a bad request neither closes it nor poisons the
 feedback window, drift or metrics)."""
@@ -28,6 +29,8 @@ SCHEMA_EXAMPLES = 60
 """Per server; schemathesis spends most of its time generating, so fewer of these."""
 PROPERTY_EXAMPLES = 1000
 """Per server: with the above, more than 2,000 requests a run."""
+RAW_EXAMPLES = 500
+"""Raw-row requests: each is predicted by a Pipeline (milliseconds), so fewer of these."""
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -48,8 +51,12 @@ class Served:
     server: ServerProcess
     name: str
     features: int
-    valid_row: list[float]
+    valid_row: list[Any]
     regression: bool
+    columns: list[str] | None = None
+    """The features of a model of raw rows; ``None`` for a model of numbers."""
+    label: Any = 0
+    """A valid label for feedback."""
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +84,54 @@ def regressor(
     yield from _serve(directory, "diabetes", diabetes_model, 10, regression=True)
 
 
+RAW_COLUMNS = ["plan", "region", "tenure", "charges", "partner"]
+
+
+@pytest.fixture(scope="module")
+def raw_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A forest on raw rows: text categories with gaps, numbers with gaps, a boolean,
+    ``tenure`` not imputed, and a text label."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = 200
+    frame = pd.DataFrame(
+        {
+            "plan": rng.choice(["basic", "pro"], rows).astype(object),
+            "region": rng.choice(["north", "south", None], rows).astype(object),
+            "tenure": rng.gamma(2.0, 12.0, rows),
+            "charges": np.where(rng.random(rows) < 0.1, np.nan, rng.normal(50, 10, rows)),
+            "partner": rng.random(rows) < 0.5,
+        }
+    )
+    frame["target"] = np.where(frame["tenure"] < 20, "yes", "no")
+    directory = tmp_path_factory.mktemp("fuzz-raw")
+    artifact = train_model(
+        directory,
+        "churn",
+        frame,
+        {
+            "className": "sklearn.ensemble.RandomForestClassifier",
+            "params": {"n_estimators": 5, "random_state": 0},
+        },
+        preprocessing={"columns": [{"name": "tenure", "impute": "none"}]},
+    )
+    valid = ["basic", "north", 12.5, None, True]
+    yield from _serve(
+        directory, "churn", artifact, 5, regression=False, valid=valid, columns=RAW_COLUMNS
+    )
+
+
 def _serve(
-    directory: Any, name: str, artifact: Artifact, features: int, *, regression: bool
+    directory: Any,
+    name: str,
+    artifact: Artifact,
+    features: int,
+    *,
+    regression: bool,
+    valid: list[Any] | None = None,
+    columns: list[str] | None = None,
 ) -> Iterator[Served]:
     # Generating a request takes seconds at times on a busy machine: the idle keep-alive
     # timeout must not be what closes a connection here.
@@ -89,7 +142,15 @@ def _serve(
         *("--model-version", "1", "--drain-seconds", "0", "--keep-alive-seconds", "600"),
         ready=True,
     )
-    yield Served(server, name, features, [0.01] * features, regression)
+    yield Served(
+        server,
+        name,
+        features,
+        valid or [0.01] * features,
+        regression,
+        columns,
+        "yes" if columns else 0,
+    )
     server.stop()
     output = server.output()
     assert "Traceback" not in output, output
@@ -135,10 +196,10 @@ class Connection:
         )
         assert status == 200, data
 
-    def _input(self, rows: list[list[float]]) -> dict[str, Any]:
+    def _input(self, rows: list[list[Any]]) -> dict[str, Any]:
         return {
             "name": "input-0",
-            "datatype": "FP64",
+            "datatype": "BYTES" if self.served.columns else "FP64",
             "shape": [len(rows), self.served.features],
             "data": rows,
         }
@@ -154,7 +215,7 @@ def _schema_strategy(served: Served) -> st.SearchStrategy[Any]:
     )
 
 
-@pytest.mark.parametrize("model", ["forest", "regressor"])
+@pytest.mark.parametrize("model", ["forest", "regressor", "raw_table"])
 def test_requests_from_the_openapi_document_never_get_a_5xx(
     model: str, request: pytest.FixtureRequest
 ) -> None:
@@ -279,7 +340,7 @@ def test_nearly_valid_requests_with_extreme_values_never_get_a_5xx(
         fuzz()
         # Feedback with huge labels must not have frozen the online score.
         path = f"/v1/models/{served.name}/feedback"
-        row, label = served.valid_row, 0.5 if served.regression else 0
+        row, label = served.valid_row, 0.5 if served.regression else served.label
         body = json.dumps({"instances": [row], "labels": [label]}).encode()
         status, data = conn.send("POST", path, body, {"Content-Type": "application/json"})
         assert status == 200, data
@@ -311,3 +372,115 @@ def test_grpc_refuses_values_out_of_the_models_range(
     error: Any = caught.value
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert message in error.details()
+
+
+# ---------------------------------------------------------------- raw rows
+
+RAW_VALUES = st.one_of(
+    VALUES,
+    st.text(max_size=6),
+    st.sampled_from(["basic", "pro", "north", "gold", "nan", "inf", "1e39", "1e400", "True", ""]),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(0, 3), max_size=1),
+)
+RAW_DATATYPES = st.sampled_from(["BYTES", "BYTES", "FP64", "FP32", "INT64", "BOOL", "UINT8"])
+RAW_BYTES = st.one_of(
+    st.binary(max_size=6), st.sampled_from([b"basic", b"north", b"\xff\xfe", b"12.5", b"nan"])
+)
+
+
+def _binary_tensor(draw: st.DrawFn, name: str, rows: int) -> tuple[dict[str, Any], bytes]:
+    """One input as binary data whose declared sizes may not add up."""
+    datatype = draw(st.sampled_from(["BYTES", "BYTES", "FP64", "BOOL"]))
+    count = draw(st.sampled_from([rows, rows, rows + 1]))
+    if datatype == "BYTES":
+        values = draw(st.lists(RAW_BYTES, min_size=count, max_size=count))
+        raw = b"".join(struct.pack("<I", len(v)) + v for v in values)
+    elif datatype == "FP64":
+        floats = draw(st.lists(st.floats(), min_size=count, max_size=count))
+        raw = struct.pack(f"<{count}d", *floats)
+    else:
+        raw = bytes(draw(st.lists(st.integers(0, 1), min_size=count, max_size=count)))
+    if draw(st.booleans()):
+        raw = raw[: draw(st.integers(0, len(raw)))]
+    shape = draw(st.one_of(st.just([count]), SHAPES))
+    size = draw(st.one_of(st.just(len(raw)), st.integers(0, len(raw) + 4)))
+    header = {
+        "name": name,
+        "datatype": datatype,
+        "shape": shape,
+        "parameters": {"binary_data_size": size},
+    }
+    return header, raw
+
+
+@st.composite
+def raw_requests(draw: st.DrawFn, served: Served) -> tuple[str, bytes, dict[str, Any]]:
+    """A nearly valid request of raw rows: text, numbers, nulls, containers and bytes in
+    any column, columns missing, extra or of different lengths."""
+    columns = served.columns or []
+    names = draw(
+        st.one_of(
+            st.just(columns),
+            st.lists(st.sampled_from([*columns, "colour"]), max_size=len(columns) + 1, unique=True),
+        )
+    )
+    rows = draw(st.integers(0, 3))
+    kind = draw(st.sampled_from(["v1-objects", "v1-arrays", "v2", "v2-binary", "labels"]))
+    headers = {"Content-Type": "application/json"}
+    name = served.name
+    path = f"/v1/models/{name}:predict"
+    doc: Any
+    if kind in ("v1-objects", "labels"):
+        instances = [{c: draw(RAW_VALUES) for c in names} for _ in range(rows)]
+        doc = {"instances": instances}
+        if kind == "labels":
+            doc["labels"] = draw(st.lists(LABELS, min_size=rows, max_size=rows + 1))
+            path = f"/v1/models/{name}/feedback"
+    elif kind == "v1-arrays":
+        width = draw(st.sampled_from([len(columns), len(columns), len(columns) - 1]))
+        doc = {"instances": [[draw(RAW_VALUES) for _ in range(width)] for _ in range(rows)]}
+    elif kind == "v2":
+        inputs = []
+        for column in names:
+            count = draw(st.sampled_from([rows, rows, rows + 1]))
+            data = [draw(RAW_VALUES) for _ in range(count)]
+            shape = draw(st.one_of(st.just([count]), st.just([count, 1]), SHAPES))
+            inputs.append(
+                {"name": column, "datatype": draw(RAW_DATATYPES), "shape": shape, "data": data}
+            )
+        doc = {"inputs": inputs}
+        if draw(st.booleans()):
+            doc["outputs"] = [{"name": draw(st.sampled_from(["predict", "predict_proba"]))}]
+        path = f"/v2/models/{name}/infer"
+    else:
+        parts = [_binary_tensor(draw, column, rows) for column in names]
+        header = json.dumps({"inputs": [p[0] for p in parts]}).encode()
+        headers["Inference-Header-Content-Length"] = str(len(header))
+        return f"/v2/models/{name}/infer", header + b"".join(p[1] for p in parts), headers
+    return path, json.dumps(doc).encode(), headers
+
+
+def test_nearly_valid_raw_rows_never_get_a_5xx(raw_table: Served) -> None:
+    served = raw_table
+    conn = Connection(served)
+    sent = 0
+
+    @fuzz_settings(RAW_EXAMPLES)
+    @given(sample=st.one_of(raw_requests(served), requests(served)))
+    def fuzz(sample: tuple[str, bytes, dict[str, str]]) -> None:
+        nonlocal sent
+        conn.check("POST", *sample)
+        sent += 1
+
+    try:
+        fuzz()
+        body = json.dumps({"instances": [served.valid_row], "labels": ["yes"]}).encode()
+        path = f"/v1/models/{served.name}/feedback"
+        status, data = conn.send("POST", path, body, {"Content-Type": "application/json"})
+        assert status == 200, data
+    finally:
+        conn.close()
+    assert sent >= RAW_EXAMPLES
+    metrics = httpx.get(f"{served.server.url}/metrics").text
+    assert 'mlops_requests_total{code="400"' in metrics or 'code="400"' in metrics

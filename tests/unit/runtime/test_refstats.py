@@ -9,6 +9,7 @@ import pytest
 
 from mlops_operator.runtime.refstats import (
     bin_proportions,
+    category_psi,
     feature_stats,
     psi,
     reference_stats,
@@ -82,3 +83,19 @@ def test_reference_document_is_strict_json() -> None:
 def test_inconsistent_reference_stats_are_refused() -> None:
     with pytest.raises(ValueError, match="2 edges but 2 proportions"):
         psi({"edges": [0.0, 1.0], "proportions": [0.5, 0.5]}, [0.3])
+
+
+def test_category_psi_is_low_for_the_training_mix_and_high_for_another() -> None:
+    reference = {"basic": 0.5, "plus": 0.3, "pro": 0.2}
+    same = ["basic"] * 50 + ["plus"] * 30 + ["pro"] * 20 + [None] * 40
+    assert category_psi(reference, same) == pytest.approx(0.0, abs=1e-9)
+    assert category_psi(reference, ["pro"] * 80 + ["basic"] * 20) > 1
+    assert category_psi(reference, []) == 0.0
+
+
+def test_unseen_categories_share_one_bucket() -> None:
+    reference = {"basic": 0.5, "pro": 0.5}
+    one_new = ["basic"] * 45 + ["pro"] * 45 + ["gold"] * 10
+    ids = ["basic"] * 45 + ["pro"] * 45 + [f"id{i}" for i in range(10)]
+    assert category_psi(reference, ids) == pytest.approx(category_psi(reference, one_new))
+    assert 0.05 < category_psi(reference, one_new) < 1

@@ -50,13 +50,14 @@ from mlops_operator.runtime.server.feedback import (
     worker_of,
 )
 from mlops_operator.runtime.server.metrics import ServerMetrics, render
-from mlops_operator.runtime.server.model import LoadError, ServedModel, load_model, probe_rows
+from mlops_operator.runtime.server.model import LoadError, ServedModel, load_model
 from mlops_operator.runtime.server.openapi import openapi_document
 from mlops_operator.runtime.server.peers import PeerServer, claim_from, socket_path
 from mlops_operator.runtime.server.protocol import (
     OUTPUT_PREDICT,
     OUTPUT_PROBA,
     InferRequest,
+    Inputs,
     LabelledRows,
     ProtocolError,
     Rows,
@@ -66,6 +67,8 @@ from mlops_operator.runtime.server.protocol import (
     parse_v1_predict,
     parse_v2_infer,
 )
+from mlops_operator.runtime.server.table import CATEGORICAL, category_shares, unseen_categories
+from mlops_operator.runtime.server.table import check_range as check_table_range
 from mlops_operator.runtime.server.tensors import encode, split_body
 
 logger = logging.getLogger(__name__)
@@ -77,8 +80,6 @@ HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 """The binary data extension's header: the length of the JSON part of a body."""
 MAX_ID_HEADER_ROWS: Final = 100
 """Prediction ids go into the ``X-Prediction-Ids`` header only up to this many rows."""
-
-FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -190,8 +191,6 @@ class ModelServer:
         self._peers: PeerServer | None = None
         self._socket_dir = Path(config.socket_dir)
         self._ready_dir = Path(config.run_dir) / "ready"
-        self.limit = math.inf
-        """The largest magnitude of an input value the model takes (see :func:`input_limit`)."""
         self.draining = False
         """Set on SIGTERM: readiness answers 503 while requests are still served."""
         self._openapi: bytes | None = None
@@ -291,7 +290,6 @@ class ModelServer:
                 logger.exception("loading the model failed unexpectedly")
                 reason = f"unexpected {type(exc).__name__}: {exc}"
             else:
-                self.limit = await asyncio.to_thread(input_limit, model)
                 self._activate(model)
                 return
             self.reason = f"model {config.name} is not loaded: {reason}"
@@ -304,8 +302,15 @@ class ModelServer:
         info = model.info
         regression = not info.is_classifier
         self._score = RollingScore(regression=regression, classes=info.classes or ())
-        if model.reference is not None:
-            self._drift = DriftWindow(model.reference, info.features)
+        categories = {
+            c.name: shares
+            for c in model.columns or ()
+            if c.kind == CATEGORICAL
+            and c.used
+            and (shares := category_shares(model.schema, c.name)) is not None
+        }
+        if model.reference is not None or categories:
+            self._drift = DriftWindow(model.reference or {}, info.features, categories=categories)
         self._batcher = MicroBatcher(
             model.predict,
             max_batch_size=self.config.max_batch_size,
@@ -333,8 +338,10 @@ class ModelServer:
             model.predict_path,
         )
 
-    def _on_batch(self, rows: Rows, predictions: Predictions) -> None:
+    def _on_batch(self, rows: Inputs, predictions: Predictions) -> None:
         """Bookkeeping after each predict call; runs on the prediction thread."""
+        if self.model is not None and self.model.columns is not None:
+            self.metrics.unseen(unseen_categories(rows, self.model.columns))
         if self.model is not None and self.model.info.is_classifier:
             classes, counts = np.unique(predictions, return_counts=True)
             by_class: Iterable[tuple[str, int]] = zip(
@@ -424,14 +431,18 @@ class ModelServer:
         return found
 
     async def predict_rows(
-        self, rows: Rows, with_proba: bool, *, batched: bool = True
+        self, rows: Inputs, with_proba: bool, *, batched: bool = True
     ) -> tuple[npt.NDArray[Any], Rows | None]:
-        """Predictions (and probabilities if asked) for validated rows: in some batch, or
-        alone for feedback rows. Values beyond the model's input dtype are a 400, and
-        outputs that are not finite numbers a 422 (no client gets ``null`` as a prediction)."""
+        """Predictions (and probabilities if asked) for validated rows (or a table of raw
+        rows): in some batch, or alone for feedback rows. Values beyond what the model takes
+        (see :func:`.model.check_inputs`) are a 400, and outputs that are not finite numbers
+        a 422 (no client gets ``null`` as a prediction)."""
         model, batcher = self.ready_model()
-        if self.limit < math.inf:
-            check_range(rows, model.info.features, self.limit)
+        if model.input_limit < math.inf:
+            if model.columns is not None:
+                check_table_range(rows, model.columns, model.input_limit)
+            else:
+                check_range(rows, model.info.features, model.input_limit)
         if batched:
             predictions, proba = await batcher.submit(rows, with_proba)
         else:
@@ -470,13 +481,32 @@ class ModelServer:
         ]
         if model.has_proba:
             outputs.append(
-                {"name": OUTPUT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]}
+                {
+                    "name": OUTPUT_PROBA,
+                    "datatype": "FP64",
+                    "shape": [-1, len(model.classes)],
+                    # Column k of predict_proba is the probability of classes[k].
+                    "parameters": {"classes": list(model.classes)},
+                }
             )
+        inputs: list[dict[str, Any]]
+        if model.columns is None:
+            inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(info.features)]}]
+        else:
+            inputs = [
+                {
+                    "name": c.name,
+                    "datatype": c.datatype,
+                    "shape": [-1],
+                    "parameters": {"kind": c.kind, "nullable": c.nullable, "used": c.used},
+                }
+                for c in model.columns
+            ]
         return {
             "name": self.config.name,
             "versions": [self.config.model_version] if self.config.model_version else [],
             "platform": "sklearn",
-            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(info.features)]}],
+            "inputs": inputs,
             "outputs": outputs,
             "parameters": {
                 "task": info.task,
@@ -552,8 +582,9 @@ class ModelServer:
             decode_json(header),
             model.info.features,
             model.output_names,
-            allow_nan=model.allow_nan,
+            allow_nan=model.nullable,
             binary=binary,
+            columns=model.columns,
         )
         result = await self.predict(parsed)
         outputs: list[dict[str, Any]] = []
@@ -610,7 +641,9 @@ class ModelServer:
         doc = decode_json(
             await read_body(request, self.config.max_body_bytes, self.config.body_timeout)
         )
-        rows = parse_v1_predict(doc, model.info.features, allow_nan=model.allow_nan)
+        rows = parse_v1_predict(
+            doc, model.info.features, allow_nan=model.nullable, columns=model.columns
+        )
         predictions, _ = await self.predict_rows(rows, False)
         values = predictions.tolist()
         ids = self._remember(values)
@@ -637,7 +670,8 @@ class ModelServer:
             doc,
             model.info.features,
             regression=not model.info.is_classifier,
-            allow_nan=model.allow_nan,
+            allow_nan=model.nullable,
+            columns=model.columns,
         )
         unknown: list[str] = []
         if isinstance(parsed, LabelledRows):
@@ -701,27 +735,6 @@ class ModelServer:
             return response
 
         return guarded
-
-
-def input_limit(model: ServedModel) -> float:
-    """The largest magnitude of an input value ``model`` takes: float32's largest when the
-    model fails on a value only float64 holds (scikit-learn's trees cast their input to
-    float32, and fail inside ``predict`` on 1e39), else unbounded. Found by trying one row
-    at load, so the limit is a 400 with a message instead of a 500 from inside the model."""
-    features = model.info.features
-    probe = probe_rows(model.reference, list(features))
-    row = probe[:1].copy() if probe is not None else np.zeros((1, len(features)))
-    with np.errstate(all="ignore"):
-        try:
-            model.predict(row, False)
-        except Exception:
-            return math.inf  # fails on ordinary rows too: nothing to learn here
-        row[0, 0] = FLOAT32_MAX * 10
-        try:
-            model.predict(row, False)
-        except Exception:
-            return FLOAT32_MAX
-    return math.inf
 
 
 def check_outputs(predictions: npt.NDArray[Any], proba: Rows | None) -> None:

@@ -31,14 +31,16 @@ from mlops_operator.runtime.server.proto import open_inference_pb2_grpc as pb_gr
 from mlops_operator.runtime.server.protocol import (
     OUTPUT_PREDICT,
     InferRequest,
+    NanMask,
     Tensor,
     check_datatype,
     check_shape,
+    inputs_from_tensors,
     requested_outputs,
-    rows_from_tensors,
     tensor_from_binary,
     tensor_from_data,
 )
+from mlops_operator.runtime.server.table import Column
 from mlops_operator.runtime.server.tensors import BYTES, encode
 
 if TYPE_CHECKING:
@@ -97,7 +99,7 @@ def _shape(raw: Sequence[int], where: str) -> tuple[int, ...]:
 
 
 def _input_tensor(
-    tensor: pb.ModelInferRequest.InferInputTensor, index: int, raw: bytes | None
+    tensor: pb.ModelInferRequest.InferInputTensor, index: int, raw: bytes | None, keep: bool
 ) -> Tensor:
     if not tensor.name:
         raise ProtocolError(400, f"inputs[{index}] needs a 'name' (a non-empty string)")
@@ -112,7 +114,7 @@ def _input_tensor(
                 f"{where} has both typed contents ({', '.join(filled)}) and raw_input_contents; "
                 "send one",
             )
-        return tensor_from_binary(tensor.name, datatype, shape, raw, where)
+        return tensor_from_binary(tensor.name, datatype, shape, raw, where, keep=keep)
     field = CONTENTS_FIELD[datatype]
     others = [name for name in filled if name != field]
     if others:
@@ -120,7 +122,7 @@ def _input_tensor(
             400, f"{where} is {datatype}: its values go in contents.{field}, not {others[0]}"
         )
     values: Sequence[Any] = getattr(tensor.contents, field)
-    return tensor_from_data(tensor.name, datatype, shape, list(values), where)
+    return tensor_from_data(tensor.name, datatype, shape, list(values), where, raw=keep)
 
 
 def parse_infer(
@@ -128,9 +130,11 @@ def parse_infer(
     features: Sequence[str],
     output_names: Sequence[str],
     *,
-    allow_nan: bool,
+    allow_nan: NanMask,
+    columns: Sequence[Column] | None = None,
 ) -> InferRequest:
-    """Validate a ModelInfer request, as :func:`~.protocol.parse_v2_infer` does over HTTP."""
+    """Validate a ModelInfer request, as :func:`~.protocol.parse_v2_infer` does over HTTP
+    (a table with ``columns``, for a model of raw rows: BYTES contents hold categories)."""
     if not request.inputs:
         raise ProtocolError(400, "'inputs' must hold at least one input tensor")
     raw = request.raw_input_contents
@@ -140,8 +144,10 @@ def parse_infer(
             f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs; "
             "send one entry per input, in the inputs' order",
         )
+    keep = columns is not None
     tensors = [
-        _input_tensor(tensor, i, raw[i] if raw else None) for i, tensor in enumerate(request.inputs)
+        _input_tensor(tensor, i, raw[i] if raw else None, keep)
+        for i, tensor in enumerate(request.inputs)
     ]
     outputs: tuple[str, ...] = (OUTPUT_PREDICT,)
     if request.outputs:
@@ -150,7 +156,7 @@ def parse_infer(
             output_names,
             binary_default=False,
         )
-    rows = rows_from_tensors(tensors, features, allow_nan=allow_nan)
+    rows = inputs_from_tensors(tensors, features, allow_nan=allow_nan, columns=columns)
     return InferRequest(rows=rows, outputs=outputs, id=request.id or None)
 
 
@@ -228,8 +234,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             name=doc["name"],
             versions=doc["versions"],
             platform=doc["platform"],
-            inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in doc["inputs"]],
-            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in doc["outputs"]],
+            inputs=[_tensor_metadata(t) for t in doc["inputs"]],
+            outputs=[_tensor_metadata(t) for t in doc["outputs"]],
         )
 
     async def ModelInfer(
@@ -247,7 +253,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             server.check_model(request.model_name, request.model_version or None)
             model, _ = server.ready_model()
             parsed = parse_infer(
-                request, model.info.features, model.output_names, allow_nan=model.allow_nan
+                request,
+                model.info.features,
+                model.output_names,
+                allow_nan=model.nullable,
+                columns=model.columns,
             )
             result = await server.predict(parsed)
             response = infer_response(
@@ -270,6 +280,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             self._server.check_model(name, version or None)
         except ProtocolError as exc:
             await context.abort(status_code(exc.status), exc.message)
+
+
+def _tensor_metadata(doc: Mapping[str, Any]) -> pb.ModelMetadataResponse.TensorMetadata:
+    """A tensor of the HTTP metadata as gRPC has it (no parameters there)."""
+    return pb.ModelMetadataResponse.TensorMetadata(
+        name=doc["name"], datatype=doc["datatype"], shape=doc["shape"]
+    )
 
 
 def _metadata(context: aio.ServicerContext[Any, Any], key: str) -> str | None:

@@ -12,7 +12,9 @@ Counters and histograms sum across workers. Per-worker windows are combined deli
   ``mlops_online_mae`` from them for one pod; anything aggregating over replicas sums the
   statistics first and divides last (docs/monitoring.md has the PromQL), which is exact;
 - drift PSI is the largest over the workers (``livemax``): each worker sees a random share of
-  the same traffic, and the worst window is the one to alert on;
+  the same traffic, and the worst window is the one to alert on; categorical features have
+  one too (category shares against training), and their values never seen in training are
+  counted (``mlops_unseen_categories_total``, by feature);
 - ``mlops_model_ready`` is the smallest (``livemin``): ready only when every worker is;
 - ``mlops_drift_available`` is 0 for a model without ``reference.json`` (a model brought
   without its training statistics): its drift metrics never appear (rather than a PSI of 0,
@@ -115,6 +117,13 @@ class ServerMetrics:
             "Largest mlops_feature_drift_psi over the features.",
             _LABELS,
             multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self._unseen = Counter(
+            "mlops_unseen_categories",
+            "Values of a categorical feature never seen in training, by feature: predicted "
+            "(encoded as none of the known categories), not refused.",
+            [*_LABELS, "feature"],
             registry=registry,
         )
         self._window_rows = Gauge(
@@ -263,6 +272,11 @@ class ServerMetrics:
             children[0].set(counts.tp)
             children[1].set(counts.fp)
             children[2].set(counts.fn)
+
+    def unseen(self, counts: dict[str, int]) -> None:
+        """Count values of categorical features the model never saw, by feature."""
+        for feature, count in counts.items():
+            self._unseen.labels(**self._labels, feature=feature).inc(count)
 
     def drift(self, psi: dict[str, float], rows: int) -> None:
         """Publish this worker's drift PSI by feature."""

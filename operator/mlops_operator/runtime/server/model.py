@@ -9,6 +9,11 @@ The cache is keyed by digest, so a restarted worker (or a second worker) loads f
 (classifier or regressor), the classes, the feature count and names. A manifest that is
 there wins, field by field, and is checked against the estimator. See
 docs/bring-your-own-model.md.
+
+A model trained on a raw table takes raw rows (text categories, nulls): its columns come from
+the manifest's ``preprocessing``, ``schema.json`` and the fitted Pipeline's encoders (see
+:func:`table_columns`). Every model is tried once at load (:func:`check_inputs`): which
+features take a missing value, and the largest number it takes.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -28,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from mlops_operator.artifacts.layout import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE
+from mlops_operator.artifacts.layout import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE, SCHEMA_FILE
 from mlops_operator.artifacts.store import (
     ArtifactStore,
     NotFound,
@@ -37,7 +43,15 @@ from mlops_operator.artifacts.store import (
     sha256_file,
 )
 from mlops_operator.runtime.server import fastpath
-from mlops_operator.runtime.server.protocol import OUTPUT_PREDICT, OUTPUT_PROBA, Rows
+from mlops_operator.runtime.server.errors import ProtocolError
+from mlops_operator.runtime.server.protocol import (
+    OUTPUT_PREDICT,
+    OUTPUT_PROBA,
+    Inputs,
+    NanMask,
+    Rows,
+)
+from mlops_operator.runtime.server.table import CATEGORICAL, NUMERIC, Column, Table
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +65,8 @@ class LoadError(Exception):
 
 
 TASKS: Final = ("classification", "regression")
+
+FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,9 @@ class ModelInfo:
     drift_unavailable: str | None = None
     """Why input drift cannot be measured (no usable ``reference.json``); ``None`` when it
     can."""
+    preprocessing: tuple[Mapping[str, Any], ...] | None = None
+    """What the trainer did to each column (the manifest's ``preprocessing``: ``column``,
+    ``kind``, ``dropped``...); ``None`` when the estimator saw raw numbers or nobody said."""
 
     @property
     def is_classifier(self) -> bool:
@@ -100,6 +119,7 @@ class Manifest:
     classes: tuple[Any, ...] | None = None
     digest: str | None = None
     framework_version: str | None = None
+    preprocessing: tuple[Mapping[str, Any], ...] | None = None
 
 
 def parse_manifest(raw: bytes, uri: str) -> Manifest:
@@ -129,6 +149,12 @@ def parse_manifest(raw: bytes, uri: str) -> Manifest:
     if digest is not None and not isinstance(digest, str):
         problems.append("digest must be a string")
     version = doc.get("frameworkVersion")
+    preprocessing = doc.get("preprocessing")
+    if preprocessing is not None and (
+        not isinstance(preprocessing, list)
+        or not all(isinstance(s, dict) and isinstance(s.get("column"), str) for s in preprocessing)
+    ):
+        problems.append("preprocessing must be a list of objects with a column name")
     if problems:
         raise LoadError(f"{uri} is not a valid model manifest: {'; '.join(problems)}")
     return Manifest(
@@ -137,6 +163,7 @@ def parse_manifest(raw: bytes, uri: str) -> Manifest:
         classes=tuple(classes) if classes is not None else None,
         digest=digest,
         framework_version=str(version) if version else None,
+        preprocessing=tuple(preprocessing) if preprocessing is not None else None,
     )
 
 
@@ -237,6 +264,7 @@ def describe(
         digest=digest,
         framework_version=manifest.framework_version,
         from_manifest=given,
+        preprocessing=manifest.preprocessing,
     )
 
 
@@ -281,21 +309,26 @@ def force_single_thread(estimator: Any) -> list[str]:
 
 
 class ServedModel:
-    """A loaded, verified model with its manifest and reference statistics."""
+    """A loaded, verified model with its manifest, reference statistics and schema."""
 
-    def __init__(self, info: ModelInfo, estimator: Any, reference: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        estimator: Any,
+        reference: dict[str, Any] | None,
+        schema: Mapping[str, Any] | None = None,
+    ) -> None:
         import pandas as pd
         from sklearn.utils import get_tags
 
         self.info = info
         self.estimator = estimator
         self.reference = reference
+        self.schema = schema
+        """``schema.json`` of the training data, when the model came with one."""
         self._frame = pd.DataFrame
         self._columns = list(info.features)
         self.has_proba = info.is_classifier and hasattr(estimator, "predict_proba")
-        self.array_input = self._arrays_predict_alike()
-        """Whether ``predict`` gets bare arrays rather than DataFrames; see
-        :meth:`_arrays_predict_alike`."""
         try:
             self.allow_nan = bool(get_tags(estimator).input_tags.allow_nan)
         except (AttributeError, TypeError):
@@ -304,10 +337,53 @@ class ServedModel:
         self.classes: tuple[Any, ...] = (
             tuple(np.asarray(classes).tolist()) if classes is not None else info.classes or ()
         )
+        columns = table_columns(info.features, estimator, info.preprocessing, schema)
+        self.columns: tuple[Column, ...] | None = None
+        """The input columns of a model that takes raw rows; ``None`` for a model of numbers,
+        which takes float64 rows."""
+        self.nullable: NanMask = self.allow_nan
+        """Whether a missing value is taken, for every feature or per feature."""
+        self.input_limit = math.inf
+        """The largest magnitude of a numeric input value the model takes."""
+        self._fast: fastpath.Predict | None = None
+        if columns is not None:
+            self.columns = columns
+            self.array_input = False
+            numeric = [j for j, c in enumerate(columns) if c.kind == NUMERIC and c.used]
+            null = [math.nan if c.kind == NUMERIC else None for c in columns]
+            checks = check_inputs(
+                self._table_outputs, typical_table(columns, schema, reference), numeric, null
+            )
+            self.input_limit = checks.limit
+            nullable = checks.nullable or (True,) * len(columns)
+            self.columns = tuple(
+                replace(c, nullable=ok) for c, ok in zip(columns, nullable, strict=True)
+            )
+            self.nullable = np.array(nullable)
+            self.predict_path = fastpath.SKLEARN
+            self.predict_path_reason = "the model takes raw rows, which its Pipeline encodes"
+            return
+        self.array_input = self._arrays_predict_alike()
+        """Whether ``predict`` gets bare arrays rather than DataFrames; see
+        :meth:`_arrays_predict_alike`."""
+        probe = probe_rows(reference, self._columns)
+        typical = probe[:1].copy() if probe is not None else np.zeros((1, len(self._columns)))
+        checks = check_inputs(
+            lambda rows: self._sklearn_predict(rows, False),
+            typical,
+            range(len(self._columns)),
+            [math.nan] * len(self._columns),
+            nulls=not self.allow_nan,
+        )
+        self.input_limit = checks.limit
+        if checks.nullable is not None and not self.allow_nan:
+            self.nullable = all(checks.nullable) or (
+                np.array(checks.nullable) if any(checks.nullable) else False
+            )
         choice = fastpath.choose(
             estimator,
             self._sklearn_predict,
-            probe_rows(reference, self._columns),
+            probe,
             with_proba=self.has_proba,
             allow_nan=self.allow_nan,
         )
@@ -322,10 +398,13 @@ class ServedModel:
         """The outputs this model can produce."""
         return (OUTPUT_PREDICT, OUTPUT_PROBA) if self.has_proba else (OUTPUT_PREDICT,)
 
-    def predict(self, rows: Rows, with_proba: bool) -> tuple[npt.NDArray[Any], Rows | None]:
-        """Predictions for ``rows`` and, if asked and available, class probabilities."""
+    def predict(self, rows: Inputs, with_proba: bool) -> tuple[npt.NDArray[Any], Rows | None]:
+        """Predictions for ``rows`` (a table for a model of raw rows) and, if asked and
+        available, class probabilities."""
         if self._fast is not None:
             return self._fast(rows, with_proba)
+        if self.columns is not None:
+            return self._table_predict(rows, with_proba)
         return self._sklearn_predict(rows, with_proba)
 
     def _sklearn_predict(
@@ -338,6 +417,34 @@ class ServedModel:
         proba = None
         if with_proba and self.has_proba:
             proba = np.ascontiguousarray(self.estimator.predict_proba(x), dtype=np.float64)
+        return predictions, proba
+
+    def table_frame(self, table: Table) -> Any:
+        """A table as the DataFrame the Pipeline was fitted on: numeric columns as float64,
+        categories as objects, in the fitted order."""
+        columns = self.columns or ()
+        data = {
+            c.name: table[:, j].astype(np.float64) if c.kind == NUMERIC and c.used else table[:, j]
+            for j, c in enumerate(columns)
+        }
+        return self._frame(data, columns=self._columns)
+
+    def _table_outputs(self, table: Table) -> Any:
+        return self.estimator.predict(self.table_frame(table))
+
+    def _table_predict(
+        self, table: Table, with_proba: bool
+    ) -> tuple[npt.NDArray[Any], Rows | None]:
+        """:meth:`predict` for a table. The Pipeline refusing the rows (a value its encoder
+        cannot take) is the client's 422, not the server's 500."""
+        x = self.table_frame(table)
+        try:
+            predictions = np.asarray(self.estimator.predict(x))
+            proba = None
+            if with_proba and self.has_proba:
+                proba = np.ascontiguousarray(self.estimator.predict_proba(x), dtype=np.float64)
+        except (ValueError, TypeError) as exc:
+            raise ProtocolError(422, f"the model cannot predict these rows: {exc}") from exc
         return predictions, proba
 
     def _arrays_predict_alike(self) -> bool:
@@ -391,6 +498,192 @@ def probe_rows(reference: dict[str, Any] | None, features: list[str]) -> Rows | 
         columns.append(np.asarray(edges, dtype=np.float64))
     size = min(len(c) for c in columns)
     return np.column_stack([c[:size] for c in columns])
+
+
+@dataclass(frozen=True)
+class InputChecks:
+    """What a model was found to take at load (see :func:`check_inputs`)."""
+
+    limit: float
+    """The largest magnitude of a number: float32's largest for a model that fails beyond
+    it, else unbounded."""
+    nullable: tuple[bool, ...] | None
+    """Per feature, whether a missing value there is predicted; ``None`` when not tried."""
+
+
+def check_inputs(
+    predict: Callable[[Any], Any],
+    typical: npt.NDArray[Any],
+    numeric: Sequence[int],
+    missing: Sequence[Any],
+    *,
+    nulls: bool = True,
+) -> InputChecks:
+    """Try the model once at load on variations of one ``typical`` row (shape ``(1, F)``),
+    through scikit-learn's own predict, so refusals are 400s naming the feature instead of a
+    500 from inside the model.
+
+    - The range: the ``numeric`` features set beyond float32's largest. scikit-learn's trees
+      cast their input to float32 and fail inside ``predict`` on 1e39, which float64 holds.
+    - Missing values (when ``nulls``): one row per feature with that feature set to its
+      ``missing`` value, all predicted at once and, if that fails, one by one.
+
+    A model that fails on the typical row itself teaches nothing: no limit, nulls untried.
+    """
+    count = typical.shape[1]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not _predicts(predict, typical):
+            logger.info("input checks skipped: the model fails on a typical row")
+            return InputChecks(math.inf, None)
+        limit = math.inf
+        if numeric:
+            row = typical.copy()
+            row[0, list(numeric)] = FLOAT32_MAX * 10
+            if not _predicts(predict, row):
+                limit = FLOAT32_MAX
+        if not nulls:
+            return InputChecks(limit, None)
+        rows = np.repeat(typical, count, axis=0)
+        for j in range(count):
+            rows[j, j] = missing[j]
+        if _predicts(predict, rows):
+            return InputChecks(limit, (True,) * count)
+        return InputChecks(limit, tuple(_predicts(predict, rows[j : j + 1]) for j in range(count)))
+
+
+def _predicts(predict: Callable[[Any], Any], rows: npt.NDArray[Any]) -> bool:
+    try:
+        predict(rows)
+    except Exception:
+        return False
+    return True
+
+
+def _encoded_categories(estimator: Any) -> dict[str, frozenset[str]]:
+    """The categories each encoded column of a fitted preprocessing Pipeline knows (its
+    ColumnTransformer's OneHotEncoder or OrdinalEncoder), by column name."""
+    steps = getattr(estimator, "steps", None)
+    if not steps:
+        return {}
+    transformers = getattr(steps[0][1], "transformers_", None)
+    if not isinstance(transformers, list):
+        return {}
+    found: dict[str, frozenset[str]] = {}
+    for entry in transformers:
+        if not isinstance(entry, tuple) or len(entry) != 3:
+            continue
+        _, transformer, names = entry
+        names = list(names) if isinstance(names, list | tuple | np.ndarray) else []
+        if not names or not all(isinstance(n, str) for n in names):
+            continue
+        parts = [step for _, step in getattr(transformer, "steps", [])] or [transformer]
+        encoder = next((p for p in parts if hasattr(p, "categories_")), None)
+        if encoder is None:
+            continue
+        for name, values in zip(names, encoder.categories_, strict=False):
+            found[name] = frozenset(
+                str(v) for v in np.asarray(values, dtype=object).tolist() if not _is_missing(v)
+            )
+    return found
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _datatype(kind: str, dtype: str) -> str:
+    """The v2 datatype of a column of pandas ``dtype`` (``""`` when unknown)."""
+    integer = dtype.lower().startswith(("int", "uint"))
+    if kind == CATEGORICAL:
+        if dtype.lower() in ("bool", "boolean"):
+            return "BOOL"
+        return "INT64" if integer else "BYTES"
+    return "INT64" if integer else "FP64"
+
+
+def table_columns(
+    features: Sequence[str],
+    estimator: Any,
+    preprocessing: Sequence[Mapping[str, Any]] | None,
+    schema: Mapping[str, Any] | None,
+) -> tuple[Column, ...] | None:
+    """The input columns of a model that takes raw rows, or ``None`` for a model of
+    numbers (no feature is categorical or dropped).
+
+    Each feature's kind comes from the manifest's ``preprocessing`` (which has the user's
+    overrides), else ``schema.json``, else the fitted Pipeline (a column its encoders
+    encode is categorical), else numeric; its datatype from the training dtype in
+    ``schema.json`` (unknown: ``FP64`` for numbers, ``BYTES`` for categories); its known
+    categories from the Pipeline's encoders, else ``schema.json``.
+    """
+    steps = {str(s.get("column")): s for s in preprocessing or ()}
+    encoded = _encoded_categories(estimator)
+    documented = (schema or {}).get("columns")
+    documented = documented if isinstance(documented, Mapping) else {}
+    columns = []
+    for name in features:
+        step = steps.get(name)
+        doc = documented.get(name)
+        doc = doc if isinstance(doc, Mapping) else {}
+        if step is not None:
+            kind, used = step.get("kind"), not step.get("dropped")
+        elif doc.get("type") is not None:
+            kind, used = doc.get("type"), True
+        else:
+            kind, used = CATEGORICAL if name in encoded else NUMERIC, True
+        kind = kind if kind in (NUMERIC, CATEGORICAL) else NUMERIC
+        categories = encoded.get(name)
+        listed = doc.get("categories")
+        if categories is None and kind == CATEGORICAL and isinstance(listed, list):
+            categories = frozenset(str(c) for c in listed)
+        datatype = _datatype(kind, str(doc.get("dtype") or ""))
+        columns.append(Column(name, kind, datatype, True, categories, bool(used)))
+    if all(c.kind == NUMERIC and c.used for c in columns):
+        return None
+    return tuple(columns)
+
+
+def typical_table(
+    columns: Sequence[Column],
+    schema: Mapping[str, Any] | None,
+    reference: Mapping[str, Any] | None,
+) -> Table:
+    """One row of ordinary values: each number's training mean (or middle quantile), each
+    category's most frequent value; the load-time checks vary it."""
+    documented = (schema or {}).get("columns")
+    documented = documented if isinstance(documented, Mapping) else {}
+    row = np.empty((1, len(columns)), dtype=object)
+    for j, column in enumerate(columns):
+        doc = documented.get(column.name)
+        doc = doc if isinstance(doc, Mapping) else {}
+        if not column.used:
+            row[0, j] = None
+        elif column.kind == NUMERIC:
+            row[0, j] = _typical_number(doc, (reference or {}).get(column.name))
+        else:
+            row[0, j] = _typical_category(doc, column.categories)
+    return row
+
+
+def _typical_number(doc: Mapping[str, Any], stats: Any) -> float:
+    mean = doc.get("mean")
+    if isinstance(mean, int | float) and math.isfinite(mean):
+        return float(mean)
+    edges = stats.get("edges") if isinstance(stats, Mapping) else None
+    if isinstance(edges, list) and edges and all(isinstance(e, int | float) for e in edges):
+        return float(edges[len(edges) // 2])
+    return 0.0
+
+
+def _typical_category(doc: Mapping[str, Any], known: frozenset[str] | None) -> str:
+    shares = doc.get("shares")
+    if isinstance(shares, Mapping):
+        ranked = sorted(shares.items(), key=lambda kv: -float(kv[1]))
+        for value, _ in ranked:
+            if known is None or str(value) in known:
+                return str(value)
+    return min(known) if known else ""
 
 
 @contextlib.contextmanager
@@ -492,10 +785,24 @@ def load_model(
             len(info.features),
             list(info.features[:10]),
         )
+    schema = _read_schema(store, str(base.child(SCHEMA_FILE)))
     forced = force_single_thread(estimator)
     if forced:
         logger.info("set %s to 1", ", ".join(forced))
-    return ServedModel(info, estimator, reference)
+    return ServedModel(info, estimator, reference, schema)
+
+
+def _read_schema(store: ArtifactStore, uri: str) -> dict[str, Any] | None:
+    """The training data's ``schema.json``, if the model came with a readable one: the
+    columns' training dtypes, categories and their shares (categorical drift)."""
+    try:
+        doc = orjson.loads(store.read_bytes(uri))
+    except NotFound:
+        return None
+    except (StorageError, orjson.JSONDecodeError) as exc:
+        logger.warning("%s is not used: %s", uri, getattr(exc, "message", exc))
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _read_reference(store: ArtifactStore, uri: str) -> tuple[dict[str, Any] | None, str | None]:

@@ -18,10 +18,11 @@ _ERROR: Final = {
     "required": ["error"],
     "properties": {"error": {"type": "string", "description": "What was wrong, for a person."}},
 }
-_NUMBER_OR_NULL: Final = {
-    "type": "number",
+_VALUE: Final = {
     "nullable": True,
-    "description": "A feature value; null is a missing value (for models that take them).",
+    "description": "A feature value: a number, or for a model of raw rows a category (text, "
+    "a number or a boolean); null is a missing value (where the model takes one).",
+    "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}],
 }
 _ROWS: Final = {
     "type": "array",
@@ -30,8 +31,8 @@ _ROWS: Final = {
     "by feature name.",
     "items": {
         "oneOf": [
-            {"type": "array", "items": _NUMBER_OR_NULL},
-            {"type": "object", "additionalProperties": _NUMBER_OR_NULL},
+            {"type": "array", "items": _VALUE},
+            {"type": "object", "additionalProperties": _VALUE},
         ]
     },
 }
@@ -85,7 +86,8 @@ def _infer_request() -> dict[str, Any]:
                 "type": "array",
                 "items": {"type": "integer", "minimum": 0},
                 "description": "[N, n_features] for one input of all features, or [N] (or "
-                "[N, 1]) for one input per feature, named after it.",
+                "[N, 1]) for one input per feature, named after it (GET /v2/models/{name} "
+                "lists them).",
             },
             "data": {"type": "array", "description": "The values, nested or flat."},
             "parameters": _PARAMETERS,

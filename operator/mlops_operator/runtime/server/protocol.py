@@ -5,6 +5,10 @@ extension, the bytes after it; or the tensors of a gRPC request, see :mod:`.grpc
 numpy rows of shape ``(N, n_features)`` (float64, in the model's feature order) or raises
 :class:`ProtocolError` with the HTTP status and a message that says what was wrong. Nothing
 here does I/O, so the whole table of bad inputs is unit-tested without a server.
+
+A model that takes raw rows (text categories, nulls: see :mod:`.table`) passes its
+``columns``: the same requests then become a table instead, each column decoded as its kind
+asks; without them the numeric path is exactly as it always was.
 """
 
 from __future__ import annotations
@@ -19,9 +23,21 @@ import numpy.typing as npt
 import orjson
 
 from mlops_operator.runtime.server.errors import ProtocolError as ProtocolError
+from mlops_operator.runtime.server.table import (
+    Column,
+    Table,
+    elements,
+    table_from_instances,
+    table_from_tensors,
+)
 from mlops_operator.runtime.server.tensors import BYTES, NUMERIC_DTYPES, BinaryReader, decode
 
 Rows = npt.NDArray[np.float64]
+Inputs = Rows | Table
+"""What a request's rows become: float64 rows, or a table for a model of raw rows."""
+
+NanMask = bool | npt.NDArray[np.bool_]
+"""Whether missing values are taken: for every feature, or per feature."""
 
 OUTPUT_PREDICT: Final = "predict"
 """Name of the output holding predicted labels (classifiers) or values (regressors)."""
@@ -30,8 +46,8 @@ OUTPUT_PROBA: Final = "predict_proba"
 """Name of the output holding class probabilities, ``[N, n_classes]`` (classifiers only)."""
 
 DATATYPES: Final = frozenset({*NUMERIC_DTYPES, BYTES})
-"""Input datatypes accepted by ``/infer``; every feature is numeric, so BYTES data must hold
-numbers written as strings."""
+"""Input datatypes accepted by ``/infer``. BYTES holds text: categories for a model of raw
+rows, numbers written as text for the others."""
 
 MAX_DIMS: Final = 2
 """Most dimensions an input tensor may have: ``[N, n_features]``, ``[N, 1]`` or ``[N]``."""
@@ -50,7 +66,7 @@ _MAX_LISTED: Final = 10
 class InferRequest:
     """A validated v2 inference request."""
 
-    rows: Rows
+    rows: Inputs
     outputs: tuple[str, ...]
     """Requested outputs, in request order; ``("predict",)`` when the request names none."""
     id: str | None
@@ -65,7 +81,8 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     data: npt.NDArray[Any]
-    """float64 (or numbers that cast to it), shaped as declared."""
+    """float64 (or numbers that cast to it), shaped as declared; for a model of raw rows the
+    elements as sent (see :func:`.table.elements`)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,7 @@ class LabelledIds:
 class LabelledRows:
     """Feedback as rows with their ground-truth labels: predicted now and compared."""
 
-    rows: Rows
+    rows: Inputs
     labels: tuple[Any, ...]
 
 
@@ -180,17 +197,27 @@ def check_range(rows: Rows, features: Sequence[str], limit: float) -> None:
     )
 
 
-def check_finite(rows: Rows, features: Sequence[str], *, allow_nan: bool) -> None:
-    """Refuse infinities always, and NaN (missing values) when the model cannot take them."""
+def check_finite(rows: Rows, features: Sequence[str], *, allow_nan: NanMask) -> None:
+    """Refuse infinities always, and NaN (missing values) where the model cannot take them
+    (``allow_nan``: for every feature, or one flag per feature)."""
     bad = ~np.isfinite(rows)
-    if allow_nan:
-        bad &= ~np.isnan(rows)
+    if isinstance(allow_nan, bool):
+        if allow_nan:
+            bad &= ~np.isnan(rows)
+    else:
+        bad &= ~(np.isnan(rows) & allow_nan)
     if not bad.any():
         return
     row, col = (int(i) for i in np.argwhere(bad)[0])
     value = rows[row, col]
     what = "a missing value (null or NaN)" if np.isnan(value) else f"{value}"
-    hint = "; this model does not accept missing values" if np.isnan(value) else ""
+    hint = ""
+    if np.isnan(value):
+        hint = (
+            f"; this model does not accept missing values in {features[col]!r}"
+            if not isinstance(allow_nan, bool)
+            else "; this model does not accept missing values"
+        )
     raise ProtocolError(400, f"row {row}, feature {features[col]!r} is {what}{hint}")
 
 
@@ -254,10 +281,13 @@ def check_datatype(datatype: Any, where: str) -> str:
 
 
 def tensor_from_data(
-    name: str, datatype: str, shape: tuple[int, ...], data: Any, where: str
+    name: str, datatype: str, shape: tuple[int, ...], data: Any, where: str, *, raw: bool = False
 ) -> Tensor:
     """A tensor from its elements as given: nested lists (JSON) or a flat sequence (gRPC's
-    typed contents); checked against the shape and the datatype."""
+    typed contents); checked against the shape and the datatype. ``raw``: for a model of raw
+    rows, the elements are kept as sent, for each column to decode."""
+    if raw:
+        return Tensor(name, shape, elements(data, datatype, shape, where))
     values = _to_numbers(data, f"data of {where}", strings=datatype == BYTES)
     expected = math.prod(shape)
     if values.ndim > 1:
@@ -280,16 +310,25 @@ def tensor_from_data(
 
 
 def tensor_from_binary(
-    name: str, datatype: str, shape: tuple[int, ...], raw: bytes, where: str
+    name: str,
+    datatype: str,
+    shape: tuple[int, ...],
+    raw: bytes,
+    where: str,
+    *,
+    keep: bool = False,
 ) -> Tensor:
-    """A tensor from its elements as bytes (binary data extension, gRPC raw contents)."""
+    """A tensor from its elements as bytes (binary data extension, gRPC raw contents);
+    ``keep``: BYTES elements are kept as bytes (for a model of raw rows)."""
     values = decode(datatype, shape, raw, where)
+    if keep:
+        return Tensor(name, shape, values)
     if datatype == BYTES:
         return tensor_from_data(name, datatype, shape, values.ravel().tolist(), where)
     return Tensor(name, shape, values)
 
 
-def _tensor(raw: Any, index: int, binary: BinaryReader) -> Tensor:
+def _tensor(raw: Any, index: int, binary: BinaryReader, keep: bool) -> Tensor:
     """One v2 input tensor of a JSON request: its data inline, or in the binary data."""
     tensor = _object(raw, f"inputs[{index}]")
     name = tensor.get("name")
@@ -307,14 +346,14 @@ def _tensor(raw: Any, index: int, binary: BinaryReader) -> Tensor:
             raise ProtocolError(
                 400, f"{where} has both 'data' and binary data (binary_data_size); send one"
             )
-        return tensor_from_binary(name, datatype, shape, binary.take(size, where), where)
+        return tensor_from_binary(name, datatype, shape, binary.take(size, where), where, keep=keep)
     if "data" not in tensor:
         raise ProtocolError(400, f"{where} has no 'data' (nor binary data: binary_data_size)")
     if not isinstance(tensor["data"], list):
         raise ProtocolError(
             400, f"{where}: 'data' must be an array, got {_json_type(tensor['data'])}"
         )
-    return tensor_from_data(name, datatype, shape, tensor["data"], where)
+    return tensor_from_data(name, datatype, shape, tensor["data"], where, raw=keep)
 
 
 def _outputs(
@@ -367,14 +406,16 @@ def parse_v2_infer(
     features: Sequence[str],
     output_names: Sequence[str],
     *,
-    allow_nan: bool,
+    allow_nan: NanMask,
     binary: bytes = b"",
+    columns: Sequence[Column] | None = None,
 ) -> InferRequest:
     """Validate a v2 ``/infer`` request body (its JSON part, and the ``binary`` data after it
     with the binary data extension).
 
     The features come either as ONE tensor of shape ``[N, n_features]`` (any name), or as one
-    tensor per feature, named after it, of shape ``[N]`` or ``[N, 1]``.
+    tensor per feature, named after it, of shape ``[N]`` or ``[N, 1]``. With ``columns``
+    (a model of raw rows) they become a table.
     """
     body = _object(doc, "the request body")
     request_id = body.get("id")
@@ -389,14 +430,28 @@ def parse_v2_infer(
         raise ProtocolError(400, "'inputs' must be a non-empty array of input tensors")
     outputs, binary_outputs = _outputs(body.get("outputs"), output_names, binary_default)
     reader = BinaryReader(binary)
-    tensors = [_tensor(raw, i, reader) for i, raw in enumerate(raw_inputs)]
+    keep = columns is not None
+    tensors = [_tensor(raw, i, reader, keep) for i, raw in enumerate(raw_inputs)]
     reader.finish()
-    rows = rows_from_tensors(tensors, features, allow_nan=allow_nan)
+    rows = inputs_from_tensors(tensors, features, allow_nan=allow_nan, columns=columns)
     return InferRequest(rows=rows, outputs=outputs, id=request_id, binary_outputs=binary_outputs)
 
 
+def inputs_from_tensors(
+    tensors: Sequence[Tensor],
+    features: Sequence[str],
+    *,
+    allow_nan: NanMask,
+    columns: Sequence[Column] | None,
+) -> Inputs:
+    """The rows of a request's input tensors: a table with ``columns``, else float64 rows."""
+    if columns is not None:
+        return table_from_tensors([(t.name, t.shape, t.data) for t in tensors], columns)
+    return rows_from_tensors(tensors, features, allow_nan=allow_nan)
+
+
 def rows_from_tensors(
-    tensors: Sequence[Tensor], features: Sequence[str], *, allow_nan: bool
+    tensors: Sequence[Tensor], features: Sequence[str], *, allow_nan: NanMask
 ) -> Rows:
     """The rows of a request's input tensors, in the model's feature order."""
     n_features = len(features)
@@ -460,8 +515,17 @@ def _per_feature(tensors: Sequence[Tensor], features: Sequence[str]) -> Rows:
     return np.column_stack(columns).astype(np.float64, copy=False)
 
 
-def parse_rows(instances: Any, features: Sequence[str], *, allow_nan: bool) -> Rows:
-    """KServe v1 ``instances``: rows as arrays in feature order, or objects keyed by feature."""
+def parse_rows(
+    instances: Any,
+    features: Sequence[str],
+    *,
+    allow_nan: NanMask,
+    columns: Sequence[Column] | None = None,
+) -> Inputs:
+    """KServe v1 ``instances``: rows as arrays in feature order, or objects keyed by feature;
+    a table with ``columns`` (a model of raw rows)."""
+    if columns is not None:
+        return table_from_instances(instances, columns)
     if not isinstance(instances, list) or not instances:
         raise ProtocolError(400, "'instances' must be a non-empty array of rows")
     n_features = len(features)
@@ -499,12 +563,18 @@ def parse_rows(instances: Any, features: Sequence[str], *, allow_nan: bool) -> R
     return rows
 
 
-def parse_v1_predict(doc: Any, features: Sequence[str], *, allow_nan: bool) -> Rows:
+def parse_v1_predict(
+    doc: Any,
+    features: Sequence[str],
+    *,
+    allow_nan: NanMask,
+    columns: Sequence[Column] | None = None,
+) -> Inputs:
     """Validate a KServe v1 ``:predict`` body, ``{"instances": [...]}``."""
     body = _object(doc, "the request body")
     if "instances" not in body:
         raise ProtocolError(400, "the request needs 'instances': an array of rows")
-    return parse_rows(body["instances"], features, allow_nan=allow_nan)
+    return parse_rows(body["instances"], features, allow_nan=allow_nan, columns=columns)
 
 
 def _label(value: Any, where: str, *, regression: bool) -> Any:
@@ -522,7 +592,12 @@ def _label(value: Any, where: str, *, regression: bool) -> Any:
 
 
 def parse_feedback(
-    doc: Any, features: Sequence[str], *, regression: bool, allow_nan: bool
+    doc: Any,
+    features: Sequence[str],
+    *,
+    regression: bool,
+    allow_nan: NanMask,
+    columns: Sequence[Column] | None = None,
 ) -> LabelledIds | LabelledRows:
     """Validate a feedback body: ``{"feedback": [{"id", "label"}, ...]}`` or
     ``{"instances": [...], "labels": [...]}``."""
@@ -544,7 +619,7 @@ def parse_feedback(
             labels.append(_label(item["label"], f"feedback[{i}].label", regression=regression))
         return LabelledIds(tuple(ids), tuple(labels))
     if "instances" in body:
-        rows = parse_rows(body["instances"], features, allow_nan=allow_nan)
+        rows = parse_rows(body["instances"], features, allow_nan=allow_nan, columns=columns)
         raw_labels = body.get("labels")
         if not isinstance(raw_labels, list) or len(raw_labels) != rows.shape[0]:
             raise ProtocolError(

@@ -70,3 +70,32 @@ def test_the_window_keeps_only_the_latest_rows(reference: dict[str, object]) -> 
 def test_no_reference_statistics_means_no_drift() -> None:
     window = DriftWindow({}, ["x"], clock=Clock())
     assert window.add(np.zeros((3, 1))) is None
+
+
+def test_categorical_features_drift_when_the_category_mix_shifts(
+    reference: dict[str, object],
+) -> None:
+    clock = Clock()
+    shares = {"plan": {"basic": 0.5, "plus": 0.3, "pro": 0.2}}
+    window = DriftWindow(
+        reference, ["plan", "x"], categories=shares, window=1000, every_seconds=1, clock=clock
+    )
+    assert window.features == ["plan", "x"]
+    rng = np.random.default_rng(2)
+    mix = rng.choice(["basic", "plus", "pro"], 1000, p=[0.5, 0.3, 0.2]).astype(object)
+    table = np.column_stack([mix, rng.normal(0, 1, 1000)]).astype(object)
+    psi = window.add(table)
+    assert psi is not None and psi["plan"] < 0.02 and psi["x"] < 0.05
+
+    clock.now = 10.0
+    table[:, 0] = rng.choice(["basic", "pro", None], 1000, p=[0.1, 0.6, 0.3])
+    psi = window.add(table)
+    assert psi is not None and psi["plan"] > 0.5 and psi["x"] < 0.05
+
+
+def test_a_category_code_column_is_measured_against_its_numeric_bins() -> None:
+    codes = np.random.default_rng(3).choice([10.0, 20.0], 2000)
+    reference = reference_stats({"code": codes})["features"]
+    window = DriftWindow(reference, ["code"], window=500, clock=Clock())
+    psi = window.add(np.array([["20"]] * 500, dtype=object))
+    assert psi is not None and psi["code"] > 1

@@ -1,0 +1,173 @@
+"""A model trained on a raw table, as the server loads it: its columns (kinds, datatypes,
+known categories) from the manifest, schema.json or the fitted Pipeline; which columns take
+a missing value and the largest number, tried once at load; predictions on tables equal to
+the Pipeline's own on DataFrames."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from mlops_operator.api.trainingjob import PreprocessingSpec
+from mlops_operator.runtime.refstats import reference_stats
+from mlops_operator.runtime.server.errors import ProtocolError
+from mlops_operator.runtime.server.model import FLOAT32_MAX, ModelInfo, ServedModel
+from mlops_operator.runtime.server.protocol import parse_v1_predict
+from mlops_operator.runtime.trainer.datacheck import capture_schema
+from mlops_operator.runtime.trainer.preprocess import build_pipeline, plan_columns
+
+
+def frame(rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.Series[Any]]:
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(
+        {
+            "plan": rng.choice(["basic", "pro"], rows).astype(object),
+            "tenure": rng.gamma(2, 12, rows),
+            "charges": rng.normal(50, 10, rows),
+            "partner": rng.random(rows) > 0.5,
+            "code": rng.choice([10, 20, 30], rows),
+        }
+    )
+    x.loc[rng.random(rows) < 0.1, "charges"] = np.nan
+    y = pd.Series(np.where((x["tenure"] < 15) | (x["plan"] == "pro"), "yes", "no"))
+    return x, y
+
+
+def served(estimator: Any, spec: PreprocessingSpec | None = None) -> tuple[ServedModel, Any]:
+    """The trainer's Pipeline for ``estimator``, fitted, and the server's model of it."""
+    x, y = frame()
+    steps = plan_columns(x, list(x.columns), spec)
+    pipeline = build_pipeline(steps, estimator).fit(x, y)
+    schema = capture_schema(x.assign(target=y), list(x.columns), "target", "classification")
+    numeric = {c: x[c] for c in ("tenure", "charges")}
+    info = ModelInfo(
+        features=tuple(x.columns),
+        task="classification",
+        classes=("no", "yes"),
+        digest="sha256:" + "0" * 64,
+        framework_version=None,
+        preprocessing=tuple(s.describe() for s in steps),
+    )
+    return ServedModel(info, pipeline, reference_stats(numeric)["features"], schema), pipeline
+
+
+def test_columns_come_from_the_manifest_and_schema_with_the_encoders_categories() -> None:
+    spec = PreprocessingSpec.model_validate(
+        {"columns": [{"name": "code", "kind": "categorical"}, {"name": "tenure", "impute": "none"}]}
+    )
+    model, _ = served(LogisticRegression(max_iter=500), spec)
+    assert model.columns is not None
+    described = {c.name: (c.kind, c.datatype, c.nullable) for c in model.columns}
+    assert described == {
+        "plan": ("categorical", "BYTES", True),
+        "tenure": ("numeric", "FP64", False),  # not imputed, and LogisticRegression takes no NaN
+        "charges": ("numeric", "FP64", True),
+        "partner": ("categorical", "BOOL", True),
+        "code": ("categorical", "INT64", True),
+    }
+    categories = {c.name: c.categories for c in model.columns}
+    assert categories["code"] == {"10", "20", "30"} and categories["partner"] == {"True", "False"}
+    assert model.input_limit == math.inf  # a linear model computes in float64
+
+
+def test_a_table_predicts_what_the_pipeline_predicts_on_a_dataframe() -> None:
+    model, pipeline = served(RandomForestClassifier(n_estimators=10, random_state=0))
+    x, _ = frame(20, seed=1)
+    x.loc[0, "plan"] = "gold"  # unseen: encoded as no known category
+    x.loc[1, "charges"] = np.nan
+    instances = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in x.astype(object).to_dict(orient="records")
+    ]
+    table = parse_v1_predict(
+        {"instances": instances}, model.info.features, allow_nan=False, columns=model.columns
+    )
+    predictions, proba = model.predict(table, with_proba=True)
+    assert predictions.tolist() == pipeline.predict(x).tolist()
+    assert proba is not None and np.allclose(proba, pipeline.predict_proba(x))
+    assert model.predict_path == "sklearn"
+    # Trees read float32: a number beyond it is a 400, found at load.
+    assert model.input_limit == FLOAT32_MAX
+
+
+def test_a_pipeline_brought_without_manifest_or_schema_is_read_from_its_encoders() -> None:
+    x, y = frame()
+    pipeline = make_pipeline(
+        ColumnTransformer(
+            [
+                ("categories", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+                ("numbers", SimpleImputer(), ["tenure", "charges"]),
+            ]
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(x[["plan", "tenure", "charges"]], y)
+    info = ModelInfo(
+        features=("plan", "tenure", "charges"),
+        task="classification",
+        classes=("no", "yes"),
+        digest="sha256:" + "0" * 64,
+        framework_version=None,
+    )
+    model = ServedModel(info, pipeline, None)
+    assert model.columns is not None
+    assert [(c.name, c.kind, c.datatype) for c in model.columns] == [
+        ("plan", "categorical", "BYTES"),
+        ("tenure", "numeric", "FP64"),
+        ("charges", "numeric", "FP64"),
+    ]
+    assert model.columns[0].categories == {"basic", "pro"}
+
+
+def test_a_numeric_pipeline_that_imputes_takes_missing_values_on_the_numeric_path() -> None:
+    x, y = frame()
+    numbers = x[["tenure", "charges"]]
+    pipeline = make_pipeline(
+        ColumnTransformer([("impute", SimpleImputer(), ["charges"])], remainder="passthrough"),
+        LogisticRegression(max_iter=500),
+    ).fit(numbers, y)
+    info = ModelInfo(
+        features=("tenure", "charges"),
+        task="classification",
+        classes=("no", "yes"),
+        digest="sha256:" + "0" * 64,
+        framework_version=None,
+    )
+    model = ServedModel(info, pipeline, reference_stats(dict(numbers.items()))["features"])
+    assert model.columns is None
+    assert np.array_equal(model.nullable, [False, True])
+    rows = parse_v1_predict({"instances": [[10.0, None]]}, info.features, allow_nan=model.nullable)
+    assert (
+        model.predict(rows, with_proba=False)[0].tolist()
+        == pipeline.predict(pd.DataFrame({"tenure": [10.0], "charges": [np.nan]})).tolist()
+    )
+
+
+def test_a_value_the_pipeline_refuses_is_a_422_not_a_500() -> None:
+    x, y = frame()
+    pipeline = make_pipeline(
+        ColumnTransformer([("categories", OneHotEncoder(handle_unknown="error"), ["plan"])]),
+        LogisticRegression(),
+    ).fit(x[["plan"]], y)
+    info = ModelInfo(
+        features=("plan",),
+        task="classification",
+        classes=("no", "yes"),
+        digest="sha256:" + "0" * 64,
+        framework_version=None,
+    )
+    model = ServedModel(info, pipeline, None)
+    table = np.array([["gold"]], dtype=object)
+    with pytest.raises(ProtocolError) as caught:
+        model.predict(table, with_proba=False)
+    assert caught.value.status == 422
+    assert "the model cannot predict these rows" in caught.value.message
