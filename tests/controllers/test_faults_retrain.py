@@ -1,8 +1,9 @@
 """A retraining with an API error at its Nth write, for every N: the still-served retrained
-version, one of everything. The writes, from the degradation verdict to the new version
-served: the retraining TrainingJob, the service's status and Events; the Job, the TrainingJob's status and Events; the registration (the number reserved,
-the ModelVersion, the Succeeded status, Events); the new version's verification; the must-beat
-promotion (the Deployment, the status, Events); the rollout's end; who serves which version.
+version, one of everything. The writes, from the degradation verdict to the new version served:
+the retraining TrainingJob, the service's status and Events; the Job, the TrainingJob's status
+and Events; the registration (the number reserved, the ModelVersion, the Succeeded status,
+Events); the new version's verification; the must-beat promotion (the Deployment, the status,
+Events); the rollout's end; who serves which version.
 
 Each write fails once, in one of two ways an API server fails a write: ``refused`` (a 503,
 nothing written) or ``lost`` (written, and the answer never arrives: a read timeout after the
