@@ -779,6 +779,11 @@ class DeploymentController:
 
     async def _delete_orphans(self) -> None:
         """Pods of this Deployment that no process runs: a previous runner's (a lost node)."""
+        # Names of pods deleted here matter only until their deletion is seen: kept for good,
+        # every rollout would add one.
+        self._deleted.intersection_update(
+            name for namespace, name in self._runner.pods.cache if namespace == self.namespace
+        )
         for (namespace, name), pod in list(self._runner.pods.cache.items()):
             if namespace != self.namespace or name in self._replicas or name in self._deleted:
                 continue
