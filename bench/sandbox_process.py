@@ -6,7 +6,8 @@ Run as a script, it is that process. It talks one JSON value per line: it prints
 ``{"env": {...}, "api_url": ..., "pid": ...}`` once started, then answers each line on stdin:
 
 - ``"stats"``: the emulator's request counters (``requests``: client, verb, resource, count,
-  seconds) and how many requests injected faults answered (``fault_hits``);
+  seconds) and how many requests injected faults answered (``fault_hits``, and ``faults``
+  one by one);
 - ``"objects"``: live objects by resource (``objects``) and what the emulator holds by store
   (``retention``): a pass over every object, so not for a tight loop;
 - ``{"fault": {...}}`` injects a :class:`~mlops_sandbox.faults.Fault`; ``"clear"`` removes them;
@@ -109,6 +110,10 @@ def _stats(sandbox: Any, faults: list[Any]) -> dict[str, Any]:
             for (c, v, r), n in counts.items()
         ],
         "fault_hits": sum(f.hits for f in faults),
+        "faults": [
+            {"status": f.status, "verb": f.verb, "resource": f.resource, "hits": f.hits}
+            for f in faults
+        ],
     }
 
 

@@ -241,6 +241,13 @@ def render(data: dict[str, Any]) -> str:
             for d in data.get("degradations") or []
         ),
         "",
+        "## Faults: requests each answered",
+        "",
+        *(
+            f"- {f['status']} on {f['verb']} {f['resource']}: {f['hits']}"
+            for f in data.get("faults") or []
+        ),
+        "",
         "## Timeline (seconds since the soak began, first trainings included)",
         "",
         *(f"- {t:.0f} s: {what}" for t, what in data["events"]),

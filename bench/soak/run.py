@@ -510,6 +510,7 @@ class Soak:
                 await scenario
         cleared = duration if self.faults_cleared is None else self.faults_cleared - self.t_start
         quiet_from = round(cleared + config.settle_seconds, 1)
+        faults = (await asyncio.to_thread(self.sandbox.stats))["faults"]
         memory = None
         if config.trace_memory:
             memory = await asyncio.to_thread(self.sandbox.ask, "memory")
@@ -533,6 +534,7 @@ class Soak:
                 ],
             },
             "degradations": [dataclasses.asdict(d) for d in self.degradations],
+            "faults": faults,
             "sandbox_memory": memory,
             "operator_log": {
                 "tracebacks": log.count("Traceback"),
