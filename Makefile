@@ -115,10 +115,11 @@ bench-operator-10000: $(STAMP) ## The same at 10,000 InferenceServices (no Train
 	$(BIN)/python bench/operator/run.py --count 10000 --trickle 200 --kinds isvc
 
 SOAK_MINUTES ?= 10
+SOAK_SERVICES ?= 50
 
 .PHONY: soak
-soak: $(STAMP) ## Soak: the operator, 50 InferenceServices, load, degradations, faults; trends per process (SOAK_MINUTES=10).
-	$(BIN)/python bench/soak/run.py --minutes $(SOAK_MINUTES)
+soak: $(STAMP) ## Soak: the operator, 50 InferenceServices, load, degradations, faults; trends per process (SOAK_MINUTES=10, SOAK_SERVICES=50).
+	$(BIN)/python bench/soak/run.py --minutes $(SOAK_MINUTES) --services $(SOAK_SERVICES)
 
 ##@ Packaging
 

@@ -19,7 +19,6 @@ import json
 import os
 import pathlib
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from bench.common import (  # noqa: E402
     write_results,
 )
 from bench.operator import report  # noqa: E402
+from bench.sandbox_process import SandboxExited, SandboxProcess  # noqa: E402
 from mlops_sandbox.process import OperatorProcess  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -69,60 +69,6 @@ _started = time.monotonic()
 
 def progress(message: str) -> None:
     print(f"[{time.monotonic() - _started:6.1f}s] {message}", flush=True)
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-class SandboxProcess:
-    """``sandbox_server.py`` as a child process; its stdin/stdout carry stats requests."""
-
-    def __init__(self, state_dir: pathlib.Path, namespaces: list[str]) -> None:
-        command = [sys.executable, str(HERE / "sandbox_server.py"), "--state-dir", str(state_dir)]
-        for namespace in namespaces:
-            command += ["--namespace", namespace]
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        started = self._read_line()
-        self.env: dict[str, str] = started["env"]
-        self.api_url: str = started["api_url"]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def _read_line(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise BenchError(f"the sandbox process exited (code {self.process.poll()})")
-        loaded: dict[str, Any] = json.loads(line)
-        return loaded
-
-    def stats(self) -> list[dict[str, Any]]:
-        """The emulator's request counters right now."""
-        assert self.process.stdin is not None
-        self.process.stdin.write("stats\n")
-        self.process.stdin.flush()
-        rows: list[dict[str, Any]] = self._read_line()["requests"]
-        return rows
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                assert self.process.stdin is not None
-                self.process.stdin.write("stop\n")
-                self.process.stdin.close()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 # --- objects --------------------------------------------------------------------------------
@@ -319,7 +265,7 @@ class Meter:
             operator_cpu=self.operator_cpu(),
             emulator_cpu=tree_usage(self.sandbox.pid).cpu_seconds,
             client_cpu=times.user + times.system,
-            requests=self.sandbox.stats(),
+            requests=self.sandbox.stats()["requests"],
         )
 
     async def wait_quiet(self) -> float:
@@ -614,13 +560,13 @@ async def run_side(
     mv_path = f"{GROUP_PATH}/namespaces/{namespace}/modelversions"
     progress(f"{name}: creating {total} ModelVersions in {namespace}")
     await prepare_namespace(client, namespace, digest, total, statuses)
-    started = sandbox.stats()
+    started = sandbox.stats()["requests"]
     proc = start()
     try:
         side = Side(name, client, sandbox, config, proc.process.pid)
 
         def settled(items: list[dict[str, Any]]) -> bool:
-            watching = report.request_delta(started, sandbox.stats())["operator"]
+            watching = report.request_delta(started, sandbox.stats()["requests"])["operator"]
             if not all(f"watch {plural}" in watching for plural in WATCHED):
                 return False
             return not side.ours or (
@@ -687,7 +633,7 @@ async def main_async(config: Config, workdir: pathlib.Path) -> dict[str, Any]:
     wall = time.monotonic()
     with contextlib.ExitStack() as stack:
         progress(f"starting the sandbox (state in {workdir})")
-        sandbox = SandboxProcess(workdir / "sandbox", list(NAMESPACES.values()))
+        sandbox = SandboxProcess(workdir / "sandbox", list(NAMESPACES.values()), "--no-workloads")
         stack.callback(sandbox.stop)
         digest = upload_s3_objects(sandbox.env)
         headers = {"User-Agent": f"{report.BENCH_CLIENT}/1"}
@@ -809,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         try:
             data = asyncio.run(main_async(config, workdir))
-        except BenchError as exc:
+        except (BenchError, SandboxExited) as exc:
             print(f"bench-operator: FAILED: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:

@@ -99,6 +99,8 @@ def verdict(data: dict[str, Any]) -> dict[str, Any]:
         and last.get("replicasets", 0) <= 4 * services
         and last.get("jobs", 0) <= data["retrainings"] + data["config"]["models"]
     )
+    degradations = data.get("degradations") or []
+    retrained = all(d["took"] is not None for d in degradations)
     passed = (
         all(t["passed"] for t in trends.values())
         and bool(quiet)
@@ -106,9 +108,12 @@ def verdict(data: dict[str, Any]) -> dict[str, Any]:
         and operator_errors == 0
         and data["operator_log"]["tracebacks"] == 0
         and bounded
+        and retrained
     )
     return {
         "passed": passed,
+        "degradations_retrained": retrained,
+        "retention": retention(samples),
         "trends": trends,
         "quiet_samples": len(quiet),
         "load_errors_after_faults": load_errors,
@@ -116,6 +121,13 @@ def verdict(data: dict[str, Any]) -> dict[str, Any]:
         "objects": objects,
         "objects_bounded": bounded,
     }
+
+
+def retention(samples: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    """What the emulator held, by store, at the first and at the last sample."""
+    first = samples[0].get("retention") or {} if samples else {}
+    last = samples[-1].get("retention") or {} if samples else {}
+    return {key: [first.get(key, 0), last.get(key, 0)] for key in {**first, **last}}
 
 
 def samples_fault_hits(data: dict[str, Any]) -> int:
@@ -147,7 +159,9 @@ def render(data: dict[str, Any]) -> str:
         f"{load['predictions']} predictions and {load['feedback']} feedback posts; "
         f"{data['retrainings']} retrainings; {samples_fault_hits(data)} API requests answered "
         f"with an injected fault; {len(load['errors'])} load errors in all, "
-        f"{len(v['load_errors_after_faults'])} after the faults stopped; operator errors after "
+        f"{len(v['load_errors_after_faults'])} after the faults stopped; "
+        f"{len(load.get('retried') or [])} requests retried once on a connection closed "
+        "before any answer; operator errors after "
         f"the faults stopped: {v['operator_errors_after_faults']}; tracebacks in the operator "
         f"log: {data['operator_log']['tracebacks']}.",
         "",
@@ -187,9 +201,52 @@ def render(data: dict[str, Any]) -> str:
         "Deployments' `revisionHistoryLimit` (3); training Jobs go after their "
         "`ttlSecondsAfterFinished` (60 s here, `MLOPS_JOB_TTL_SECONDS`; a day by default). "
         "TrainingJobs and ModelVersions are records: each retraining adds one of each and "
-        "nothing removes them (no retention policy yet); Events grow until the API server's "
-        "event TTL, which the sandbox does not apply. "
+        "nothing removes them (no retention policy yet); Events go after the event TTL. "
         f"Bounded: {'yes' if v['objects_bounded'] else '**no**'}.",
+        "",
+        "## What the API emulator held (first sample → last)",
+        "",
+        "Removed objects are forgotten at once and Events expire "
+        f"{config.get('event_ttl', 3600):g} s after their last write (the sandbox's default is "
+        "1 h, the API server's `--event-ttl`); the watch history keeps ~75 s per resource "
+        "(at least 100 events, at most 1,000); the request log keeps the last "
+        f"{config.get('request_log_size', 100000):,} requests.",
+        "",
+        _row(["store", "first", "last"]),
+        _row(["---"] * 3),
+        *(_row([k, a, b]) for k, (a, b) in sorted(v.get("retention", {}).items())),
+        "",
+        *_memory(data.get("sandbox_memory")),
+        "## Degradations",
+        "",
+        "Each service gets wrong labels until the operator starts a retraining. The deadline "
+        "grows with the labels already in the server's accuracy window (the last 1,000 per "
+        "pod): about 28% of the window must be wrong before the accuracy falls under 0.7, "
+        "then two evaluations 10 s apart, plus 60 s of slack. "
+        f"All retrained in time: {'yes' if v.get('degradations_retrained', True) else '**no**'}.",
+        "",
+        _row(["service", "at (s)", "window", "deadline (s)", "took (s)", "last accuracy"]),
+        _row(["---"] * 6),
+        *(
+            _row(
+                [
+                    d["service"],
+                    f"{d['at']:.0f}",
+                    d["window"],
+                    f"{d['deadline']:.0f}",
+                    "**no retraining**" if d["took"] is None else f"{d['took']:.0f}",
+                    d["accuracy"],
+                ]
+            )
+            for d in data.get("degradations") or []
+        ),
+        "",
+        "## Faults: requests each answered",
+        "",
+        *(
+            f"- {f['status']} on {f['verb']} {f['resource']}: {f['hits']}"
+            for f in data.get("faults") or []
+        ),
         "",
         "## Timeline (seconds since the soak began, first trainings included)",
         "",
@@ -200,4 +257,23 @@ def render(data: dict[str, Any]) -> str:
         lines += ["## Load errors (first 20)", ""]
         lines += [f"- {t:.0f} s: {e}" for t, e in load["errors"][:20]]
         lines.append("")
+    if load.get("retried"):
+        lines += ["## Requests retried once (first 20)", ""]
+        lines += [f"- {t:.0f} s: {e}" for t, e in load["retried"][:20]]
+        lines.append("")
     return "\n".join(lines)
+
+
+def _memory(memory: dict[str, Any] | None) -> list[str]:
+    """The sandbox's allocation growth by source line, when the run traced it."""
+    if not memory or "top" not in memory:
+        return []
+    lines = [
+        f"Traced allocations of the sandbox process grew {memory['growth_mb']} MB over the run "
+        "(tracemalloc, from its start to the end); the lines that grew most:",
+        "",
+        _row(["line", "KiB", "blocks"]),
+        _row(["---"] * 3),
+    ]
+    lines += [_row([m["where"], m["kib"], m["blocks"]]) for m in memory["top"]]
+    return [*lines, ""]

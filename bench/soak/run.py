@@ -4,9 +4,16 @@ API faults in the first part of the run; every process' memory, descriptors and 
 operator) asyncio tasks sampled each minute, then a fitted slope per series. ``make soak``.
 
 Processes: the sandbox (API emulator, S3, workload runner and its model-server and trainer
-pods) in a process of its own (``sandbox_server.py``), the operator, and this one (load and
-sampling). Every request goes to 127.0.0.1. See ``report.py`` for the verdicts and
+pods) in a process of its own (``bench/sandbox_process.py``), the operator, and this one (load
+and sampling). Every request goes to 127.0.0.1. See ``report.py`` for the verdicts and
 ``bench/results/soak.md`` for the last run.
+
+The sandbox runs as a cluster would, with two bounds made short so that a run of minutes
+shows their plateau: Events expire 2 minutes after their last write (the API server's
+``--event-ttl``, 1 h by default) and the emulator's request log keeps 5,000 requests. Pods
+get their whole ``terminationGracePeriodSeconds`` (tests cap it at 3 s), so a replaced model
+server finishes its drain. The load's client retries a request once when its connection
+closed before any answer, as production HTTP clients do for idempotent requests.
 """
 
 from __future__ import annotations
@@ -22,10 +29,8 @@ import pathlib
 import random
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any
 
@@ -36,7 +41,9 @@ import aiohttp  # noqa: E402
 import psutil  # noqa: E402
 
 from bench.common import machine, now  # noqa: E402
+from bench.sandbox_process import SandboxProcess  # noqa: E402
 from bench.soak import report  # noqa: E402
+from mlops_operator.runtime.server.feedback import DEFAULT_WINDOW  # noqa: E402
 from mlops_sandbox.process import OperatorProcess  # noqa: E402
 from mlops_sandbox.s3 import client_from_env  # noqa: E402
 
@@ -69,6 +76,14 @@ class Config:
     settle_seconds: float = 45.0
     """After the last fault: retries drain, no error counts before this."""
     degradations: int = 4
+    event_ttl: float = 120.0
+    """Seconds an Event lives after its last write in the sandbox (a cluster's default: 1 h)."""
+    request_log_size: int = 5000
+    """Requests the emulator's log keeps (the sandbox's default: 100,000)."""
+    grace_seconds: float = 30.0
+    """The sandbox's cap on a pod's ``terminationGracePeriodSeconds`` (tests use 3 s)."""
+    trace_memory: bool = False
+    """Trace the sandbox's allocations and report the lines that grew (slows it down)."""
     output: pathlib.Path = ROOT / "bench" / "results"
     name: str = "soak"
 
@@ -82,52 +97,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-class SandboxProcess:
-    """``sandbox_server.py`` as a child process, driven by JSON lines on its stdin."""
-
-    def __init__(self, state_dir: pathlib.Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "sandbox_server.py"), "--state-dir", str(state_dir)]
-            + ["--namespace", NAMESPACE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        )
-        self._lock = threading.Lock()
-        """One question and its answer at a time: the sampler and the scenario both ask."""
-        started = self._read()
-        self.env: dict[str, str] = started["env"]
-        self.api_url: str = started["api_url"]
-        self.pid: int = started["pid"]
-
-    def _read(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the soak's sandbox process exited")
-        result: dict[str, Any] = json.loads(line)
-        return result
-
-    def ask(self, command: Any) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        with self._lock:
-            self.process.stdin.write(json.dumps(command) + "\n")
-            self.process.stdin.flush()
-            return self._read()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                self.process.stdin.close()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 def dataset() -> tuple[list[list[float]], list[int], bytes]:
@@ -184,8 +153,30 @@ class Load:
     predictions: int = 0
     feedback: int = 0
     errors: list[tuple[float, str]] = dataclasses.field(default_factory=list)
+    retried: list[tuple[float, str]] = dataclasses.field(default_factory=list)
+    """Requests sent again because their connection closed before any answer."""
     wrong: set[str] = dataclasses.field(default_factory=set)
     """Services whose feedback is currently wrong labels (a degradation)."""
+
+
+RETRIED = (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError)
+"""A connection closed before any byte of the answer: the server shut it (an idle keep-alive
+connection closed at its shutdown, racing our request) without having answered."""
+
+
+@dataclasses.dataclass
+class Degradation:
+    """One degradation of the scenario: when, how long the soak gives it, what happened."""
+
+    service: str
+    at: float
+    deadline: float
+    """Seconds allowed from the first wrong label to the retraining's start."""
+    window: int
+    """Labelled samples in the service's accuracy window when it began (per pod)."""
+    took: float | None = None
+    accuracy: float | None = None
+    """The last online accuracy the operator measured (when it retrained or gave up)."""
 
 
 class Soak:
@@ -195,6 +186,8 @@ class Soak:
         self.names = [f"svc-{i:02d}" for i in range(config.services)]
         self.models = [f"model-{k}" for k in range(min(config.models, config.services))]
         self.load = Load()
+        self.degradations: list[Degradation] = []
+        self.faults_cleared: float | None = None
         self.samples: list[dict[str, Any]] = []
         self.events: list[tuple[float, str]] = []
         self.t0 = time.monotonic()
@@ -243,6 +236,23 @@ class Soak:
         address: str | None = annotations.get(ADDRESS)
         return address
 
+    async def post(self, name: str, url: str, body: Any) -> Any:
+        """POST ``body``; a connection closed before any answer is retried once (both calls
+        are safe to repeat: a prediction has no effect, feedback for a known id counts once)."""
+        for attempt in (1, 2):
+            try:
+                async with self.session.post(url, json=body) as r:
+                    answer = await r.json(content_type=None)
+                    if r.status != 200:
+                        raise RuntimeError(f"{url.rsplit('/', 1)[-1]} {r.status}: {answer}")
+                    return answer
+            except RETRIED as exc:
+                if attempt == 2:
+                    raise
+                now = time.monotonic() - self.t0
+                self.load.retried.append((now, f"{name}: {exc!r}"[:200]))
+        raise AssertionError("unreachable")
+
     async def drive(self, name: str, model: str, stop: asyncio.Event) -> None:
         """One service's loop: predict 5 rows, send their labels (wrong ones while the service
         is degraded), every period."""
@@ -265,22 +275,14 @@ class Soak:
             try:
                 if base is None:
                     raise RuntimeError("no address yet")
-                async with self.session.post(f"{base}/v2/models/{model}/infer", json=payload) as r:
-                    body = await r.json(content_type=None)
-                    if r.status != 200:
-                        raise RuntimeError(f"infer {r.status}")
+                body = await self.post(name, f"{base}/v2/models/{model}/infer", payload)
                 self.load.predictions += 1
                 ids = body["parameters"]["prediction_ids"]
                 wrong = name in self.load.wrong
                 labels = [1 - self.labels[i] if wrong else self.labels[i] for i in picks]
                 pairs = zip(ids, labels, strict=True)
                 feedback = {"feedback": [{"id": i, "label": y} for i, y in pairs]}
-                async with self.session.post(
-                    f"{base}/v1/models/{model}/feedback", json=feedback
-                ) as r:
-                    await r.read()
-                    if r.status != 200:
-                        raise RuntimeError(f"feedback {r.status}")
+                await self.post(name, f"{base}/v1/models/{model}/feedback", feedback)
                 self.load.feedback += 1
             except (aiohttp.ClientError, RuntimeError, KeyError, TimeoutError) as exc:
                 self.load.errors.append((time.monotonic() - self.t0, f"{name}: {exc!r}"[:200]))
@@ -289,42 +291,80 @@ class Soak:
 
     # --- scenario ---------------------------------------------------------------------------
 
-    async def degrade(self, name: str) -> None:
+    def deadline(self, service_age: float, failure_limit: int = 2, interval: float = 10.0) -> float:
+        """Seconds a degradation may take to start a retraining. The server's online accuracy
+        is over its last ``DEFAULT_WINDOW`` labels (per pod), so wrong labels must make up
+        about 28% of the window to take a 0.95-accurate model under the policy's 0.7: a
+        service labelled for long needs ``0.28 * window / label rate`` seconds of them; then
+        ``failureLimit`` evaluations ``intervalSeconds`` apart; then the slack of a loaded
+        machine."""
+        rate = 5 / self.config.period_seconds
+        window = min(DEFAULT_WINDOW, service_age * rate)
+        share = (0.95 - 0.7) / 0.9  # of wrong labels in the window that breaches
+        # w wrong labels among window + w: w / (window + w) > share.
+        wrong = share * window / (1 - share)
+        return wrong / rate + (failure_limit + 1) * interval + 60.0
+
+    async def degrade(self, name: str, started: float) -> None:
         """Wrong labels for ``name`` until the operator starts a retraining for it."""
         isvc = await self.api("GET", f"{GROUP_PATH}/inferenceservices/{name}")
         before = ((isvc.get("status") or {}).get("retraining") or {}).get("count", 0)
-        self.mark(f"degradation: wrong labels for {name}")
+        age = time.monotonic() - started
+        rate = 5 / self.config.period_seconds
+        item = Degradation(
+            name,
+            round(time.monotonic() - self.t0, 1),
+            round(self.deadline(age), 1),
+            int(min(DEFAULT_WINDOW, age * rate)),
+        )
+        self.degradations.append(item)
+        self.mark(f"degradation: wrong labels for {name} (deadline {item.deadline:.0f} s)")
         self.load.wrong.add(name)
+        status: dict[str, Any] = {}
         try:
 
             async def retraining() -> bool:
+                nonlocal status
                 obj = await self.api("GET", f"{GROUP_PATH}/inferenceservices/{name}")
-                count = ((obj.get("status") or {}).get("retraining") or {}).get("count", 0)
-                return bool(count > before)
+                status = obj.get("status") or {}
+                return bool((status.get("retraining") or {}).get("count", 0) > before)
 
             try:
-                await self.wait(f"{name} to retrain", retraining, timeout=120)
-                self.mark(f"{name} retraining started")
+                await self.wait(f"{name} to retrain", retraining, timeout=item.deadline)
+                item.took = round(time.monotonic() - self.t0 - item.at, 1)
+                self.mark(f"{name} retraining started after {item.took:.0f} s")
             except TimeoutError:
-                self.mark(f"{name} did not start a retraining within 120 s")
+                self.mark(f"{name} did not start a retraining within {item.deadline:.0f} s")
         finally:
             self.load.wrong.discard(name)
+            for metric in (status.get("lastEvaluation") or {}).get("metrics") or []:
+                if metric.get("name") == "online-accuracy" and metric.get("value") is not None:
+                    item.accuracy = round(float(metric["value"]), 3)
 
-    async def scenario(self, fault_until: float) -> None:
-        """Faults and degradations spread over the fault window."""
+    async def scenario(self, fault_until: float, ready: dict[str, float]) -> None:
+        """Faults and degradations spread over the fault window; each degradation runs on
+        its own (it may take minutes), and all have ended when the faults are cleared."""
         steps = max(len(FAULTS), self.config.degradations)
         gap = fault_until / (steps + 1)
-        for step in range(steps):
-            await asyncio.sleep(max(0.0, self.t_start + gap * (step + 1) - time.monotonic()))
-            if step < len(FAULTS):
-                fault = FAULTS[step]
-                await asyncio.to_thread(self.sandbox.ask, {"fault": fault})
-                self.mark(f"fault: {fault}")
-            if step < self.config.degradations:
-                await self.degrade(self.names[(step * 7) % len(self.names)])
-        await asyncio.sleep(max(0.0, self.t_start + fault_until - time.monotonic()))
-        await asyncio.to_thread(self.sandbox.ask, "clear")
-        self.mark("faults cleared")
+        degradations = []
+        try:
+            for step in range(steps):
+                await asyncio.sleep(max(0.0, self.t_start + gap * (step + 1) - time.monotonic()))
+                if step < len(FAULTS):
+                    fault = FAULTS[step]
+                    await asyncio.to_thread(self.sandbox.ask, {"fault": fault})
+                    self.mark(f"fault: {fault}")
+                if step < self.config.degradations:
+                    name = self.names[(step * 7) % len(self.names)]
+                    degradations.append(asyncio.create_task(self.degrade(name, ready[name])))
+            await asyncio.sleep(max(0.0, self.t_start + fault_until - time.monotonic()))
+            await asyncio.gather(*degradations)
+        finally:
+            for task in degradations:
+                task.cancel()
+            await asyncio.to_thread(self.sandbox.ask, "clear")
+            self.faults_cleared = time.monotonic()
+            self.mark("faults cleared")
 
     # --- sampling ---------------------------------------------------------------------------
 
@@ -349,6 +389,7 @@ class Soak:
                     servers.append(usage(child))
         metrics = await self.operator_metrics()
         stats = await asyncio.to_thread(self.sandbox.ask, "stats")
+        held = await asyncio.to_thread(self.sandbox.ask, "objects")
         sample = {
             "t": round(time.monotonic() - self.t_start, 1),
             "operator": usage(psutil.Process(self.operator.process.pid)),
@@ -356,10 +397,12 @@ class Soak:
             "operator_errors": metrics.get("mlops_operator_errors_total", 0.0),
             "sandbox": usage(sandbox),
             "servers": servers,
-            "objects": stats["objects"],
+            "objects": held["objects"],
+            "retention": held["retention"],
             "fault_hits": stats["fault_hits"],
             "predictions": self.load.predictions,
             "load_errors": len(self.load.errors),
+            "retried": len(self.load.retried),
         }
         progress(
             f"sample t={sample['t']}s operator {sample['operator']['rss_mb']} MB "
@@ -374,7 +417,14 @@ class Soak:
     async def run(self) -> dict[str, Any]:
         config = self.config
         self.rows, self.labels, csv = dataset()
-        self.sandbox = SandboxProcess(self.workdir / "sandbox")
+        options = [
+            f"--event-ttl={config.event_ttl:g}",
+            f"--request-log-size={config.request_log_size}",
+            f"--max-grace-seconds={config.grace_seconds:g}",
+        ]
+        if config.trace_memory:
+            options.append("--trace-memory")
+        self.sandbox = SandboxProcess(self.workdir / "sandbox", [NAMESPACE], *options)
         self.api_url = self.sandbox.api_url
         try:
             s3 = client_from_env(self.sandbox.env)
@@ -442,7 +492,9 @@ class Soak:
         ]
         duration = config.minutes * 60
         fault_until = duration * config.fault_share
-        scenario = asyncio.create_task(self.scenario(fault_until))
+        self.faults_cleared = None
+        ready = dict.fromkeys(self.names, self.t_start)  # labels flow from now on
+        scenario = asyncio.create_task(self.scenario(fault_until, ready))
         try:
             while True:
                 self.samples.append(await self.sample())
@@ -456,7 +508,12 @@ class Soak:
             scenario.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await scenario
-        quiet_from = fault_until + config.settle_seconds
+        cleared = duration if self.faults_cleared is None else self.faults_cleared - self.t_start
+        quiet_from = round(cleared + config.settle_seconds, 1)
+        faults = (await asyncio.to_thread(self.sandbox.stats))["faults"]
+        memory = None
+        if config.trace_memory:
+            memory = await asyncio.to_thread(self.sandbox.ask, "memory")
         log = self.operator.output()
         return {
             "config": {
@@ -472,7 +529,13 @@ class Soak:
                 "errors": [
                     [round(t - (self.t_start - self.t0), 1), e] for t, e in self.load.errors
                 ],
+                "retried": [
+                    [round(t - (self.t_start - self.t0), 1), e] for t, e in self.load.retried
+                ],
             },
+            "degradations": [dataclasses.asdict(d) for d in self.degradations],
+            "faults": faults,
+            "sandbox_memory": memory,
             "operator_log": {
                 "tracebacks": log.count("Traceback"),
                 "lines": len(log.splitlines()),
@@ -496,7 +559,20 @@ def usage(process: psutil.Process) -> dict[str, Any]:
 def parse(argv: list[str] | None) -> Config:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the measured run")
-    parser.add_argument("--services", type=int, default=50)
+    parser.add_argument("--services", type=int, default=50, help="InferenceServices (pods)")
+    parser.add_argument("--models", type=int, default=5, help="models the services share")
+    parser.add_argument("--sample-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--degradations", type=int, default=4, help="services given wrong labels, in turn"
+    )
+    parser.add_argument(
+        "--event-ttl", type=float, default=120.0, help="the sandbox's Event TTL, seconds"
+    )
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="trace the sandbox's allocations; the report lists the lines that grew",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -513,9 +589,21 @@ def parse(argv: list[str] | None) -> Config:
             fault_share=0.5,
             settle_seconds=15.0,
             degradations=1,
+            event_ttl=20.0,
+            request_log_size=500,
+            trace_memory=args.trace_memory,
             output=args.output,
         )
-    return Config(minutes=args.minutes, services=args.services, output=args.output)
+    return Config(
+        minutes=args.minutes,
+        services=args.services,
+        models=args.models,
+        sample_seconds=args.sample_seconds,
+        degradations=args.degradations,
+        event_ttl=args.event_ttl,
+        trace_memory=args.trace_memory,
+        output=args.output,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

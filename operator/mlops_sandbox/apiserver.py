@@ -2,8 +2,9 @@
 
 :class:`SandboxAPI` keeps kmock for the HTTP handling, request routing (user reactions such
 as ``api["patch", kmock.resource(...)] << 500`` still take precedence), API discovery and the
-object store (``api.objects[...]`` with its history), and replaces kmock's object-serving
-fallbacks with API-server semantics. :func:`serve_api` runs it on a loopback port.
+object store (``api.objects[...]`` with its history; a removed object is forgotten), and
+replaces kmock's object-serving fallbacks with API-server semantics. :func:`serve_api` runs
+it on a loopback port.
 
 What it covers, over real HTTP, for kopf, the ``kubernetes`` client and the workload runner:
 
@@ -95,7 +96,7 @@ What it does not do:
 - validation of built-in fields other than those above (required fields such as a
   container's ``image``, immutable fields on update), defaulting of built-in resources (beyond
   the few defaults above), service cluster IPs, pod IPs, and controllers: nothing acts on
-  Jobs, Deployments or Pods unless the workload runner does; events never expire;
+  Jobs, Deployments or Pods unless the workload runner does;
 - ``/openapi/v2`` in protobuf (406: kubectl then uses v3); CRD conversion (versions only
   rewrite ``apiVersion``);
 - CEL rules other than ``self == oldSelf`` (skipped, with a warning logged once per rule);
@@ -315,19 +316,30 @@ class _WatchEvent:
     type: str
     obj: dict[str, Any]
     old: dict[str, Any] | None  # the previous state, to re-evaluate selectors on MODIFIED
+    at: float = 0.0  # SandboxAPI.clock() when it happened
 
 
 @dataclasses.dataclass
 class _EventLog:
-    """Recent events of one resource; watchers read it by resourceVersion."""
+    """Recent events of one resource; watchers read it by resourceVersion.
+
+    Like the API server's watch cache: at most ``maxlen`` events, and events older than
+    ``fresh_seconds`` go once more than ``keep`` are held (a watch resuming from before them
+    gets 410 and relists)."""
 
     events: collections.deque[_WatchEvent]
+    fresh_seconds: float | None = None
+    keep: int = 100
     floor: int = 0  # the newest evicted resourceVersion: watches from before it get 410
     signal: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
     def append(self, event: _WatchEvent) -> None:
         if self.events.maxlen is not None and len(self.events) == self.events.maxlen:
             self.floor = self.events[0].rv
+        if self.fresh_seconds is not None:
+            stale = event.at - self.fresh_seconds
+            while len(self.events) >= self.keep and self.events[0].at < stale:
+                self.floor = self.events.popleft().rv
         self.events.append(event)
         signal, self.signal = self.signal, asyncio.Event()
         signal.set()
@@ -575,7 +587,18 @@ class SandboxAPI(kmock.KubernetesEmulator):
     log_provider: Callable[[str, str], str | None] | None = None
     """Serves ``GET …/pods/{name}/log``: called with (namespace, name); None means no logs."""
     event_log_size: int = 1000
-    """How many recent events per resource a watch can resume from."""
+    """How many recent events per resource a watch can resume from, at most."""
+    watch_history_seconds: float | None = 75.0
+    """Events older than this are dropped from a resource's watch history once it holds more
+    than 100, as the API server's watch cache keeps about 75 s (None: only the count bounds
+    it). A watch resuming from before them gets 410 Expired, and relists."""
+    event_ttl: float | None = 3600.0
+    """Seconds an Event lives after its last write, as with the API server's ``--event-ttl``
+    (1 h by default); then it is deleted (watchers see DELETED). None: Events stay."""
+    request_log_size: int = 100_000
+    """How many requests :attr:`request_log` keeps (the oldest go first)."""
+    clock: Callable[[], float] = time.monotonic
+    """Seconds, for the Event TTL and the watch history's age (tests move it forward)."""
     history_limit: int = 10
     """How many past versions of each object ``api.objects[…].history`` keeps."""
     requests_limit: int = 4
@@ -607,11 +630,15 @@ class SandboxAPI(kmock.KubernetesEmulator):
     _kinds: dict[tuple[str, str], _Kind] = attrs.field(factory=dict, init=False)
     _event_logs: dict[kmock.resource, _EventLog] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=0, init=False)
+    _event_expiry: dict[ObjectKey, float] = attrs.field(factory=dict, init=False)
+    """Live Events by the :attr:`clock` time they expire at, the soonest first (each write
+    moves its Event to the end: every Event gets the same TTL)."""
     _closing: bool = attrs.field(default=False, init=False)
     _openapi_cache: dict[str, dict[str, Any]] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self.request_log = RequestLog(self.request_log_size)
         # kmock routes PUT on a named object to no action; the API server treats it as replace.
         self.fallback[kmock.method.PUT] << self._serve_replace
         for group, version, plural, kind, namespaced, subresources, shortnames in _BUILTINS:
@@ -664,6 +691,23 @@ class SandboxAPI(kmock.KubernetesEmulator):
         from a quiet moment; the returned dicts are the stored ones, do not change them)."""
         return [(key, obj.last.raw) for key, obj in list(self._objects.items()) if not obj.deleted]
 
+    def retention(self) -> dict[str, int]:
+        """What the emulator holds now, by store: the figures a soak watches for growth
+        (objects and their kept versions, Events, watch history, the request log and its
+        counters). Read it on the API's loop or from a quiet moment, as :meth:`live_objects`."""
+        objects = list(self._objects.values())
+        return {
+            "objects": sum(1 for obj in objects if not obj.deleted),
+            "objects_removed_kept": sum(1 for obj in objects if obj.deleted),
+            "object_versions": sum(len(obj.history) for obj in objects),
+            "events_expiring": len(self._event_expiry),
+            "watch_history": sum(len(log.events) for log in self._event_logs.values()),
+            "request_log": len(self.request_log),
+            "request_counters": len(self.request_counts),
+            "write_hooks": len(self.write_hooks),
+            "faults": len(self.faults),
+        }
+
     def close_watches(self) -> None:
         """End every open watch stream (so that the HTTP server can stop without waiting)."""
         self._closing = True
@@ -678,6 +722,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         logged, and answered by the first fault that matches it or served."""
         if raw_request.path.startswith(admin.PREFIX):
             return await admin.handle(raw_request, self.faults, self.request_log, self.s3_faults)
+        self.expire_events()
         call = _call_of(raw_request)
         fault = self.faults.pick(lambda rule, now: rule.answers(call, now))
         record = self.request_log.append(call, fault.id if fault is not None else None)
@@ -1191,23 +1236,53 @@ class SandboxAPI(kmock.KubernetesEmulator):
 
     def _store(self, kind: _Kind, key: ObjectKey, event: str, obj: dict[str, Any]) -> None:
         old = self._live(key)
-        if key not in self._objects:
-            self._objects[key] = obj
-        elif event == "DELETED":
-            self._objects[key].delete()
-        elif self._objects[key].deleted:
-            self._objects[key].create(obj)
+        if event == "DELETED":
+            # Forgotten at once, as by the API server: only the watch history keeps it.
+            del self._objects[key]
+            self._event_expiry.pop(key, None)
         else:
-            self._objects[key].history.append(obj)
-        history = self._objects[key].history
-        if len(history) > self.history_limit:
-            del history[: -self.history_limit]
+            if key not in self._objects:
+                self._objects[key] = obj
+            elif self._objects[key].deleted:  # soft-deleted through kmock's own API
+                self._objects[key].create(obj)
+            else:
+                self._objects[key].history.append(obj)
+                history = self._objects[key].history
+                if len(history) > self.history_limit:
+                    del history[: -self.history_limit]
+            if kind.plural == "events" and self.event_ttl is not None:
+                self._event_expiry.pop(key, None)
+                self._event_expiry[key] = self.clock() + self.event_ttl
         log = self._event_logs.get(kind.storage)
         if log is None:
-            log = self._event_logs[kind.storage] = _EventLog(
-                collections.deque(maxlen=self.event_log_size)
-            )
-        log.append(_WatchEvent(int(_meta(obj)["resourceVersion"]), event, obj, old))
+            log = self._event_logs[kind.storage] = self._new_event_log()
+        rv = int(_meta(obj)["resourceVersion"])
+        log.append(_WatchEvent(rv, event, obj, old, self.clock()))
+
+    def _new_event_log(self) -> _EventLog:
+        return _EventLog(
+            collections.deque(maxlen=self.event_log_size), fresh_seconds=self.watch_history_seconds
+        )
+
+    def expire_events(self) -> int:
+        """Delete the Events whose TTL has passed (watchers see DELETED); how many went. Runs
+        before each request is served, so an idle emulator keeps them until it is asked."""
+        now = self.clock()
+        expired = 0
+        while self._event_expiry:
+            key, at = next(iter(self._event_expiry.items()))
+            if at > now:
+                break
+            kind = self._kind_of(key)
+            current = self._live(key)
+            if kind is None or current is None:
+                self._event_expiry.pop(key)
+                continue
+            gone = copy.deepcopy(current)
+            gone["metadata"]["resourceVersion"] = self._next_rv()
+            self._store(kind, key, "DELETED", gone)  # an Event owns nothing: no collection
+            expired += 1
+        return expired
 
     def _create(
         self,
@@ -1565,9 +1640,7 @@ class SandboxAPI(kmock.KubernetesEmulator):
         deadline = loop.time() + timeout
         log = self._event_logs.get(kind.storage)
         if log is None:
-            log = self._event_logs[kind.storage] = _EventLog(
-                collections.deque(maxlen=self.event_log_size)
-            )
+            log = self._event_logs[kind.storage] = self._new_event_log()
         if since_text in ("", "0"):
             last = self._rv
             for _, obj in self._select(kind, selector):
@@ -2006,15 +2079,21 @@ async def _parse_request(raw: aiohttp.web.BaseRequest, request_id: int) -> kmock
 
 @contextlib.asynccontextmanager
 async def serve_api(
-    *, host: str = "127.0.0.1", port: int = 0, crd_dir: pathlib.Path | None = None
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    crd_dir: pathlib.Path | None = None,
+    event_ttl: float | None = 3600.0,
+    request_log_size: int = 100_000,
 ) -> AsyncIterator[tuple[SandboxAPI, str]]:
     """Start the emulator over HTTP; yields (api, base_url like 'http://127.0.0.1:PORT').
+    ``event_ttl`` and ``request_log_size`` bound what it keeps (see :class:`SandboxAPI`).
 
     The listener is aiohttp's low-level server rather than ``kmock.Server``: the latter also
     patches aiohttp's DNS resolution process-wide (and must be exited in LIFO order), which a
     long-running sandbox shared with kopf's own aiohttp client does not need.
     """
-    api = SandboxAPI()
+    api = SandboxAPI(event_ttl=event_ttl, request_log_size=request_log_size)
     if crd_dir is not None:
         api.load_crd_dir(crd_dir)
     async with api:

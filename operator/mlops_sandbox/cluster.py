@@ -78,6 +78,9 @@ class Sandbox(Managed):
         run_workloads: bool = True,
         prometheus: bool = False,
         secret_access_key: str | None = None,
+        event_ttl: float | None = 3600.0,
+        request_log_size: int = 100_000,
+        max_grace_seconds: float = 3.0,
     ) -> None:
         self.secret_access_key = secret_access_key
         """The S3 secret key in the credentials Secrets and in :meth:`env` (default: the
@@ -91,6 +94,12 @@ class Sandbox(Managed):
         self._s3_port = s3_port
         self._crd_dir = crd_dir if crd_dir is not None else default_crd_dir()
         self._run_workloads = run_workloads
+        self._event_ttl = event_ttl
+        """Seconds an Event lives after its last write (the API server's ``--event-ttl``)."""
+        self._request_log_size = request_log_size
+        self._max_grace_seconds = max_grace_seconds
+        """The runner's cap on a pod's ``terminationGracePeriodSeconds`` (short for tests; a
+        soak raises it so servers finish their drain, as on a cluster)."""
         self._with_prometheus = prometheus
         self._prometheus: PrometheusServer | None = None
         self._api: SandboxAPI | None = None
@@ -273,6 +282,27 @@ class Sandbox(Managed):
         result: S3Fault = self._s3.faults.add(fault)
         return result
 
+    def retention(self) -> dict[str, int]:
+        """What the emulator holds now, by store (see
+        :meth:`~mlops_sandbox.apiserver.SandboxAPI.retention`)."""
+
+        async def read() -> dict[str, int]:
+            return self.api.retention()
+
+        return self._call(read())
+
+    def object_counts(self) -> dict[str, int]:
+        """How many objects of each resource (by plural) exist now."""
+
+        async def read() -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for key, _ in self.api.live_objects():
+                plural = str(key[0].plural)
+                counts[plural] = counts.get(plural, 0) + 1
+            return counts
+
+        return self._call(read())
+
     def requests(self, **filters: Any) -> list[Record]:
         """The API requests received so far, oldest first, filtered like
         :meth:`~mlops_sandbox.faults.RequestLog.records` (``client``, ``verb``…)."""
@@ -298,7 +328,12 @@ class Sandbox(Managed):
 
         self._stack = contextlib.AsyncExitStack()
         api, url = await self._stack.enter_async_context(
-            serve_api(port=self._api_port, crd_dir=self._crd_dir)
+            serve_api(
+                port=self._api_port,
+                crd_dir=self._crd_dir,
+                event_ttl=self._event_ttl,
+                request_log_size=self._request_log_size,
+            )
         )
         self._api, self._api_url = api, url
         if self._s3 is not None:
@@ -307,7 +342,12 @@ class Sandbox(Managed):
         self._stack.push_async_callback(self._session.close)
         await self._ensure_namespace(DEFAULT_NAMESPACE)
         if self._run_workloads:
-            runner = Runner(url, self.state_dir / "runner", services_file=self.services_file)
+            runner = Runner(
+                url,
+                self.state_dir / "runner",
+                services_file=self.services_file,
+                max_grace_seconds=self._max_grace_seconds,
+            )
             await self._stack.enter_async_context(runner)
             api.log_provider = runner.read_log
             # Closed before the runner (the stack unwinds in reverse): it scales its pods.

@@ -515,7 +515,8 @@ class ServingPod(PodProcess):
                 await self._write_status("Running", running_state(self._started_at))
                 await self._supervise(process)
             finally:
-                self._set_ready(False)
+                if self._note_ready(False):  # the container is gone: no status write first
+                    self._on_change()
                 self._started = False
                 returncode = await self._terminate(process)
             _, self._last_state = self._terminated(returncode, self._started_at)
@@ -535,12 +536,24 @@ class ServingPod(PodProcess):
             await self._write_status("Running", waiting_state(WAITING_CRASH_LOOP, message))
             await asyncio.sleep(delay)
 
-    def _set_ready(self, ready: bool) -> None:
+    def _note_ready(self, ready: bool) -> bool:
+        """Whether readiness changed; recorded, nobody told."""
         if ready == self._ready:
-            return
+            return False
         self._ready = ready
         self.ready_since = asyncio.get_running_loop().time() if ready else None
-        self._on_change()
+        return True
+
+    async def _set_ready(self, ready: bool) -> None:
+        """Record readiness in the pod's status, then tell the Deployment: as from a kubelet,
+        the API has the pod Ready before its controller acts on it, so Service routing (which
+        reads the API) has the new pod when an old one is stopped."""
+        changed = self._note_ready(ready)
+        try:
+            await self._write_status("Running", running_state(self._started_at))
+        finally:
+            if changed:
+                self._on_change()
 
     async def _supervise(self, process: asyncio.subprocess.Process) -> None:
         """Return when the process exits, or kill it after a probe says so."""
@@ -575,15 +588,15 @@ class ServingPod(PodProcess):
                 raise _Restart(f"container {name} failed startup probe, will be restarted")
         self._started = True
         if readiness is None:
-            self._set_ready(True)
-        await self._write_status("Running", running_state(self._started_at))
+            await self._set_ready(True)
+        else:
+            await self._write_status("Running", running_state(self._started_at))
 
         async def track_readiness(probe: Probe) -> None:
             tracker = ProbeTracker(probe.success_threshold, probe.failure_threshold, False)
 
             async def changed(result: bool | None) -> None:
-                self._set_ready(bool(result))
-                await self._write_status("Running", running_state(self._started_at))
+                await self._set_ready(bool(result))
 
             await self._run_probe(probe, tracker, container_start, on_change=changed)
 
@@ -779,6 +792,11 @@ class DeploymentController:
 
     async def _delete_orphans(self) -> None:
         """Pods of this Deployment that no process runs: a previous runner's (a lost node)."""
+        # Names of pods deleted here matter only until their deletion is seen: kept for good,
+        # every rollout would add one.
+        self._deleted.intersection_update(
+            name for namespace, name in self._runner.pods.cache if namespace == self.namespace
+        )
         for (namespace, name), pod in list(self._runner.pods.cache.items()):
             if namespace != self.namespace or name in self._replicas or name in self._deleted:
                 continue

@@ -35,3 +35,55 @@ def test_one_late_spike_is_noise_not_a_trend() -> None:
 
 def test_too_few_samples_cannot_pass() -> None:
     assert not report.trend(samples([100.0, 100.0]), "operator.rss_mb", floor=5.0)["passed"]
+
+
+def run(degradations: list[dict[str, object]]) -> dict[str, object]:
+    """A passing run's data, with these degradations."""
+    flat = [
+        {
+            "t": 60.0 * i,
+            "operator": {"rss_mb": 100.0, "fds": 20},
+            "operator_tasks": 150.0,
+            "operator_errors": 0.0,
+            "sandbox": {"rss_mb": 120.0, "fds": 50},
+            "servers": [{"rss_mb": 250.0, "fds": 30}],
+            "objects": {"deployments": 1, "services": 1, "events": 3},
+            "retention": {"objects": 30, "request_log": 100 * min(i, 5)},
+        }
+        for i in range(10)
+    ]
+    return {
+        "samples": flat,
+        "quiet_from": 300.0,
+        "load": {"predictions": 10, "feedback": 10, "errors": [], "retried": []},
+        "config": {
+            "services": 1,
+            "models": 1,
+            "minutes": 10,
+            "sample_seconds": 60,
+            "fault_share": 0.5,
+            "event_ttl": 120,
+            "request_log_size": 500,
+        },  # fmt: skip
+        "operator_log": {"tracebacks": 0},
+        "retrainings": 1,
+        "degradations": degradations,
+        "events": [],
+    }
+
+
+def test_a_degradation_that_never_retrains_fails_the_soak_and_the_report_says_so() -> None:
+    retrained = {"service": "svc-00", "at": 80.0, "deadline": 150.0, "window": 300,
+                 "took": 70.0, "accuracy": 0.62}  # fmt: skip
+    data = run([retrained])
+    data["verdict"] = report.verdict(data)
+    assert data["verdict"]["passed"]
+    assert data["verdict"]["retention"]["request_log"] == [0, 500]
+
+    missed = {**retrained, "service": "svc-07", "took": None, "accuracy": 0.81}
+    data = run([retrained, missed])
+    data["verdict"] = report.verdict(data)
+    assert not data["verdict"]["passed"]
+    text = report.render(data)
+    assert "| svc-07 | 80 | 300 | 150 | **no retraining** | 0.81 |" in text
+    assert "| request_log | 0 | 500 |" in text

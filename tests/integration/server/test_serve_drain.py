@@ -3,6 +3,8 @@ no request, and slow clients do not hold connections."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
 import socket
 import time
@@ -56,6 +58,41 @@ def test_sigterm_under_load_loses_no_request_and_readiness_drops_at_once(
     assert stopped - signalled >= 3, "served for the whole drain"
     assert server.proc.returncode == 0
     assert "shutting down" in server.output()
+
+
+def test_while_draining_each_answer_closes_its_keep_alive_connection(
+    iris_model: Artifact, start_server: ServerFactory
+) -> None:
+    """A client keeping connections alive is told to reconnect by every answer of the drain,
+    so it moves to another pod before the server closes its idle connections at shutdown
+    (a request sent on one just then would be lost)."""
+    server = start_server("iris", iris_model.uri, "--drain-seconds", "3")
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps(ROW)
+    headers = {"Content-Type": "application/json"}
+    kept = http.client.HTTPConnection(host, int(port), timeout=5)
+    kept.request("POST", "/v2/models/iris/infer", body, headers)
+    before = kept.getresponse()
+    before.read()
+    assert before.status == 200 and before.getheader("connection") is None  # kept alive
+    server.proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+
+    while httpx.get(f"{server.url}/v2/health/ready", timeout=5).status_code != 503:
+        assert time.monotonic() - signalled < 2, "readiness answered 503 at once"
+    try:
+        kept.request("POST", "/v2/models/iris/infer", body, headers)
+        during = kept.getresponse()
+        assert during.status == 200 and json.loads(during.read())["outputs"]
+        assert during.getheader("connection") == "close"
+        assert kept.sock is None  # http.client closed it, as the header says
+    finally:
+        kept.close()
+    # A new connection is still served until the drain ends.
+    assert httpx.post(f"{server.url}/v2/models/iris/infer", json=ROW).status_code == 200
+    assert time.monotonic() - signalled < 3, "the drain lasted long enough to test"
+    server.proc.wait(20)
+    assert server.proc.returncode == 0
 
 
 def test_slow_clients_are_cut_and_do_not_block_others(
