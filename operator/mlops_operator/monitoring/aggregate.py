@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, Final, cast, get_args
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -43,18 +43,7 @@ _DRIFT_AVAILABLE: Final = "mlops_drift_available"
 _REQUESTS: Final = "mlops_requests_total"
 _BUCKETS: Final = "mlops_request_duration_seconds_bucket"
 
-BUILTIN_METRICS: Final[tuple[BuiltinMetric, ...]] = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "mae",
-    "rmse",
-    "r2",
-    "drift",
-    "errorRate",
-    "latencyP99",
-)
+BUILTIN_METRICS: Final[tuple[BuiltinMetric, ...]] = get_args(BuiltinMetric)
 LATENCY_QUANTILE: Final = 0.99
 FIRST_SCRAPE: Final = "first scrape: rates need two"
 

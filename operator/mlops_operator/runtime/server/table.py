@@ -60,6 +60,16 @@ def _listed(names: Sequence[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
+def _mismatch(missing: Sequence[str], unknown: Sequence[str]) -> str:
+    """The missing and unknown features of a request, as one phrase."""
+    problems = []
+    if missing:
+        problems.append(f"missing features {_listed(missing)}")
+    if unknown:
+        problems.append(f"unknown features {_listed(unknown)}")
+    return "; ".join(problems)
+
+
 def _where(row: int, column: Column) -> str:
     return f"row {row}, feature {column.name!r}"
 
@@ -230,12 +240,7 @@ def table_from_instances(instances: Any, columns: Sequence[Column]) -> Table:
             unknown = [k for k in row if k not in known]
             missing = [c.name for c in columns if c.used and c.name not in row]
             if unknown or missing:
-                problems = []
-                if missing:
-                    problems.append(f"missing features {_listed(missing)}")
-                if unknown:
-                    problems.append(f"unknown features {_listed(unknown)}")
-                raise ProtocolError(400, f"instances[{i}]: {'; '.join(problems)}")
+                raise ProtocolError(400, f"instances[{i}]: {_mismatch(missing, unknown)}")
         data = [
             [row.get(c.name) for row in instances]
             if c.used or any(c.name in row for row in instances)
@@ -288,15 +293,10 @@ def table_from_tensors(
         unknown = [n for n in by_name if n not in names]
         missing = [c.name for c in columns if c.used and c.name not in by_name]
         if unknown or missing:
-            problems = []
-            if missing:
-                problems.append(f"missing features {_listed(missing)}")
-            if unknown:
-                problems.append(f"unknown features {_listed(unknown)}")
             raise ProtocolError(
                 400,
-                f"inputs do not match the model's features: {'; '.join(problems)}; send one "
-                "input per feature, named after it, of shape [N]",
+                f"inputs do not match the model's features: {_mismatch(missing, unknown)}; "
+                "send one input per feature, named after it, of shape [N]",
             )
         counted: tuple[str, int] | None = None
         data = []
