@@ -3,6 +3,7 @@ artifact directories, ``mlops-operator serve`` as a process, reading /metrics.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,13 +12,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 
+from mlops_operator.runtime.server.app import build_app
+from mlops_operator.runtime.server.config import ServeConfig
 from mlops_operator.runtime.trainer import parse_trainingjob, train
 
 CLI = str(Path(sys.executable).parent / "mlops-operator")
@@ -134,3 +139,32 @@ def metric(text: str, name: str, **labels: str) -> float | None:
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+@asynccontextmanager
+async def in_process_app(
+    artifact: Artifact, directory: Path, name: str, model_version: str | None = None
+) -> AsyncIterator[Starlette]:
+    """The server's ASGI app in this process (for httpx's ASGI transport), its model
+    loaded, without batching delay."""
+    config = ServeConfig(
+        name=name,
+        model_uri=artifact.uri,
+        model_version=model_version,
+        digest=None,
+        workers=1,
+        max_batch_size=32,
+        max_batch_delay=0.0,
+        cache_dir=str(directory),
+        run_dir=str(directory),
+        socket_dir=str(directory),
+        max_body_bytes=1 << 20,
+        load_retry_seconds=30.0,
+    )
+    application = build_app(config)
+    async with application.router.lifespan_context(application):
+        for _ in range(400):
+            if application.state.server.model is not None:
+                break
+            await asyncio.sleep(0.025)
+        yield application

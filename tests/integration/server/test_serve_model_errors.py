@@ -13,11 +13,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from serving_helpers import Artifact
+from serving_helpers import Artifact, in_process_app
 from starlette.applications import Starlette
-
-from mlops_operator.runtime.server.app import build_app
-from mlops_operator.runtime.server.config import ServeConfig
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -25,26 +22,7 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 @pytest.fixture
 async def app(iris_model: Artifact, tmp_path: Path) -> AsyncIterator[Starlette]:
     """The app with its model loaded, unversioned, without batching delay."""
-    config = ServeConfig(
-        name="iris",
-        model_uri=iris_model.uri,
-        model_version=None,
-        digest=None,
-        workers=1,
-        max_batch_size=32,
-        max_batch_delay=0.0,
-        cache_dir=str(tmp_path),
-        run_dir=str(tmp_path),
-        socket_dir=str(tmp_path),
-        max_body_bytes=1 << 20,
-        load_retry_seconds=30.0,
-    )
-    application = build_app(config)
-    async with application.router.lifespan_context(application):
-        for _ in range(400):
-            if application.state.server.model is not None:
-                break
-            await asyncio.sleep(0.025)
+    async with in_process_app(iris_model, tmp_path, "iris") as application:
         yield application
 
 
