@@ -306,7 +306,12 @@ def render(data: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str:
         f"Throughput at c={plan['target_level']}: ours (the better of our worker counts) over the "
         "best configuration of each other server, and over the floor with the same workers. "
         f"Targets: ≥ {TARGET_VS_MLSERVER:g}× MLServer with a p99 no worse, ≥ "
-        f"{TARGET_VS_FLOOR:g}× the floor, zero errors.\n",
+        f"{TARGET_VS_FLOOR:g}× the floor, zero errors; and with one worker on one row, "
+        + ", ".join(
+            f"{model.upper()} ≥ {ratio:g}× {'MLServer' if against == 'mlserver' else 'the floor'}"
+            for (model, _), (against, ratio) in ONE_WORKER_TARGETS.items()
+        )
+        + ".\n",
         ratio_table(comparisons(data)),
     ]
     for model in data["results"]:
