@@ -69,7 +69,7 @@ prometheus: ## Install Prometheus for the PromQL tests if missing (Debian, as ro
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
 .PHONY: test-chaos
-test-chaos: $(STAMP) ## The long chaos runs: the loop across 50+ operator kills, every write of a retraining failed (~30 min).
+test-chaos: $(STAMP) ## The long chaos runs: the loop across 50+ operator kills, every write of a retraining failed (~5 min).
 	$(BIN)/pytest -m chaos tests/e2e tests/controllers
 
 .PHONY: test-unit

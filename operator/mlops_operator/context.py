@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_operator.kube import client as k8s
+from mlops_operator.kube.apply import write_status
 from mlops_operator.kube.cache import Cache
 from mlops_operator.kube.queue import WorkQueue
 from mlops_operator.kube.status import Events
@@ -49,6 +50,9 @@ class Context:
     """What each object last looked like to the triggers that fan out (see ``watches``)."""
     gate: Gate | None = None
     """Holds every reconcile while kopf's peering pauses this replica (none: never held)."""
+    unanswered: dict[tuple[str, str, str], set[tuple[str, str, str]]] = field(default_factory=dict)
+    """Events already posted for a status write that got no answer, by object: not posted
+    again when the retry plans them once more (see :meth:`report`)."""
 
     def lock(self, key: Hashable) -> asyncio.Lock:
         """A lock per key, e.g. one registration per model at a time."""
@@ -59,6 +63,39 @@ class Context:
         queue = self.queues.get(plural)
         if queue is not None:
             queue.add_after((namespace, name), delay)
+
+    async def report(
+        self,
+        res: k8s.Resource,
+        obj: dict[str, Any],
+        status: dict[str, Any],
+        events: list[tuple[str, str, str]],
+    ) -> None:
+        """Write ``obj``'s planned status, then post the Events of the change it records.
+
+        A write the server refused is retried by the next reconcile, which plans the same
+        Events again: they are posted then. A write that got no answer may have landed, and
+        then the retry finds nothing left to report — so its Events are posted at once and
+        remembered, and a retry that plans them again (the write had not landed) skips them.
+        """
+        meta = obj["metadata"]
+        key = (res.plural, meta["namespace"], meta["name"])
+        posted = self.unanswered.pop(key, set())
+        try:
+            await write_status(self.kube, self.cache, res, obj, status)
+        except k8s.Transient as exc:
+            if exc.status == 0:
+                for event in events:
+                    if event not in posted:
+                        self.post(obj, *event)
+                posted |= set(events)
+            if posted:
+                self.unanswered[key] = posted
+            raise
+        written = self.cache.get(res, meta["namespace"], meta["name"]) or obj
+        for event in events:
+            if event not in posted:
+                self.post(written, *event)
 
     def post(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
         """Post an Event about ``obj`` (logged too)."""

@@ -54,6 +54,15 @@ the 21st finds no write to fail, which proves the list whole."""
 DEFAULT_SAMPLE = 8
 """Cases of the default suite, drawn with ``SEED``; the others run with ``-m chaos``."""
 SEED = 11
+EVENTS = {
+    SVC: ["VersionChanged", "RetrainingStarted", "MetricsBreached", "AlertOnly"]
+    + ["VersionChanged", "Promoted"],
+    RETRAINING: ["JobCreated", "ModelRegistered"],
+    "iris-v1": ["VersionReady"],
+    "iris-v2": ["VersionReady"],
+}
+"""The reasons of the Events about each object in the sequence, as a fault-free run posts
+them: every one exactly once whatever write failed (an Event's own create included)."""
 FAULTS: dict[str, dict[str, Any]] = {
     "refused": {"status": 503},
     "lost": {"action": "lost"},
@@ -167,3 +176,8 @@ async def test_a_retraining_with_an_error_at_its_nth_write_still_ends_retrained(
     assert v2["status"]["phase"] == "Ready"
     assert state(v2, "ArtifactVerified")[0] == "True"
     assert v2["status"].get("servedBy") == [SVC]
+    for name, reasons in EVENTS.items():
+        assert sorted(await cluster.reasons(name)) == sorted(reasons), (
+            name,
+            await cluster.reasons(name),
+        )

@@ -15,6 +15,12 @@ from mlops_operator.kube import client as k8s
 logger = logging.getLogger(__name__)
 
 COMPONENT = "mlops-operator"
+POST_ATTEMPTS = 5
+"""Creates of one Event before it is given up (and logged)."""
+POST_RETRY_DELAY = 0.5
+"""Seconds before the first retry of an Event's create; doubled for each next one."""
+POST_RETRY_MAX = 30.0
+"""The longest wait before a retry, whatever Retry-After asks."""
 
 
 def now() -> dt.datetime:
@@ -76,10 +82,24 @@ class Events:
         task.add_done_callback(self._tasks.discard)
 
     async def _post(self, event: dict[str, Any]) -> None:
-        try:
-            await self._kube.create(k8s.EVENTS, event["metadata"]["namespace"], event)
-        except k8s.KubeError as exc:
-            logger.warning("could not post Event %s: %s", event["reason"], exc)
+        """Create the Event; a transient failure is retried a few times (after the server's
+        Retry-After, else a doubling delay), and an Event that already exists — its create
+        landed but the answer was lost — is posted."""
+        for attempt in range(POST_ATTEMPTS):
+            try:
+                await self._kube.create(k8s.EVENTS, event["metadata"]["namespace"], event)
+                return
+            except k8s.Conflict:
+                return
+            except k8s.Transient as exc:
+                if attempt + 1 == POST_ATTEMPTS:
+                    logger.warning("could not post Event %s: %s", event["reason"], exc)
+                    return
+                delay = POST_RETRY_DELAY * 2**attempt
+                await asyncio.sleep(min(POST_RETRY_MAX, exc.retry_after or delay))
+            except k8s.KubeError as exc:
+                logger.warning("could not post Event %s: %s", event["reason"], exc)
+                return
 
     async def drain(self) -> None:
         """Wait for the Events in flight (at shutdown and in tests)."""

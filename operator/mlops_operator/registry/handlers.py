@@ -15,7 +15,6 @@ from mlops_operator.artifacts.layout import MODEL_FILE, file_uri
 from mlops_operator.artifacts.storage import resolve_storage
 from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
-from mlops_operator.kube.apply import write_status
 from mlops_operator.kube.queue import Key
 from mlops_operator.kube.status import now
 from mlops_operator.registry.plan import Verification, needs_verification, plan
@@ -72,7 +71,5 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
             verification = await verify(ctx, namespace, spec)
         users = served_by(ctx, namespace, spec.model, spec.version)
     decided = plan(obj, verification, users, now())
-    await write_status(ctx.kube, ctx.cache, k8s.MODELVERSIONS, obj, decided.status.to_wire())
-    for type, reason, message in decided.events:
-        ctx.post(obj, type, reason, message)
+    await ctx.report(k8s.MODELVERSIONS, obj, decided.status.to_wire(), decided.events)
     return decided.requeue_after

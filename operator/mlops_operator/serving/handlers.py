@@ -19,7 +19,6 @@ from mlops_operator.kube.apply import (
     apply_child,
     own,
     write_annotations,
-    write_status,
 )
 from mlops_operator.kube.names import DEGRADED_ANNOTATION
 from mlops_operator.kube.queue import Key
@@ -143,14 +142,10 @@ async def reconcile(ctx: Context, key: Key) -> float | None:
         await asyncio.gather(*applies)
     except InvalidChild as exc:
         status, events = invalid(obj, str(exc), moment)
-        await write_status(ctx.kube, ctx.cache, k8s.INFERENCESERVICES, obj, status.to_wire())
-        for type, reason, message in events:
-            ctx.post(obj, type, reason, message)
+        await ctx.report(k8s.INFERENCESERVICES, obj, status.to_wire(), events)
         return None
 
-    await write_status(ctx.kube, ctx.cache, k8s.INFERENCESERVICES, obj, decided.status.to_wire())
-    for type, reason, message in decided.events:
-        ctx.post(obj, type, reason, message)
+    await ctx.report(k8s.INFERENCESERVICES, obj, decided.status.to_wire(), decided.events)
     if decided.rolled_back:
         metrics.ROLLBACKS.labels(namespace, name).inc()
     evaluation = decided.status.last_evaluation

@@ -570,8 +570,8 @@ def _follow_retraining(
 
 def _adopt_retraining(b: _Builder, observed: Observed) -> None:
     """The next retraining's TrainingJob exists but the status does not say it started: the
-    process that created it stopped before recording it. Record it now, so it is followed
-    and promoted, and never started a second time."""
+    process that created it stopped before recording it (or its status write failed). Record
+    it now, so it is followed and promoted, and never started a second time."""
     retraining = b.status.retraining
     tj_name = names.retrain_name(b.name, retraining.count + 1)
     tj = observed.trainingjobs.get(tj_name)
@@ -586,6 +586,7 @@ def _adopt_retraining(b: _Builder, observed: Observed) -> None:
     message = f"Started TrainingJob {tj_name}."
     retraining.last_result = message
     b.cond(reasons.RETRAINING, True, reasons.RETRAINING_STARTED, message)
+    b.event("Normal", reasons.RETRAINING_STARTED, message)  # nobody has said it yet
 
 
 def _judge(

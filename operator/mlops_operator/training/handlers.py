@@ -21,7 +21,7 @@ from mlops_operator.artifacts.store import ArtifactStore, Unreachable
 from mlops_operator.context import Context
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube import names
-from mlops_operator.kube.apply import InvalidChild, apply_child, own, write_status
+from mlops_operator.kube.apply import InvalidChild, apply_child, own
 from mlops_operator.kube.queue import Key
 from mlops_operator.kube.status import now
 from mlops_operator.registry.plan import main_metric
@@ -71,13 +71,9 @@ class _Run(Progress):
         self.events = list(events)
 
     async def write(self) -> None:
-        """Write what differs, then post the Events (after: a failed write repeats them)."""
-        await write_status(
-            self.ctx.kube, self.ctx.cache, k8s.TRAININGJOBS, self.obj, self.status.to_wire()
-        )
+        """Write what differs and post the Events (see :meth:`Context.report`)."""
+        await self.ctx.report(k8s.TRAININGJOBS, self.obj, self.status.to_wire(), self.events)
         self.obj = self.ctx.cache.get(k8s.TRAININGJOBS, self.namespace, self.name) or self.obj
-        for type, reason, message in self.events:
-            self.ctx.post(self.obj, type, reason, message)
         self.events = []
 
 
@@ -164,16 +160,15 @@ async def _create_job(run: _Run, spec: TrainingJobSpec, reference: Reference | N
         reference=(reference.name, reference.schema_uri) if reference else None,
     )
     try:
-        written = await apply_child(
-            ctx.kube, ctx.cache, k8s.JOBS, own(job, run.obj), None, "trainingjobs"
-        )
+        await apply_child(ctx.kube, ctx.cache, k8s.JOBS, own(job, run.obj), None, "trainingjobs")
     except InvalidChild as exc:
         rejected = invalid_spec(run.status, run.generation, str(exc), now())
         run.status = rejected.status
         run.events = [e for e in run.events if e[1] != reasons.JOB_CREATED] + rejected.events
         return
-    if written:
-        run.event("Normal", reasons.JOB_CREATED, f"Created Job {job['metadata']['name']}.")
+    # Created now, or found made by a reconcile whose status write never landed: either way
+    # the status records it for the first time, and nobody has said so yet.
+    run.event("Normal", reasons.JOB_CREATED, f"Created Job {job['metadata']['name']}.")
 
 
 async def _last_failure(ctx: Context, namespace: str, job_name: str) -> tuple[str, str] | None:

@@ -532,7 +532,11 @@ def plan(observed: Observed, allowed_prefixes: Sequence[str], now: dt.datetime) 
     outcome = job_outcome(job_status, failure)
     if job_status.get("startTime") and status.start_time is None:
         status.start_time = job_status["startTime"]
+    recorded = status.job_name
     status.job_name = (job.get("metadata") or {}).get("name") or job_name
+    if recorded != status.job_name:
+        # Created by a reconcile whose status write never landed: its Event was not posted.
+        out.events.append(("Normal", reasons.JOB_CREATED, f"Created Job {status.job_name}."))
     storage_failure = observed.failure is not None and observed.failure[0] in STORAGE_REASONS
     if storage_failure and outcome.phase != "Succeeded":
         assert observed.failure is not None

@@ -104,7 +104,8 @@ def _helpers(modules: list[ast.Module]) -> dict[str, set[tuple[str, str]]]:
         and node.name not in KUBE_VERBS
         and _resource_params(node)
     ]
-    helpers: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    # Each one known, even if it only reads watch state.
+    helpers: dict[str, set[tuple[str, str]]] = defaultdict(set, {f.name: set() for f in functions})
     changed = True
     while changed:
         changed = False
@@ -112,6 +113,8 @@ def _helpers(modules: list[ast.Module]) -> dict[str, set[tuple[str, str]]]:
             params = _resource_params(func)
             for call in (n for n in ast.walk(func) if isinstance(n, ast.Call)):
                 callee = _callee(call)
+                if _on_cache(call):
+                    continue  # watch state: no request
                 if not any(isinstance(a, ast.Name) and a.id in params for a in _args(call)):
                     continue
                 if callee in KUBE_VERBS:

@@ -46,6 +46,8 @@ def test_a_retraining_created_but_not_recorded_is_adopted_and_not_started_again(
     assert (retraining.active, retraining.count) == ("svc-retrain-1", 1)
     assert retraining.started == [T0]
     assert cond(adopted.status, "Retraining")["reason"] == "RetrainingStarted"
+    # Nobody said it started (the Event follows the status write that never landed): now.
+    assert [e[1] for e in adopted.events].count("RetrainingStarted") == 1
 
     # It finishes: its version is promoted like any retraining's.
     obj = {**obj, "status": adopted.status.to_wire()}

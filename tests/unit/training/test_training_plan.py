@@ -89,6 +89,14 @@ def test_reachable_storage_creates_the_job_of_the_generation() -> None:
     assert ready(result) == ("False", "JobCreated")
 
 
+def test_a_job_the_status_does_not_record_is_said_created_once() -> None:
+    # A reconcile created the Job, then its status write was refused or the process died.
+    found = run(tj(), job(active=1))
+    assert found.status.job_name == "tj-train"
+    assert [e[1] for e in found.events] == ["JobCreated"]
+    assert run(after(found), job(active=1)).events == []  # recorded now: not said again
+
+
 def test_a_job_deleted_before_it_finished_fails_the_trainingjob() -> None:
     created = run(tj(), storage=REACHABLE)
     result = run(after(created))
