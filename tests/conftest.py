@@ -247,6 +247,19 @@ class Resources:
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}; last status: {seen.get('status')}") from None
 
+    def wait_rolled_out(self, name: str, version: int, timeout: float = 90.0) -> dict[str, Any]:
+        """The InferenceService ``name`` once it serves ``version``, rolled out."""
+        return self.wait_status(
+            "inferenceservices",
+            name,
+            lambda s: (
+                s.get("currentVersion") == version
+                and self.condition(s, "Progressing").get("reason") == "RolledOut"
+            ),
+            f"to serve version {version}, rolled out",
+            timeout=timeout,
+        )
+
 
 @pytest.fixture
 def resources(crd_api: kubernetes.client.CustomObjectsApi, namespace: str) -> Resources:

@@ -192,13 +192,22 @@ class Cluster:
         Complete, a reconcile registers the version. The TrainingJob after it."""
         await self.reconcile("TrainingJob", name)
         tj = await self.obj("TrainingJob", name)
-        job = await self.user.get(k8s.JOBS, self.namespace, tj["status"]["jobName"])
-        run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
-        for file, content in trainer_output(f"{name} model".encode(), metrics, **manifest).items():
-            self.put(file_uri(run_uri, file), content)
-        await self.job_complete(job["metadata"]["name"])
+        await self.trainer_succeeds(
+            tj["status"]["jobName"], metrics, f"{name} model".encode(), **manifest
+        )
         await self.reconcile("TrainingJob", name)
         return await self.obj("TrainingJob", name)
+
+    async def trainer_succeeds(
+        self, job_name: str, metrics: dict[str, float], model: bytes, **manifest: Any
+    ) -> None:
+        """Play the trainer and the Job controller: the trainer's files where the Job says
+        (``manifest`` adds to its manifest), then the Job Complete."""
+        job = await self.user.get(k8s.JOBS, self.namespace, job_name)
+        run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
+        for file, content in trainer_output(model, metrics, **manifest).items():
+            self.put(file_uri(run_uri, file), content)
+        await self.job_complete(job_name)
 
     # --- storage --------------------------------------------------------------------------
 

@@ -19,12 +19,10 @@ from typing import Any
 
 import pytest
 
-from mlops_operator.artifacts.layout import file_uri
 from mlops_operator.kube import client as k8s
 from mlops_operator.kube import names
 from mlops_operator.monitoring.aggregate import Measurement
 from mlops_operator.monitoring.judge import Measured
-from mlops_operator.training.build import OUTPUT_ANNOTATION
 from mlops_sandbox.faults import Fault
 from tests.controllers.conftest import Cluster, state
 from tests.controllers.test_inferenceservice_reconcile import (
@@ -35,7 +33,6 @@ from tests.controllers.test_inferenceservice_reconcile import (
     retrain,
     serve,
 )
-from tests.support.factories import trainer_output
 
 T0 = dt.datetime(2027, 6, 1, tzinfo=dt.UTC)
 _ticks = itertools.count(1)
@@ -90,12 +87,9 @@ async def retrain_and_promote(cluster: Cluster) -> None:
     )
     await attempt(cluster, IS, SVC)
     await attempt(cluster, TJ, RETRAINING)
-    job = await cluster.get(k8s.JOBS, names.training_job_name(RETRAINING))
-    assert job is not None
-    run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
-    for file, content in trainer_output(b"retrained", {"accuracy": 0.97}).items():
-        cluster.put(file_uri(run_uri, file), content)
-    await cluster.job_complete(job["metadata"]["name"])
+    await cluster.trainer_succeeds(
+        names.training_job_name(RETRAINING), {"accuracy": 0.97}, b"retrained"
+    )
     await attempt(cluster, TJ, RETRAINING)
     await attempt(cluster, MV, "iris-v2")
     await attempt(cluster, IS, SVC)

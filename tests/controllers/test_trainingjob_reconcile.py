@@ -7,11 +7,9 @@ from typing import Any
 import pytest
 
 from mlops_operator.artifacts import layout
-from mlops_operator.artifacts.layout import file_uri
 from mlops_operator.kube import client as k8s
-from mlops_operator.training.build import OUTPUT_ANNOTATION
 from tests.controllers.conftest import Cluster, condition, state
-from tests.support.factories import trainer_output, trainingjob
+from tests.support.factories import trainingjob
 
 TJ = "TrainingJob"
 
@@ -252,12 +250,7 @@ async def test_a_version_taken_by_hand_that_the_watch_has_not_delivered_is_skipp
     cluster: Cluster,
 ) -> None:
     job_name = await started(cluster, "tj")
-    job = await cluster.get(k8s.JOBS, job_name)
-    assert job is not None
-    run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
-    for file, content in trainer_output(b"model", {"accuracy": 0.93}).items():
-        cluster.put(file_uri(run_uri, file), content)
-    await cluster.job_complete(job_name)
+    await cluster.trainer_succeeds(job_name, {"accuracy": 0.93}, b"model")
     await cluster.watches.sync()
     await cluster.version("iris", 1, ready=False)
 
@@ -374,12 +367,7 @@ async def test_a_status_that_lost_its_reservation_adopts_the_runs_version(
     cluster: Cluster,
 ) -> None:
     job_name = await started(cluster, "tj")
-    job = await cluster.get(k8s.JOBS, job_name)
-    assert job is not None
-    run_uri = job["metadata"]["annotations"][OUTPUT_ANNOTATION]
-    for file, content in trainer_output(b"model", {"accuracy": 0.93}).items():
-        cluster.put(file_uri(run_uri, file), content)
-    await cluster.job_complete(job_name)
+    await cluster.trainer_succeeds(job_name, {"accuracy": 0.93}, b"model")
     before = (await cluster.obj(TJ, "tj"))["status"]
     await cluster.reconcile(TJ, "tj")
     registered = (await cluster.obj(TJ, "tj"))["status"]

@@ -120,15 +120,7 @@ def test_a_bare_model_by_hand_then_a_registered_one_are_served_in_turn(
     assert result.returncode == 0, result.stderr
     assert "modelversion.mlops.dev/iris-v2 created" in result.stdout
 
-    resources.wait_status(
-        "inferenceservices",
-        "iris",
-        lambda s: (
-            s.get("currentVersion") == 2
-            and resources.condition(s, "Progressing").get("reason") == "RolledOut"
-        ),
-        "to roll forward to the registered version 2",
-    )
+    resources.wait_rolled_out("iris", 2)
     with httpx.Client(base_url=base, timeout=10) as http:
         metadata = http.get("/v2/models/iris").json()
         assert metadata["versions"] == ["2"]

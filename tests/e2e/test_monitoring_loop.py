@@ -117,15 +117,7 @@ def test_falling_online_accuracy_rolls_back_to_the_last_healthy_version(
     watch_accuracy(resources, onDegradation="Rollback")
     resources.wait_status("inferenceservices", "cancer", lambda s: s.get("phase") == "Ready", "up")
     train(resources, "cancer-b", trainingjob(cancer_csv, 6))
-    resources.wait_status(
-        "inferenceservices",
-        "cancer",
-        lambda s: (
-            s.get("currentVersion") == 2
-            and resources.condition(s, "Progressing").get("reason") == "RolledOut"
-        ),
-        "to serve version 2",
-    )
+    resources.wait_rolled_out("cancer", 2)
     base = address(kube, namespace)
     batch, labels = rows(50)
     with httpx.Client(base_url=base, timeout=10) as http:
@@ -306,15 +298,7 @@ def test_a_breaching_promql_query_through_a_real_prometheus_rolls_back(
             "onDegradation": "Rollback",
         },
     )
-    resources.wait_status(
-        "inferenceservices",
-        "cancer",
-        lambda s: (
-            s.get("currentVersion") == 2
-            and resources.condition(s, "Progressing").get("reason") == "RolledOut"
-        ),
-        "to serve version 2",
-    )
+    resources.wait_rolled_out("cancer", 2)
     batch, _ = rows(1)
     with httpx.Client(base_url=address(kube, namespace), timeout=10) as http:
         for _ in range(20):

@@ -68,15 +68,7 @@ def test_a_breached_per_class_recall_rolls_back_and_the_status_shows_value_and_s
     )
     resources.wait_status("inferenceservices", "cancer", lambda s: s.get("phase") == "Ready", "up")
     train(resources, "cancer-b", cancer_csv, 6)
-    resources.wait_status(
-        "inferenceservices",
-        "cancer",
-        lambda s: (
-            s.get("currentVersion") == 2
-            and resources.condition(s, "Progressing").get("reason") == "RolledOut"
-        ),
-        "to serve version 2",
-    )
+    resources.wait_rolled_out("cancer", 2)
     core = kubernetes.client.CoreV1Api(kube)
     base = wait_for(
         "the predictor Service's address",

@@ -148,15 +148,7 @@ def test_train_serve_predict_feedback_and_roll_forward(
 
     # A second training run becomes `latest`: the service rolls forward.
     resources.create("trainingjobs", "TrainingJob", "cancer-b", trainingjob(cancer_csv, 6))
-    isvc = resources.wait_status(
-        "inferenceservices",
-        "cancer",
-        lambda s: (
-            s.get("currentVersion") == 2
-            and resources.condition(s, "Progressing").get("reason") == "RolledOut"
-        ),
-        "to roll forward to version 2",
-    )
+    isvc = resources.wait_rolled_out("cancer", 2)
     assert [(h["version"], h["reason"]) for h in isvc["status"]["history"]] == [
         (1, "Initial"),
         (2, "NewLatest"),

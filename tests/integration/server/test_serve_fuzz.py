@@ -43,6 +43,24 @@ def fuzz_settings(examples: int) -> settings:
     )
 
 
+def send_generated(
+    conn: Connection, strategy: st.SearchStrategy[tuple[str, bytes, dict[str, str]]], examples: int
+) -> int:
+    """POST ``examples`` requests drawn from ``strategy`` on ``conn``, each answer checked (see
+    :meth:`Connection.check`); how many were sent."""
+    sent = 0
+
+    @fuzz_settings(examples)
+    @given(sample=strategy)
+    def fuzz(sample: tuple[str, bytes, dict[str, str]]) -> None:
+        nonlocal sent
+        conn.check("POST", *sample)
+        sent += 1
+
+    fuzz()
+    return sent
+
+
 EXTREME = [1e39, -1e39, 1e308, -1.7e308, 3.4028236e38, 5e-324, -0.0, 2**53 + 1, 2**64, 2**70]
 
 
@@ -327,17 +345,8 @@ def test_nearly_valid_requests_with_extreme_values_never_get_a_5xx(
 ) -> None:
     served: Served = request.getfixturevalue(model)
     conn = Connection(served)
-    sent = 0
-
-    @fuzz_settings(PROPERTY_EXAMPLES)
-    @given(sample=requests(served))
-    def fuzz(sample: tuple[str, bytes, dict[str, str]]) -> None:
-        nonlocal sent
-        conn.check("POST", *sample)
-        sent += 1
-
     try:
-        fuzz()
+        sent = send_generated(conn, requests(served), PROPERTY_EXAMPLES)
         # Feedback with huge labels must not have frozen the online score.
         path = f"/v1/models/{served.name}/feedback"
         row, label = served.valid_row, 0.5 if served.regression else served.label
@@ -464,17 +473,8 @@ def raw_requests(draw: st.DrawFn, served: Served) -> tuple[str, bytes, dict[str,
 def test_nearly_valid_raw_rows_never_get_a_5xx(raw_table: Served) -> None:
     served = raw_table
     conn = Connection(served)
-    sent = 0
-
-    @fuzz_settings(RAW_EXAMPLES)
-    @given(sample=st.one_of(raw_requests(served), requests(served)))
-    def fuzz(sample: tuple[str, bytes, dict[str, str]]) -> None:
-        nonlocal sent
-        conn.check("POST", *sample)
-        sent += 1
-
     try:
-        fuzz()
+        sent = send_generated(conn, st.one_of(raw_requests(served), requests(served)), RAW_EXAMPLES)
         body = json.dumps({"instances": [served.valid_row], "labels": ["yes"]}).encode()
         path = f"/v1/models/{served.name}/feedback"
         status, data = conn.send("POST", path, body, {"Content-Type": "application/json"})
@@ -483,4 +483,4 @@ def test_nearly_valid_raw_rows_never_get_a_5xx(raw_table: Served) -> None:
         conn.close()
     assert sent >= RAW_EXAMPLES
     metrics = httpx.get(f"{served.server.url}/metrics").text
-    assert 'mlops_requests_total{code="400"' in metrics or 'code="400"' in metrics
+    assert 'code="400"' in metrics

@@ -10,35 +10,10 @@ import pytest
 
 from mlops_operator.serving.plan import Observed, plan
 from mlops_operator.settings import Settings
+from tests.unit.serving.test_serving_service_plan import version
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 SETTINGS = Settings(runtime_image="runtime:test", s3_credentials_secret=None)
-
-
-def version(n: int, task: str | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "model": "m",
-        "version": n,
-        "artifact": {"uri": f"s3://bucket/models/ns/m/{n}/", "digest": "sha256:" + "a" * 64},
-    }
-    if task:
-        spec["task"] = task
-    return {
-        "metadata": {"namespace": "ns", "name": f"m-v{n}"},
-        "spec": spec,
-        "status": {
-            "phase": "Ready",
-            "conditions": [
-                {
-                    "type": t,
-                    "status": "True",
-                    "reason": "x",
-                    "lastTransitionTime": "2026-03-01T00:00:00Z",
-                }
-                for t in ("ArtifactVerified", "GatesPassed")
-            ],
-        },
-    }
 
 
 def service(*policies: dict[str, Any], generation: int = 1) -> dict[str, Any]:
@@ -79,7 +54,7 @@ def test_a_metric_of_the_other_task_is_invalid_spec_with_an_event_naming_it(
     obj = service(
         {"name": "latency", "builtin": "latencyP99", "max": 1.0}, {"name": "bad", **metric}
     )
-    result = run(obj, [version(1, task)])
+    result = run(obj, [version(1, task=task)])
     assert not result.valid
     assert result.deployment is None
     assert result.status.phase == "Failed"
@@ -94,18 +69,18 @@ def test_a_metric_of_the_other_task_is_invalid_spec_with_an_event_naming_it(
 
 def test_metrics_of_the_models_task_serve_and_an_unknown_task_is_not_refused() -> None:
     classifier = service({"name": "f1", "builtin": "f1"}, {"name": "acc", "builtin": "accuracy"})
-    served = run(classifier, [version(1, "classification")])
+    served = run(classifier, [version(1, task="classification")])
     assert served.valid and served.deployment is not None
     regressor = service(
         {"name": "rmse", "builtin": "rmse", "max": 2.0}, {"name": "r2", "builtin": "r2"}
     )
-    assert run(regressor, [version(1, "regression")]).valid
+    assert run(regressor, [version(1, task="regression")]).valid
     # A version registered by hand without a task: the measurement will say what it finds.
-    assert run(service({"name": "f1", "builtin": "f1"}), [version(1, None)]).valid
+    assert run(service({"name": "f1", "builtin": "f1"}), [version(1, task=None)]).valid
 
 
 def test_the_served_versions_task_decides_and_fixing_the_spec_clears_it() -> None:
-    versions = [version(1, "classification"), version(2, "regression")]
+    versions = [version(1, task="classification"), version(2, task="regression")]
     obj = service({"name": "f1", "builtin": "f1"})
     obj["status"] = {"currentVersion": 1}
     assert run(obj, versions).valid, "version 1, a classifier, is what is served"

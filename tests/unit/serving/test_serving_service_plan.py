@@ -26,6 +26,7 @@ def version(
     degraded: str | None = None,
     source: str | None = None,
     accuracy: float = 0.9,
+    task: str | None = None,
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"namespace": "ns", "name": f"m-v{n}", "resourceVersion": str(n)}
     if degraded:
@@ -44,6 +45,7 @@ def version(
             "artifact": {"uri": f"s3://bucket/models/ns/m/{n}/", "digest": DIGEST},
             "metrics": {"accuracy": accuracy},
             "source": {"trainingJob": source} if source else {},
+            **({"task": task} if task else {}),
         },
         "status": {
             "phase": phase,
