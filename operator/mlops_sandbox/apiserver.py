@@ -1325,7 +1325,11 @@ class SandboxAPI(kmock.KubernetesEmulator):
         rest = {field: val for field, val in obj.items() if field not in ("apiVersion", "kind")}
         obj = {"apiVersion": kind.api_version(kind.storage_version), "kind": kind.kind, **rest}
         if "status" in kind.subresources:
+            # A custom resource is stored without one; a built-in kind's status is reset to
+            # its empty struct, which the API server writes out as ``{}``.
             obj.pop("status", None)
+            if kind.crd_versions is None:
+                obj["status"] = {}
         self._apply_builtin_behaviour(kind, obj)
         # Validation comes before the store is asked, as in the API server: an invalid object
         # of a taken name is Invalid, not AlreadyExists.

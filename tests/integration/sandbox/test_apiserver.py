@@ -240,7 +240,7 @@ async def test_a_merge_patch_with_a_stale_resource_version_is_a_conflict_on_stat
             " please apply your changes to the latest version and try again"
         )
     current = await call(http, "GET", f"{jobs}/j")
-    assert (current["metadata"]["labels"], current.get("status")) == ({"a": "1"}, None)
+    assert (current["metadata"]["labels"], current["status"]) == ({"a": "1"}, {})
     fresh = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}}
     patched = await call(
         http, "PATCH", f"{jobs}/j/status", {**fresh, "status": {"succeeded": 1}}, headers=MERGE

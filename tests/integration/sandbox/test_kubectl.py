@@ -185,8 +185,9 @@ async def test_logs_of_a_job_come_from_its_own_pod(
     batch: Any = kubernetes.client.BatchV1Api(kube)
 
     def done(name: str) -> bool:
-        conditions = batch.read_namespaced_job_status(name, namespace).status.conditions
-        return bool({c.type for c in conditions or []} & {"Complete", "Failed"})
+        status = batch.read_namespaced_job_status(name, namespace).status
+        conditions = (status and status.conditions) or []  # no status before the runner's first
+        return bool({c.type for c in conditions} & {"Complete", "Failed"})
 
     async def finished() -> bool:
         return all([await asyncio.to_thread(done, name) for name in ("first", "second")])
