@@ -58,7 +58,7 @@ def build_table(
             str(mv["spec"]["version"]),
             status.get("mainMetric") or "",
             ready_reason(mv),
-            ", ".join(status.get("servedBy") or []),
+            f"served by {', '.join(served)}" if (served := status.get("servedBy")) else "",
         )
     for isvc in services:
         status = isvc.get("status") or {}

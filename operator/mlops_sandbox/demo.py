@@ -357,7 +357,23 @@ def degrade(api: Any, say: Narrator, timeout: float, name: str, address: str) ->
         + " → ".join(f"v{h['version']} {h['reason']}" for h in status["history"])
     )
     _print_data_checks(api, say, (status.get("retraining") or {}).get("lastResult") or "")
+    wait_for(
+        f"the ModelVersions to say version 3 alone is served by {name}",
+        lambda: _served_by_settled(api, name, manifest["spec"]["model"], 3),
+        timeout=timeout,
+    )
     return True
+
+
+def _served_by_settled(api: Any, service: str, model: str, version: int) -> bool:
+    """Whether ``version`` of ``model`` alone lists the service in ``servedBy`` (the
+    registry recomputes it shortly after the service moves), so the final table is true."""
+    mvs = api.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions")
+    return all(
+        (service in ((mv.get("status") or {}).get("servedBy") or []))
+        == (mv["spec"]["model"] == model and mv["spec"]["version"] == version)
+        for mv in mvs.get("items", [])
+    )
 
 
 def _print_data_checks(api: Any, say: Narrator, last_result: str) -> None:

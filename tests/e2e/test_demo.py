@@ -38,4 +38,16 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     ) in out
     assert "warning drift" in out
     assert "done: every step happened" in out
+    # The final table is true: version 3 alone is served, and says so.
+    served = {
+        cells[1]: "served by breast-cancer" in cells[6]
+        for line in out.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│").split("│")]) == 7
+        and cells[0] == "ModelVersion"
+    }
+    assert served == {
+        "breast-cancer-v1": False,
+        "breast-cancer-v2": False,
+        "breast-cancer-v3": True,
+    }
     assert (tmp_path / "kubeconfig").exists()
