@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import pathlib
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from mlops_operator.api.online import CORRECT, LABELLED
+from mlops_operator.monitoring.aggregate import aggregate
 from mlops_operator.monitoring.measure import PrometheusError, query_scalar, scrape
 from mlops_sandbox.prometheus import PrometheusServer
 
 REQUESTS = {"pod-a": 3, "pod-b": 4}
+FEEDBACK = {"pod-a": (90, 100), "pod-b": (0, 10)}
+"""Correct and labelled samples in each pod's window: a busy replica that is right and a
+quiet one that is wrong, so averaging the pods' accuracies (0.45) is not the accuracy (0.82)."""
+DASHBOARD = (
+    pathlib.Path(__file__).parents[3] / "charts/mlops-operator/dashboards/mlops-operator.json"
+)
 
 
 def _pod(name: str, port: int) -> dict[str, Any]:
@@ -37,6 +46,16 @@ def pods() -> Iterator[dict[str, int]]:
     for name, count in REQUESTS.items():
         registry = CollectorRegistry()
         Counter("demo_requests", "Requests served.", registry=registry).inc(count)
+        for metric, value in zip((CORRECT, LABELLED), FEEDBACK[name], strict=True):
+            gauge = Gauge(metric, metric, ["model", "version"], registry=registry)
+            gauge.labels(model="iris", version="1").set(value)
+        correct, labelled = FEEDBACK[name]
+        accuracy = Gauge(
+            "mlops_online_accuracy", "Accuracy.", ["model", "version"], registry=registry
+        )
+        accuracy.labels(model="iris", version="1").set(
+            correct / labelled
+        )  # as the server derives it
         server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
         servers.append((server, thread))
         ports[name] = server.server_address[1]
@@ -70,6 +89,25 @@ async def test_an_aggregated_query_returns_the_sum_over_pods(prometheus: Prometh
 
     assert result.value == sum(REQUESTS.values())
     assert result.message == ""
+
+
+def _dashboard_query(title: str) -> str:
+    """A panel's query from the chart's Grafana dashboard, every variable set to All."""
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    (expr,) = [t["expr"] for p in panels if p.get("title") == title for t in p["targets"]]
+    return str(expr).replace("$namespace", ".*").replace("$model", ".*")
+
+
+async def test_the_dashboards_accuracy_is_the_accuracy_the_operator_judges(
+    prometheus: PrometheusServer, pods: dict[str, int]
+) -> None:
+    texts = {name: await scrape(f"http://127.0.0.1:{port}/metrics") for name, port in pods.items()}
+    judged = aggregate(texts, "iris", None).measurements["accuracy"]
+
+    shown = await query_scalar(prometheus.url, _dashboard_query("Online accuracy"))
+
+    assert judged is not None and judged.value == pytest.approx(90 / 110)
+    assert shown.value == pytest.approx(judged.value)
 
 
 async def test_series_carry_the_pods_sanitized_labels(prometheus: PrometheusServer) -> None:

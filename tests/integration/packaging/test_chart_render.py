@@ -281,7 +281,7 @@ def test_grafana_dashboard_shows_the_loop(render: Render) -> None:
     dashboard = json.loads(config_map["data"]["mlops-operator.json"])
     queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     for metric in (
-        "mlops_online_accuracy",
+        "mlops_online_window_correct",
         "mlops_drift_psi_max",
         "mlops_request_duration_seconds_bucket",
         "mlops_requests_total",
