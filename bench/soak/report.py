@@ -86,7 +86,10 @@ def verdict(data: dict[str, Any]) -> dict[str, Any]:
     """Trends, errors once the faults stopped, and object counts: each judged."""
     samples = data["samples"]
     quiet_from = data["quiet_from"]
-    trends = {label: trend(samples, path, floor) for label, path, floor in SERIES}
+    # The first sample is taken as the load starts, before any request: what a process opens
+    # for its first clients (keep-alive sockets, the scrape's connection) is a step, not growth.
+    under_load = samples[1:]
+    trends = {label: trend(under_load, path, floor) for label, path, floor in SERIES}
     quiet = [s for s in samples if s["t"] >= quiet_from]
     load_errors = [e for e in data["load"]["errors"] if e[0] >= quiet_from]
     operator_errors = quiet[-1]["operator_errors"] - quiet[0]["operator_errors"] if quiet else None
@@ -169,7 +172,8 @@ def render(data: dict[str, Any]) -> str:
         "",
         "A series fails when its fitted growth over the run exceeds the largest of "
         f"{RELATIVE:.0%} of its mean, its floor, and {NOISE:g} standard errors of the slope "
-        "times the span (the noise).",
+        "times the span (the noise). The fit starts at the second sample: the first is taken "
+        "as the load starts, before any request.",
         "",
         _row(["series", "first", "last", "mean", "slope /h", "growth", "threshold", "ok"]),
         _row(["---"] * 8),

@@ -87,3 +87,23 @@ def test_a_degradation_that_never_retrains_fails_the_soak_and_the_report_says_so
     text = report.render(data)
     assert "| svc-07 | 80 | 300 | 150 | **no retraining** | 0.81 |" in text
     assert "| request_log | 0 | 500 |" in text
+
+
+def test_the_step_of_the_first_connections_is_not_a_leak() -> None:
+    data = run([])
+    for i, sample in enumerate(data["samples"]):  # type: ignore[attr-defined]
+        sample["servers"] = [{"rss_mb": 250.0, "fds": 29 if i == 0 else 33}]
+
+    verdict = report.verdict(data)
+
+    fds = verdict["trends"]["model server open fds, mean per pod"]
+    assert (fds["first"], fds["growth_over_run"], fds["slope_per_hour"]) == (33.0, 0.0, 0.0)
+    assert verdict["passed"]
+
+
+def test_open_fds_that_keep_growing_under_load_are_a_leak() -> None:
+    data = run([])
+    for i, sample in enumerate(data["samples"]):  # type: ignore[attr-defined]
+        sample["servers"] = [{"rss_mb": 250.0, "fds": 29 + i}]
+
+    assert not report.verdict(data)["passed"]
