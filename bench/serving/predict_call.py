@@ -12,15 +12,25 @@ checks that the fast path's outputs equal scikit-learn's bit for bit on the meas
 and writes bench/results/predict-call.{json,md}. Target: the forest on one row at least 10x
 faster than scikit-learn's predict_proba. About a minute on two cores.
 
+The same for a model of raw rows, trained as ``examples/trainingjob-raw-table.yaml`` trains
+it (the churn table of ``examples/upload-datasets.py``: text and numeric categories, a
+boolean, gaps; the trainer's Pipeline of imputers and a one-hot encoder, then the
+estimator): there ``sklearn predict_proba`` is the Pipeline's on the DataFrame the server
+builds, and the fast path encodes the rows without the ColumnTransformer
+(``runtime/server/tablepath.py``).
+
     python -m bench.serving.predict_call [--calls 2000]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import io
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +44,11 @@ MODELS = {
     "lr": ("LogisticRegression", {"max_iter": 5000}),
     "rf": ("RandomForestClassifier", {"n_estimators": 100, "n_jobs": 1, "random_state": 0}),
 }
+RAW_MODELS = {
+    "churn-hgb": ("HistGradientBoostingClassifier", {"max_iter": 200}),
+    "churn-rf": ("RandomForestClassifier", {"n_estimators": 100, "n_jobs": 1, "random_state": 0}),
+}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def served(name: str) -> tuple[Any, Any]:
@@ -65,6 +80,89 @@ def served(name: str) -> tuple[Any, Any]:
     model = ServedModel(info, estimator, reference)
     rows = pd.DataFrame(features.to_numpy(), columns=features.columns)
     return model, rows
+
+
+def served_raw(name: str) -> tuple[Any, Any, Any]:
+    """A churn model loaded as the server loads it, the table of every row as a request
+    gives it, and the DataFrame the server builds for scikit-learn from that table."""
+    import pandas as pd
+    import yaml
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    from mlops_operator.api.trainingjob import PreprocessingSpec
+    from mlops_operator.runtime.refstats import reference_stats
+    from mlops_operator.runtime.server.model import ModelInfo, ServedModel
+    from mlops_operator.runtime.server.protocol import parse_v1_predict
+    from mlops_operator.runtime.trainer.datacheck import capture_schema
+    from mlops_operator.runtime.trainer.preprocess import build_pipeline, plan_columns
+
+    spec = importlib.util.spec_from_file_location("upload", ROOT / "examples/upload-datasets.py")
+    assert spec is not None and spec.loader is not None
+    upload = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upload)
+    frame = pd.read_parquet(io.BytesIO(upload.churn()))
+    example = yaml.safe_load((ROOT / "examples/trainingjob-raw-table.yaml").read_text())
+    preprocessing = PreprocessingSpec.model_validate(example["spec"]["preprocessing"])
+    x, y = frame.drop(columns="churned"), frame["churned"]
+    steps = plan_columns(x, list(x.columns), preprocessing)
+    class_name, params = RAW_MODELS[name]
+    kind = {
+        "HistGradientBoostingClassifier": HistGradientBoostingClassifier,
+        "RandomForestClassifier": RandomForestClassifier,
+    }
+    pipeline = build_pipeline(steps, kind[class_name](**params)).fit(x, y)
+    numeric = [s.column for s in steps if s.kind == "numeric" and not s.dropped]
+    info = ModelInfo(
+        features=tuple(x.columns),
+        task="classification",
+        classes=("no", "yes"),
+        digest="sha256:" + "0" * 64,
+        framework_version=None,
+        preprocessing=tuple(s.describe() for s in steps),
+    )
+    schema = capture_schema(frame, list(x.columns), "churned", "classification")
+    reference = reference_stats({c: x[c] for c in numeric})["features"]
+    model = ServedModel(info, pipeline, reference, schema)
+    instances = [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in x.astype(object).to_dict(orient="records")
+    ]
+    table = parse_v1_predict(
+        {"instances": instances}, info.features, allow_nan=False, columns=model.columns
+    )
+    return model, table, model.table_frame(table)
+
+
+def measure_raw(name: str, calls: int) -> list[dict[str, Any]]:
+    model, table, frame = served_raw(name)
+    rng = np.random.default_rng(0)
+    out = []
+    for size in SIZES:
+        picked = rng.choice(len(table), size, replace=False)
+        rows, handed = table[picked], frame.iloc[picked]
+        fast = model.predict(rows, True)
+        slow = model._table_predict(rows, True)
+        exact = bool(np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1]))
+        slow_calls = max(50, calls // 10)
+        sklearn_us = timed(partial(model.estimator.predict_proba, handed), slow_calls)
+        before_us = timed(partial(model._table_predict, rows, True), slow_calls)
+        fast_us = timed(partial(model.predict, rows, True), calls)
+        out.append(
+            {
+                "model": name,
+                "estimator": f"churn: {type(model.estimator.steps[-1][1]).__name__}",
+                "rows": size,
+                "path": model.predict_path,
+                "sklearn_predict_proba_us": sklearn_us,
+                "server_before_us": before_us,
+                "fast_path_us": fast_us,
+                "speedup_vs_predict_proba": round(sklearn_us / fast_us, 1),
+                "speedup_vs_server_before": round(before_us / fast_us, 1),
+                "exact": exact,
+            }
+        )
+        print(out[-1], flush=True)
+    return out
 
 
 def timed(call: Callable[[], Any], calls: int) -> float:
@@ -152,10 +250,14 @@ def render(data: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
         f"Run {data['finished']} on {host['cpu']} ({host['cores']} cores), "
         f"{data['calls']} calls per fast-path figure (a tenth for scikit-learn's), medians. "
         "Breast-cancer data (30 features), models fitted on a DataFrame as the trainer does; "
-        "`python -m bench.serving.predict_call`.",
+        "churn: the raw table of `examples/upload-datasets.py` (text and numeric categories, a "
+        "boolean, gaps), trained as `examples/trainingjob-raw-table.yaml` trains it (imputers "
+        "and a one-hot encoder in a ColumnTransformer, then the estimator), served from raw "
+        "rows; `python -m bench.serving.predict_call`.",
         "",
         "- *sklearn predict_proba*: the estimator's own `predict_proba` on what the server "
-        "hands it; *server before*: the server's scikit-learn path (`predict`, then "
+        "hands it (for churn, the Pipeline's on the DataFrame the server builds); "
+        "*server before*: the server's scikit-learn path (`predict`, then "
         "`predict_proba`); *fast path*: `ServedModel.predict` now, both outputs in one call.",
         "- *exact*: the fast path's labels and probabilities equal scikit-learn's bit for bit "
         "on the measured rows (`np.array_equal`).",
@@ -173,6 +275,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="calls per fast-path figure")
     args = parser.parse_args()
     results = [r for name in MODELS for r in measure(name, args.calls)]
+    results += [r for name in RAW_MODELS for r in measure_raw(name, args.calls)]
     data = {
         "finished": now(),
         "machine": machine(["scikit-learn", "numpy", "scipy"]),

@@ -172,6 +172,10 @@ def test_v2_json_one_tensor_per_feature_with_bytes_labels_and_class_order(
     assert by_name["customer_id"]["used"] is False
     assert metadata["outputs"][0]["datatype"] == "BYTES"
     assert metadata["outputs"][1]["parameters"]["classes"] == list(model.classes_) == ["no", "yes"]
+    # Served without the ColumnTransformer's per-call work, proved exact at load.
+    parameters = metadata["parameters"]
+    assert parameters["predict_path"].startswith("table(categories,impute,one-hot")
+    assert parameters["predict_path_reason"] == ""
 
 
 def triton_inputs(module: Any, frame: pd.DataFrame) -> list[Any]:

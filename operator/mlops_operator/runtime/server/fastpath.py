@@ -489,7 +489,9 @@ class _Pipeline:
         return {}
 
 
-def _scaler(step: Any) -> tuple[str, Callable[[Rows], Rows]]:
+def scaler(step: Any) -> tuple[str, Callable[[Rows], Rows]]:
+    """A Pipeline step as a function of float64 rows: the scalers with scikit-learn's own
+    in-place arithmetic, any other transformer's ``transform``."""
     from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
     kind = type(step)
@@ -593,7 +595,7 @@ def compile_estimator(estimator: Any) -> Compiled:
         for _, step in estimator.steps[:-1]:
             if step is None or step == "passthrough":
                 continue
-            steps.append(_scaler(step))
+            steps.append(scaler(step))
         return _Pipeline(steps, compile_estimator(estimator.steps[-1][1]))
     raise Unsupported(f"{kind.__name__} has no fast path")
 
@@ -622,7 +624,8 @@ def verification_rows(
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float64)
 
 
-def _differences(expected: Outputs, actual: Outputs) -> str:
+def differences(expected: Outputs, actual: Outputs) -> str:
+    """Empty if both outputs are the same bits, shapes and dtypes; else what differs."""
     for name, want, got in (
         ("predict", expected[0], actual[0]),
         ("predict_proba", expected[1], actual[1]),
@@ -663,7 +666,7 @@ def verify(
             actual = compiled.run(np.ascontiguousarray(batch, dtype=np.float64), with_proba)
         except Exception as exc:
             return f"the compiled path failed: {type(exc).__name__}: {exc}"
-        difference = _differences(expected, actual)
+        difference = differences(expected, actual)
         if difference:
             return f"{difference} ({len(batch)}-row batch)"
     return ""

@@ -42,7 +42,7 @@ from mlops_operator.artifacts.store import (
     parse_uri,
     sha256_file,
 )
-from mlops_operator.runtime.server import fastpath
+from mlops_operator.runtime.server import fastpath, tablepath
 from mlops_operator.runtime.server.errors import ProtocolError
 from mlops_operator.runtime.server.protocol import (
     OUTPUT_PREDICT,
@@ -360,8 +360,22 @@ class ServedModel:
                 replace(c, nullable=ok) for c, ok in zip(columns, nullable, strict=True)
             )
             self.nullable = np.array(nullable)
-            self.predict_path = fastpath.SKLEARN
-            self.predict_path_reason = "the model takes raw rows, which its Pipeline encodes"
+            typical = typical_table(self.columns, schema, reference)
+            table_choice = tablepath.choose(
+                estimator,
+                self.columns,
+                self._table_predict,
+                self.table_frame,
+                tablepath.verification_table(typical, self.columns, reference),
+                with_proba=self.has_proba,
+            )
+            self.predict_path = table_choice.path
+            self.predict_path_reason = table_choice.reason
+            self._fast = table_choice.predict
+            log = "predict path: %s%s"
+            logger.info(
+                log, table_choice.path, f" ({table_choice.reason})" * bool(table_choice.reason)
+            )
             return
         self.array_input = self._arrays_predict_alike()
         """Whether ``predict`` gets bare arrays rather than DataFrames; see

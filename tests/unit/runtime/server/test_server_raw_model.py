@@ -12,14 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder
 
 from mlops_operator.api.trainingjob import PreprocessingSpec
 from mlops_operator.runtime.refstats import reference_stats
+from mlops_operator.runtime.server import tablepath
 from mlops_operator.runtime.server.errors import ProtocolError
 from mlops_operator.runtime.server.model import FLOAT32_MAX, ModelInfo, ServedModel
 from mlops_operator.runtime.server.protocol import parse_v1_predict
@@ -94,8 +95,8 @@ def test_a_table_predicts_what_the_pipeline_predicts_on_a_dataframe() -> None:
     )
     predictions, proba = model.predict(table, with_proba=True)
     assert predictions.tolist() == pipeline.predict(x).tolist()
-    assert proba is not None and np.allclose(proba, pipeline.predict_proba(x))
-    assert model.predict_path == "sklearn"
+    assert proba is not None and np.array_equal(proba, pipeline.predict_proba(x))
+    assert model.predict_path == "table(categories,impute,one-hot)+forest"
     # Trees read float32: a number beyond it is a 400, found at load.
     assert model.input_limit == FLOAT32_MAX
 
@@ -166,8 +167,110 @@ def test_a_value_the_pipeline_refuses_is_a_422_not_a_500() -> None:
         framework_version=None,
     )
     model = ServedModel(info, pipeline, None)
+    assert (model.predict_path, model.predict_path_reason) == ("table(one-hot)+linear", "")
     table = np.array([["gold"]], dtype=object)
     with pytest.raises(ProtocolError) as caught:
         model.predict(table, with_proba=False)
     assert caught.value.status == 422
     assert "the model cannot predict these rows" in caught.value.message
+
+
+def table_of(model: ServedModel, x: pd.DataFrame) -> Any:
+    """``x`` as a v1 request's table for ``model``: NaN sent as null."""
+    instances = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in x.astype(object).to_dict(orient="records")
+    ]
+    return parse_v1_predict(
+        {"instances": instances}, model.info.features, allow_nan=False, columns=model.columns
+    )
+
+
+SPECS = {
+    "defaults": None,
+    "ordinal, passthrough, scalers": {
+        "columns": [
+            {"name": "code", "kind": "categorical", "encode": "ordinal"},
+            {"name": "tenure", "impute": "none", "scale": "minmax"},
+            {"name": "charges", "impute": "mean", "scale": "robust"},
+            {"name": "partner", "impute": "constant"},
+        ]
+    },
+    "standard scaler, a dropped column": {
+        "columns": [
+            {"name": "charges", "impute": "constant", "scale": "standard"},
+            {"name": "code", "drop": True},
+        ]
+    },
+}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=list(SPECS))
+@pytest.mark.parametrize(
+    ("estimator", "path"),
+    [
+        (RandomForestClassifier(n_estimators=30, random_state=0), "forest"),
+        (LogisticRegression(max_iter=1000), "linear"),
+        (HistGradientBoostingClassifier(max_iter=20, random_state=0), "hist-gradient-boosting"),
+    ],
+    ids=["forest", "logistic", "hist-gradient-boosting"],
+)
+def test_a_table_is_encoded_without_the_column_transformer_and_predicts_the_same_bits(
+    spec: str, estimator: Any, path: str
+) -> None:
+    preprocessing = PreprocessingSpec.model_validate(SPECS[spec]) if SPECS[spec] else None
+    model, pipeline = served(estimator, preprocessing)
+    assert model.predict_path.startswith("table(") and model.predict_path.endswith(f")+{path}")
+    assert model.predict_path_reason == ""
+    # Rows it was not proved on: another seed, an unseen category, missing values, extremes.
+    x, _ = frame(64, seed=7)
+    x["partner"] = x["partner"].astype(object)
+    x.loc[0, "plan"] = "gold"
+    x.loc[1, "partner"] = None
+    x.loc[2, "code"] = 40
+    x.loc[3, "tenure"] = 1e6
+    x.loc[4, "charges"] = -1e6
+    table = table_of(model, x)
+    for size in (1, 5, 64):  # the Pipeline's own on the same batch (a matmul's sums vary)
+        for start in range(0, 64, size):
+            rows = slice(start, start + size)
+            predictions, proba = model.predict(table[rows], with_proba=True)
+            assert np.array_equal(predictions, pipeline.predict(x[rows]))
+            assert proba is not None and np.array_equal(proba, pipeline.predict_proba(x[rows]))
+
+
+def test_a_transformer_without_a_compiled_form_keeps_the_pipelines_path_and_says_why() -> None:
+    x, y = frame()
+    pipeline = make_pipeline(
+        ColumnTransformer(
+            [
+                ("categories", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+                ("bins", KBinsDiscretizer(n_bins=4, encode="ordinal"), ["tenure"]),
+            ]
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(x[["plan", "tenure"]], y)
+    info = ModelInfo(
+        features=("plan", "tenure"),
+        task="classification",
+        classes=("no", "yes"),
+        digest="sha256:" + "0" * 64,
+        framework_version=None,
+    )
+    model = ServedModel(info, pipeline, None)
+    assert model.predict_path == "sklearn"
+    assert model.predict_path_reason == "the transformer KBinsDiscretizer has no fast path"
+    table = table_of(model, x[["plan", "tenure"]].head(3))
+    assert np.array_equal(model.predict(table, False)[0], pipeline.predict(x.head(3)))
+
+
+def test_an_encoding_one_ulp_off_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    exact = tablepath._numeric_imputer
+
+    def off_by_an_ulp(statistics: Any) -> Any:
+        return exact(np.nextafter(statistics, np.inf))
+
+    monkeypatch.setattr(tablepath, "_numeric_imputer", off_by_an_ulp)
+    model, _ = served(LogisticRegression(max_iter=500))
+    assert model.predict_path == "sklearn"
+    assert model.predict_path_reason.startswith("the encoding is not exact: values differ")
