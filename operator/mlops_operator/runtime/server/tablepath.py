@@ -404,13 +404,15 @@ def choose(
     final_predict = final_choice.predict or final_sklearn
 
     def predict(table: Table, proba: bool) -> fastpath.Outputs:
+        # Whatever the compiled path does not answer, scikit-learn's path for tables answers
+        # or refuses (a 422 with its message), exactly as without the compiled path.
         try:
             x = encoding(table)
+            if allow_nan or not np.isnan(x).any():
+                return final_predict(x, proba)
         except (_Refused, ValueError, TypeError):
-            return sklearn_predict(table, proba)
-        if not allow_nan and np.isnan(x).any():
-            return sklearn_predict(table, proba)  # scikit-learn refuses it, with its message
-        return final_predict(x, proba)
+            pass
+        return sklearn_predict(table, proba)
 
     difference = _path_mismatch(predict, sklearn_predict, rows, with_proba)
     if difference:

@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder
+from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, StandardScaler
 
 from mlops_operator.api.trainingjob import PreprocessingSpec
 from mlops_operator.runtime.refstats import reference_stats
@@ -274,3 +274,32 @@ def test_an_encoding_one_ulp_off_is_refused_at_load(monkeypatch: pytest.MonkeyPa
     model, _ = served(LogisticRegression(max_iter=500))
     assert model.predict_path == "sklearn"
     assert model.predict_path_reason.startswith("the encoding is not exact: values differ")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # sklearn's
+def test_rows_the_estimator_refuses_after_encoding_are_the_pipelines_422() -> None:
+    x, y = frame()
+    x["tiny"] = x["tenure"] * 1e-30  # scaled by ~1e30: a large input overflows float32
+    pipeline = make_pipeline(
+        ColumnTransformer(
+            [
+                ("categories", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
+                ("numbers", StandardScaler(), ["tiny"]),
+            ]
+        ),
+        RandomForestClassifier(n_estimators=5, random_state=0),
+    ).fit(x[["plan", "tiny"]], y)
+    info = ModelInfo(
+        features=("plan", "tiny"),
+        task="classification",
+        classes=("no", "yes"),
+        digest="sha256:" + "0" * 64,
+        framework_version=None,
+    )
+    model = ServedModel(info, pipeline, None)
+    assert model.predict_path == "table(one-hot,standard-scaler)+forest"
+    table = np.array([["pro", 1e20]], dtype=object)
+    with pytest.raises(ProtocolError) as caught:
+        model.predict(table, with_proba=True)
+    assert caught.value.status == 422
+    assert "too large for dtype('float32')" in caught.value.message
