@@ -136,33 +136,50 @@ def served_raw(name: str) -> tuple[Any, Any, Any]:
 def measure_raw(name: str, calls: int) -> list[dict[str, Any]]:
     model, table, frame = served_raw(name)
     rng = np.random.default_rng(0)
+    label = f"churn: {type(model.estimator.steps[-1][1]).__name__}"
     out = []
     for size in SIZES:
         picked = rng.choice(len(table), size, replace=False)
-        rows, handed = table[picked], frame.iloc[picked]
-        fast = model.predict(rows, True)
-        slow = model._table_predict(rows, True)
-        exact = bool(np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1]))
-        slow_calls = max(50, calls // 10)
-        sklearn_us = timed(partial(model.estimator.predict_proba, handed), slow_calls)
-        before_us = timed(partial(model._table_predict, rows, True), slow_calls)
-        fast_us = timed(partial(model.predict, rows, True), calls)
         out.append(
-            {
-                "model": name,
-                "estimator": f"churn: {type(model.estimator.steps[-1][1]).__name__}",
-                "rows": size,
-                "path": model.predict_path,
-                "sklearn_predict_proba_us": sklearn_us,
-                "server_before_us": before_us,
-                "fast_path_us": fast_us,
-                "speedup_vs_predict_proba": round(sklearn_us / fast_us, 1),
-                "speedup_vs_server_before": round(before_us / fast_us, 1),
-                "exact": exact,
-            }
+            compare(
+                name, label, model, table[picked], frame.iloc[picked], model._table_predict, calls
+            )
         )
-        print(out[-1], flush=True)
     return out
+
+
+def compare(
+    name: str,
+    label: str,
+    model: Any,
+    rows: Any,
+    handed: Any,
+    before: Callable[[Any, bool], Any],
+    calls: int,
+) -> dict[str, Any]:
+    """One model and batch: scikit-learn's ``predict_proba`` on what the server hands it,
+    the server's scikit-learn path ``before``, and the fast path, timed and compared."""
+    fast = model.predict(rows, True)
+    slow = before(rows, True)
+    exact = bool(np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1]))
+    slow_calls = max(50, calls // 10)
+    sklearn_us = timed(partial(model.estimator.predict_proba, handed), slow_calls)
+    before_us = timed(partial(before, rows, True), slow_calls)
+    fast_us = timed(partial(model.predict, rows, True), calls)
+    result = {
+        "model": name,
+        "estimator": label,
+        "rows": len(rows),
+        "path": model.predict_path,
+        "sklearn_predict_proba_us": sklearn_us,
+        "server_before_us": before_us,
+        "fast_path_us": fast_us,
+        "speedup_vs_predict_proba": round(sklearn_us / fast_us, 1),
+        "speedup_vs_server_before": round(before_us / fast_us, 1),
+        "exact": exact,
+    }
+    print(result, flush=True)
+    return result
 
 
 def timed(call: Callable[[], Any], calls: int) -> float:
@@ -180,34 +197,13 @@ def timed(call: Callable[[], Any], calls: int) -> float:
 def measure(name: str, calls: int) -> list[dict[str, Any]]:
     model, frame = served(name)
     rng = np.random.default_rng(0)
+    label = type(model.estimator).__name__
     out = []
     for size in SIZES:
         picked = frame.iloc[rng.choice(len(frame), size, replace=False)]
         rows = np.ascontiguousarray(picked.to_numpy(), dtype=np.float64)
         handed = rows if model.array_input else picked
-        estimator = model.estimator
-        fast = model.predict(rows, True)
-        slow = model._sklearn_predict(rows, True)
-        exact = bool(np.array_equal(fast[0], slow[0]) and np.array_equal(fast[1], slow[1]))
-        slow_calls = max(50, calls // 10)
-        sklearn_us = timed(partial(estimator.predict_proba, handed), slow_calls)
-        before_us = timed(partial(model._sklearn_predict, rows, True), slow_calls)
-        fast_us = timed(partial(model.predict, rows, True), calls)
-        out.append(
-            {
-                "model": name,
-                "estimator": type(estimator).__name__,
-                "rows": size,
-                "path": model.predict_path,
-                "sklearn_predict_proba_us": sklearn_us,
-                "server_before_us": before_us,
-                "fast_path_us": fast_us,
-                "speedup_vs_predict_proba": round(sklearn_us / fast_us, 1),
-                "speedup_vs_server_before": round(before_us / fast_us, 1),
-                "exact": exact,
-            }
-        )
-        print(out[-1], flush=True)
+        out.append(compare(name, label, model, rows, handed, model._sklearn_predict, calls))
     return out
 
 

@@ -44,6 +44,20 @@ def frame(rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.Series[Any]]
     return x, y
 
 
+def churn_info(
+    features: tuple[str, ...], preprocessing: tuple[dict[str, Any], ...] | None = None
+) -> ModelInfo:
+    """A no/yes classifier's manifest, with the trainer's preprocessing steps if given."""
+    return ModelInfo(
+        features=features,
+        task="classification",
+        classes=("no", "yes"),
+        digest="sha256:" + "0" * 64,
+        framework_version=None,
+        preprocessing=preprocessing,
+    )
+
+
 def served(estimator: Any, spec: PreprocessingSpec | None = None) -> tuple[ServedModel, Any]:
     """The trainer's Pipeline for ``estimator``, fitted, and the server's model of it."""
     x, y = frame()
@@ -51,14 +65,7 @@ def served(estimator: Any, spec: PreprocessingSpec | None = None) -> tuple[Serve
     pipeline = build_pipeline(steps, estimator).fit(x, y)
     schema = capture_schema(x.assign(target=y), list(x.columns), "target", "classification")
     numeric = {c: x[c] for c in ("tenure", "charges")}
-    info = ModelInfo(
-        features=tuple(x.columns),
-        task="classification",
-        classes=("no", "yes"),
-        digest="sha256:" + "0" * 64,
-        framework_version=None,
-        preprocessing=tuple(s.describe() for s in steps),
-    )
+    info = churn_info(tuple(x.columns), tuple(s.describe() for s in steps))
     return ServedModel(info, pipeline, reference_stats(numeric)["features"], schema), pipeline
 
 
@@ -112,13 +119,7 @@ def test_a_pipeline_brought_without_manifest_or_schema_is_read_from_its_encoders
         ),
         LogisticRegression(max_iter=500),
     ).fit(x[["plan", "tenure", "charges"]], y)
-    info = ModelInfo(
-        features=("plan", "tenure", "charges"),
-        task="classification",
-        classes=("no", "yes"),
-        digest="sha256:" + "0" * 64,
-        framework_version=None,
-    )
+    info = churn_info(("plan", "tenure", "charges"))
     model = ServedModel(info, pipeline, None)
     assert model.columns is not None
     assert [(c.name, c.kind, c.datatype) for c in model.columns] == [
@@ -136,13 +137,7 @@ def test_a_numeric_pipeline_that_imputes_takes_missing_values_on_the_numeric_pat
         ColumnTransformer([("impute", SimpleImputer(), ["charges"])], remainder="passthrough"),
         LogisticRegression(max_iter=500),
     ).fit(numbers, y)
-    info = ModelInfo(
-        features=("tenure", "charges"),
-        task="classification",
-        classes=("no", "yes"),
-        digest="sha256:" + "0" * 64,
-        framework_version=None,
-    )
+    info = churn_info(("tenure", "charges"))
     model = ServedModel(info, pipeline, reference_stats(dict(numbers.items()))["features"])
     assert model.columns is None
     assert np.array_equal(model.nullable, [False, True])
@@ -159,13 +154,7 @@ def test_a_value_the_pipeline_refuses_is_a_422_not_a_500() -> None:
         ColumnTransformer([("categories", OneHotEncoder(handle_unknown="error"), ["plan"])]),
         LogisticRegression(),
     ).fit(x[["plan"]], y)
-    info = ModelInfo(
-        features=("plan",),
-        task="classification",
-        classes=("no", "yes"),
-        digest="sha256:" + "0" * 64,
-        framework_version=None,
-    )
+    info = churn_info(("plan",))
     model = ServedModel(info, pipeline, None)
     assert (model.predict_path, model.predict_path_reason) == ("table(one-hot)+linear", "")
     table = np.array([["gold"]], dtype=object)
@@ -250,13 +239,7 @@ def test_a_transformer_without_a_compiled_form_keeps_the_pipelines_path_and_says
         ),
         LogisticRegression(max_iter=500),
     ).fit(x[["plan", "tenure"]], y)
-    info = ModelInfo(
-        features=("plan", "tenure"),
-        task="classification",
-        classes=("no", "yes"),
-        digest="sha256:" + "0" * 64,
-        framework_version=None,
-    )
+    info = churn_info(("plan", "tenure"))
     model = ServedModel(info, pipeline, None)
     assert model.predict_path == "sklearn"
     assert model.predict_path_reason == "the transformer KBinsDiscretizer has no fast path"
@@ -289,13 +272,7 @@ def test_rows_the_estimator_refuses_after_encoding_are_the_pipelines_422() -> No
         ),
         RandomForestClassifier(n_estimators=5, random_state=0),
     ).fit(x[["plan", "tiny"]], y)
-    info = ModelInfo(
-        features=("plan", "tiny"),
-        task="classification",
-        classes=("no", "yes"),
-        digest="sha256:" + "0" * 64,
-        framework_version=None,
-    )
+    info = churn_info(("plan", "tiny"))
     model = ServedModel(info, pipeline, None)
     assert model.predict_path == "table(one-hot,standard-scaler)+forest"
     table = np.array([["pro", 1e20]], dtype=object)
