@@ -5,12 +5,15 @@ the Pipeline's own on DataFrames."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -20,7 +23,7 @@ from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, StandardScale
 
 from mlops_operator.api.trainingjob import PreprocessingSpec
 from mlops_operator.runtime.refstats import reference_stats
-from mlops_operator.runtime.server import tablepath
+from mlops_operator.runtime.server import fastpath, tablepath
 from mlops_operator.runtime.server.errors import ProtocolError
 from mlops_operator.runtime.server.model import FLOAT32_MAX, ModelInfo, ServedModel
 from mlops_operator.runtime.server.protocol import parse_v1_predict
@@ -280,3 +283,54 @@ def test_rows_the_estimator_refuses_after_encoding_are_the_pipelines_422() -> No
         model.predict(table, with_proba=True)
     assert caught.value.status == 422
     assert "too large for dtype('float32')" in caught.value.message
+
+
+@functools.cache
+def served_for_property(kind: str) -> ServedModel:
+    estimator = {
+        "forest": RandomForestClassifier(n_estimators=20, random_state=0),
+        "logistic": LogisticRegression(max_iter=1000),
+    }[kind]
+    spec = PreprocessingSpec.model_validate(SPECS["ordinal, passthrough, scalers"])
+    return served(estimator, spec if kind == "logistic" else None)[0]
+
+
+_NUMBER = st.one_of(
+    st.none(), st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0.0, -0.0, 1e-300])
+)
+_ROW = st.fixed_dictionaries(
+    {
+        "plan": st.sampled_from(["basic", "pro", "gold", "", None]),
+        "tenure": _NUMBER,
+        "charges": _NUMBER,
+        "partner": st.sampled_from([True, False, None, "True", "maybe"]),
+        "code": st.sampled_from([10, 20, 30, 40, None, "20"]),
+    }
+)
+
+
+@pytest.mark.parametrize("kind", ["forest", "logistic"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(_ROW, min_size=1, max_size=12))
+def test_the_table_path_answers_what_the_pipelines_path_answers_on_any_rows(
+    kind: str, rows: list[dict[str, Any]]
+) -> None:
+    model = served_for_property(kind)
+    assert model.predict_path.startswith("table(")
+    try:
+        table = parse_v1_predict(
+            {"instances": rows}, model.info.features, allow_nan=False, columns=model.columns
+        )
+    except ProtocolError:
+        return  # refused before any model sees it (a null where none is taken)
+    outcomes = []
+    for predict in (model.predict, model._table_predict):
+        try:
+            outcomes.append(predict(table, True))
+        except ProtocolError as exc:
+            outcomes.append((exc.status, exc.message))
+    (fast, sklearn) = outcomes
+    if isinstance(sklearn[0], int):
+        assert fast == sklearn
+    else:
+        assert fastpath.differences(sklearn, fast) == ""
