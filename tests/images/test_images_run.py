@@ -94,9 +94,11 @@ class Container:
             self.argv(args, env or {}), capture_output=True, text=True, timeout=timeout
         )
 
-    def python(self, code: str) -> subprocess.CompletedProcess[str]:
+    def python(
+        self, code: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run Python code with the image's interpreter (bypassing the ENTRYPOINT)."""
-        argv = self.argv(["-c", code], {}, entrypoint=["python3"])
+        argv = self.argv(["-c", code], env or {}, entrypoint=["python3"])
         return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
@@ -288,3 +290,35 @@ def test_operator_image_has_no_ml_stack_and_says_so_for_train(operator_image: Co
     train = operator_image.run(["train"])
     assert train.returncode == EXIT_NO_RUNTIME
     assert "the runtime extra is not installed" in train.stderr
+
+
+def test_operator_image_reaches_s3_with_web_identity_credentials(
+    operator_image: Container, s3: S3Server
+) -> None:
+    """IRSA as a pod has it: a projected token and a role, exchanged with STS for credentials
+    (moto's STS here), then the operator's own artifact store on S3 with them. The image keeps
+    only the AWS service models S3 and the credential chain need."""
+    (operator_image.tmp / "token").write_text("a-projected-service-account-token")
+    env = {
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_DEFAULT_REGION": s3.env()["AWS_DEFAULT_REGION"],
+        "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-operator",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "/tmp/token",
+        "AWS_ROLE_SESSION_NAME": "mlops-operator",
+    }
+    result = operator_image.python(
+        "import boto3\n"
+        "from mlops_operator.artifacts.store import ArtifactStore\n"
+        "print(boto3.session.Session().get_credentials().method)\n"
+        f"uri = 's3://{BUCKET}/probe/operator-image.txt'\n"
+        "store = ArtifactStore()\n"
+        "store.check_bucket(uri)\n"
+        "store.write_bytes(uri, b'written from the operator image')\n"
+        "print(store.read_bytes(uri).decode())\n",
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "assume-role-with-web-identity",
+        "written from the operator image",
+    ]
