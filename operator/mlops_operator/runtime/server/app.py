@@ -312,11 +312,13 @@ class ModelServer:
         }
         if model.reference is not None or categories:
             self._drift = DriftWindow(model.reference or {}, info.features, categories=categories)
+        inline_rows = model.inline_rows(self.config.max_batch_size)
         self._batcher = MicroBatcher(
             model.predict,
             max_batch_size=self.config.max_batch_size,
             max_delay=self.config.max_batch_delay,
             on_batch=self._on_batch,
+            inline_rows=inline_rows,
         )
         self._batcher.start()
         self.metrics.model_loaded(regression=regression, drift=info.drift_unavailable is None)
@@ -330,17 +332,19 @@ class ModelServer:
         self._ready_dir.mkdir(exist_ok=True)
         (self._ready_dir / str(os.getpid())).touch()
         logger.info(
-            "model %s ready: %s %s, %d features (%s), predict path %s",
+            "model %s ready: %s %s, %d features (%s), predict path %s%s",
             self.config.name,
             type(model.estimator).__name__,
             info.task,
             len(info.features),
             info.digest,
             model.predict_path,
+            f" (batches up to {inline_rows} rows on the event loop)" * bool(inline_rows),
         )
 
     def _on_batch(self, rows: Inputs, predictions: Predictions) -> None:
-        """Bookkeeping after each predict call; runs on the prediction thread."""
+        """Bookkeeping after each predict call; runs where the batch was predicted (the
+        prediction thread, or the event loop for a small batch while that thread is idle)."""
         if self.model is not None and self.model.columns is not None:
             self.metrics.unseen(unseen_categories(rows, self.model.columns))
         if self.model is not None and self.model.info.is_classifier:

@@ -5,12 +5,21 @@ Requests append their rows to a queue. One batcher task takes everything waiting
 ``max_delay`` seconds, for more. Under load the queue refills while the previous batch is
 predicted, so batches grow on their own and nobody waits; when idle a lone request pays at
 most the delay. Predictions run on one dedicated thread, off the event loop, which keeps
-parsing and answering requests meanwhile.
+parsing and answering requests meanwhile; except a batch small enough for the model to
+answer within a few hundred microseconds (``inline_rows``, which the model measures at load),
+which is predicted on the event loop itself when nothing runs on that thread: handing it to
+the thread and back would cost more than the prediction (two wake-ups and a context switch,
+~100 µs).
 
 The wait is only worth it under concurrent load: it gives the event loop time to take in the
 requests that arrived while the last batch was predicted. A request that comes alone after
 a batch of one (a sequential client, or a trickle) goes straight to ``predict``, so light
-traffic pays no delay at all.
+traffic pays no delay at all. And the wait ends as soon as the batch holds as many requests
+as the last one did: the clients just answered are back, and under a steady load nobody else
+is coming (32 clients each waiting for their answer send 32 requests, not 256 rows), so
+waiting out the delay for a row count that will not come only adds the delay to every
+request. A batch that grows beyond the last one still does: what arrived while it was being
+predicted joins it.
 """
 
 from __future__ import annotations
@@ -81,8 +90,14 @@ class MicroBatcher:
         max_batch_size: int,
         max_delay: float,
         on_batch: BatchHook | None = None,
+        inline_rows: int = 0,
     ) -> None:
         self._predict = predict
+        self._inline_rows = inline_rows
+        self._on_thread = 0
+        """Calls handed to the prediction thread and not yet back: while there is one, a
+        batch does not run on the loop (the batch hook's state is never touched by two
+        threads at once)."""
         self._max_rows = max_batch_size
         self._max_delay = max_delay
         self._on_batch = on_batch
@@ -90,9 +105,9 @@ class MicroBatcher:
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self._task: asyncio.Task[None] | None = None
-        self._concurrent = False
-        """Whether the last batch held more than one request: the sign of concurrent load
-        that makes waiting for a fuller batch pay."""
+        self._last_requests = 0
+        """Requests in the last batch: more than one is the sign of concurrent load that makes
+        waiting for a fuller batch pay, and that many back ends the wait."""
 
     def start(self) -> None:
         """Start the batcher task on the running loop."""
@@ -115,7 +130,14 @@ class MicroBatcher:
     async def on_predict_thread(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the prediction thread, between batches (state it shares with the
         batch hook needs no lock)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await self._thread(fn)
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        self._on_thread += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:
+            self._on_thread -= 1
 
     async def submit(self, rows: Rows, with_proba: bool) -> tuple[Predictions, Rows | None]:
         """Predictions (and probabilities, if asked) for ``rows``, computed in some batch."""
@@ -129,8 +151,7 @@ class MicroBatcher:
     async def predict_unbatched(self, rows: Rows) -> Predictions:
         """Predictions for ``rows`` on the prediction thread, outside the batches and without
         the batch hook (for labelled rows sent as feedback, which are not live traffic)."""
-        loop = asyncio.get_running_loop()
-        predictions, _ = await loop.run_in_executor(self._executor, self._predict, rows, False)
+        predictions, _ = await self._thread(self._predict, rows, False)
         return predictions
 
     async def _loop(self) -> None:
@@ -143,10 +164,11 @@ class MicroBatcher:
             rows = take_batch(self._queue, batch, 0, self._max_rows)
             if not batch:
                 continue
-            if rows < self._max_rows and self._max_delay > 0 and self._concurrent:
+            expected = self._last_requests
+            if rows < self._max_rows and self._max_delay > 0 and expected > 1:
                 deadline = loop.time() + self._max_delay
                 # A request left in the queue did not fit: the batch is as full as it gets.
-                while rows < self._max_rows and not self._queue:
+                while rows < self._max_rows and len(batch) < expected and not self._queue:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         break
@@ -156,7 +178,7 @@ class MicroBatcher:
                     except TimeoutError:
                         break
                     rows = take_batch(self._queue, batch, rows, self._max_rows)
-            self._concurrent = len(batch) > 1
+            self._last_requests = len(batch)
             await self._run(batch)
 
     def _predict_and_hook(self, rows: Rows, with_proba: bool) -> tuple[Predictions, Rows | None]:
@@ -170,13 +192,13 @@ class MicroBatcher:
         return predictions, proba
 
     async def _run(self, batch: list[Pending]) -> None:
-        loop = asyncio.get_running_loop()
         rows = batch[0].rows if len(batch) == 1 else np.concatenate([p.rows for p in batch])
         with_proba = any(p.with_proba for p in batch)
         try:
-            predictions, proba = await loop.run_in_executor(
-                self._executor, self._predict_and_hook, rows, with_proba
-            )
+            if len(rows) <= self._inline_rows and not self._on_thread:
+                predictions, proba = self._predict_and_hook(rows, with_proba)
+            else:
+                predictions, proba = await self._thread(self._predict_and_hook, rows, with_proba)
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0].future.done():

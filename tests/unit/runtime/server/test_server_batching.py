@@ -179,3 +179,102 @@ async def test_under_concurrent_load_the_batcher_waits_for_stragglers() -> None:
     finally:
         await batcher.close()
     assert model.batches == [2, 2]
+
+
+async def test_once_the_last_batchs_clients_are_back_the_batch_does_not_wait_for_the_delay() -> (
+    None
+):
+    model = Recorder()
+    batcher = MicroBatcher(model, max_batch_size=256, max_delay=30.0)
+    batcher.start()
+    try:
+        async with asyncio.timeout(5):  # a wait for the delay would take 30 s a round
+            for _ in range(3):  # three clients, each sending again once answered
+                await asyncio.gather(*(batcher.submit(rows(1), False) for _ in range(3)))
+    finally:
+        await batcher.close()
+    assert model.batches == [3, 3, 3]
+
+
+async def test_more_clients_than_last_time_still_join_one_batch() -> None:
+    model = Recorder()
+    batcher = MicroBatcher(model, max_batch_size=256, max_delay=30.0)
+    batcher.start()
+    try:
+        async with asyncio.timeout(5):
+            await asyncio.gather(*(batcher.submit(rows(1), False) for _ in range(2)))
+            # Five arrive at once: the last batch's size is a floor for the wait, not a cap.
+            await asyncio.gather(*(batcher.submit(rows(1), False) for _ in range(5)))
+    finally:
+        await batcher.close()
+    assert model.batches == [2, 5]
+
+
+class ThreadRecorder(Recorder):
+    """A Recorder that also notes which thread each batch was predicted on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def __call__(self, x: np.ndarray, with_proba: bool) -> tuple[Any, Any]:
+        self.threads.append(threading.get_ident())
+        return super().__call__(x, with_proba)
+
+
+async def test_a_batch_the_model_answers_quickly_is_predicted_on_the_event_loop() -> None:
+    model = ThreadRecorder()
+    batcher = MicroBatcher(model, max_batch_size=32, max_delay=0.0, inline_rows=4)
+    batcher.start()
+    try:
+        async with asyncio.timeout(5):
+            small = await batcher.submit(rows(4, 2.0), False)
+            large = await batcher.submit(rows(5, 3.0), False)
+    finally:
+        await batcher.close()
+    assert small[0].tolist() == [2.0] * 4 and large[0].tolist() == [3.0] * 5
+    loop_thread = threading.get_ident()
+    assert model.batches == [4, 5]
+    assert model.threads[0] == loop_thread and model.threads[1] != loop_thread
+
+
+async def test_while_the_prediction_thread_works_a_small_batch_waits_its_turn_there() -> None:
+    model = ThreadRecorder()
+    gate = threading.Event()
+    batcher = MicroBatcher(model, max_batch_size=32, max_delay=0.0, inline_rows=4)
+    batcher.start()
+    try:
+        async with asyncio.timeout(5):
+            busy = asyncio.ensure_future(batcher.on_predict_thread(lambda: gate.wait(5)))
+            predicted = asyncio.ensure_future(batcher.submit(rows(1), False))
+            while batcher._on_thread < 2:  # the batch handed to the thread, behind the work
+                await asyncio.sleep(0)
+            gate.set()
+            await asyncio.gather(busy, predicted)
+            await batcher.submit(rows(1), False)  # the thread is idle again: on the loop
+    finally:
+        await batcher.close()
+    loop_thread = threading.get_ident()
+    assert model.threads[0] != loop_thread, "never beside work on the prediction thread"
+    assert model.threads[1] == loop_thread
+
+
+async def test_a_failing_request_in_a_batch_on_the_loop_fails_alone() -> None:
+    model = Recorder(fail_on=9.0)
+    batcher = MicroBatcher(model, max_batch_size=32, max_delay=0.05, inline_rows=32)
+    batcher.start()
+    try:
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(
+                batcher.submit(rows(1, 1.0), False),
+                batcher.submit(rows(1, 9.0), False),
+                batcher.submit(rows(1, 2.0), False),
+                return_exceptions=True,
+            )
+    finally:
+        await batcher.close()
+    assert [r[0].tolist() if isinstance(r, tuple) else str(r) for r in results] == [
+        [1.0],
+        "bad row",
+        [2.0],
+    ]

@@ -385,3 +385,15 @@ def test_without_reference_statistics_nothing_is_proved_and_sklearn_serves() -> 
     model = ServedModel(info, estimator, reference=None)
     assert model.predict_path == fastpath.SKLEARN
     assert "no reference statistics" in model.predict_path_reason
+
+
+def test_only_a_compiled_path_predicts_on_the_event_loop_and_only_within_its_budget() -> None:
+    x, y = classification(0, 2)
+    compiled = serve(LogisticRegression(max_iter=500), x, y)
+    assert compiled.predict_path == "linear"
+    assert compiled.inline_rows(limit=64, budget=10.0) == 64  # any batch fits 10 s
+    assert compiled.inline_rows(limit=64, budget=0.0) == 0  # none fits no time
+    info = ModelInfo(tuple(COLUMNS), "classification", None, "sha256:" + "0" * 64, None)
+    sklearn = ServedModel(info, compiled.estimator, reference=None)
+    assert sklearn.predict_path == fastpath.SKLEARN
+    assert sklearn.inline_rows(limit=64, budget=10.0) == 0
