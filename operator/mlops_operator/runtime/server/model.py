@@ -21,11 +21,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import statistics
-import time
 import math
 import os
+import statistics
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
