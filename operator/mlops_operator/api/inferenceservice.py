@@ -54,7 +54,8 @@ class ServerSpec(ApiModel):
 
     max_batch_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 2.0
     """Longest a request waits for others to join its batch, under concurrent load only: a
-    request that arrives alone after a batch of one is predicted at once."""
+    request that arrives alone after a batch of one is predicted at once, and a batch goes
+    as soon as it holds as many requests as the last one did."""
 
 
 class PrometheusSource(ApiModel):
