@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mlops_operator.runtime.server.batching import MicroBatcher, Pending, take_batch
+from tests.support import eventually
 
 
 def rows(n: int, value: float = 1.0) -> np.ndarray:
@@ -247,8 +248,11 @@ async def test_while_the_prediction_thread_works_a_small_batch_waits_its_turn_th
         async with asyncio.timeout(5):
             busy = asyncio.ensure_future(batcher.on_predict_thread(lambda: gate.wait(5)))
             predicted = asyncio.ensure_future(batcher.submit(rows(1), False))
-            while batcher._on_thread < 2:  # the batch handed to the thread, behind the work
-                await asyncio.sleep(0)
+
+            async def queued_behind_the_work() -> bool:
+                return batcher._on_thread == 2
+
+            await eventually(queued_behind_the_work, timeout=5)
             gate.set()
             await asyncio.gather(busy, predicted)
             await batcher.submit(rows(1), False)  # the thread is idle again: on the loop
